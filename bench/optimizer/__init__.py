@@ -1,0 +1,1 @@
+"""Optimizer benchmark: ours vs VROOM on the literature instances, and a city day."""

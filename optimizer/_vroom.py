@@ -1,0 +1,222 @@
+"""VROOM (pyvroom) as a warm start: a baseline solve, then vehicle elimination. Private.
+
+Elimination: drop the vehicle with the smallest route and ask VROOM to serve everything
+with the rest; VROOM is deterministic, so repeated attempts perturb its cost matrix with
+seeded noise (travel times stay exact, so every answer is still feasible). Whatever comes
+out is only a starting point: OR-Tools re-reads it against the full model.
+
+Notes (see benchmarks/README.md): matrices and windows are unsigned 32-bit, so times are
+relative to the horizon start; the summary cost can wrap, so costs are recomputed here.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from optimizer._instance import Instance
+
+try:  # pyvroom is optional at run time: without it, solve() uses OR-Tools alone.
+    import vroom
+
+    AVAILABLE = True
+except ImportError:  # pragma: no cover - depends on the environment
+    vroom = None
+    AVAILABLE = False
+
+_UINT32 = 2**32 - 1
+
+
+@dataclass(slots=True)
+class Candidate:
+    routes: list[list[int]]
+    served: int
+    objective: int
+
+    def key(self) -> tuple[int, int]:
+        return (self.objective, -self.served)
+
+
+def usable(inst: Instance) -> bool:
+    """VROOM can model the instance exactly (no committed stops, fits in 32 bits)."""
+    if not AVAILABLE or any(t.committed for t in inst.vehicles):
+        return False
+    horizon = max((inst.vehicle_ticks(v)[1] for v in range(len(inst.vehicles))), default=0)
+    return horizon < _UINT32 and int(inst.dur.max(initial=0)) < _UINT32
+
+
+def _solve_once(
+    inst: Instance,
+    vehicles: list[int],
+    *,
+    exploration: int,
+    threads: int,
+    noise: float,
+    rng: np.random.Generator,
+) -> Candidate:
+    problem = vroom.Input()
+    problem.set_durations_matrix("car", inst.dur.astype(np.uint32))
+    costs = inst.dist.astype(np.float64)
+    if noise > 0:
+        costs = costs * (1.0 + noise * rng.random(costs.shape))
+    problem.set_costs_matrix("car", np.minimum(costs, _UINT32).astype(np.uint32))
+    has_range = any(inst.vehicles[v].max_distance is not None for v in vehicles)
+    if has_range:
+        problem.set_distances_matrix("car", inst.dist.astype(np.uint32))
+
+    # Per-request vehicle restrictions as skills: one skill per distinct allowed set.
+    skill_of: dict[tuple[int, ...], int] = {}
+    vehicle_skills: dict[int, set[int]] = {v: set() for v in vehicles}
+    nv = len(inst.vehicles)
+    for r, allowed in enumerate(inst.allowed):
+        if r in inst.excluded or len(allowed) == nv:
+            continue
+        key = tuple(allowed)
+        if key not in skill_of:
+            skill_of[key] = len(skill_of) + 1
+            for v in allowed:
+                if v in vehicle_skills:
+                    vehicle_skills[v].add(skill_of[key])
+
+    for v in vehicles:
+        terms = inst.vehicles[v]
+        ready, due = inst.vehicle_ticks(v)
+        extra: dict[str, Any] = {}
+        if terms.max_distance is not None:
+            extra["max_distance"] = min(_UINT32, int(terms.max_distance * inst.dist_scale))
+        if terms.max_driving is not None:
+            extra["max_travel_time"] = int(terms.max_driving * 1000)
+        problem.add_vehicle(
+            vroom.Vehicle(
+                v + 1,
+                start=terms.start_loc,
+                end=terms.end_loc,
+                capacity=[terms.capacity],
+                skills=vehicle_skills[v] or None,
+                time_window=vroom.TimeWindow(ready, max(ready, due)),
+                costs=vroom.VehicleCosts(fixed=inst.fixed_cost_int(v)),
+                **extra,
+            )
+        )
+    for r, stops in enumerate(inst.request_stops):
+        if r in inst.excluded:
+            continue
+        allowed = inst.allowed[r]
+        skills = {skill_of[tuple(allowed)]} if len(allowed) < nv else None
+        priority = min(100, inst.problem.requests[r].priority)
+        steps = []
+        for s in stops:
+            ready, due, duration = inst.stop_ticks(s)
+            steps.append(
+                dict(
+                    id=s + 1,
+                    location=inst.stops[s].loc,
+                    default_service=duration,
+                    time_windows=[vroom.TimeWindow(ready, max(ready, due))],
+                )
+            )
+        amount = inst.stops[stops[0]].demand
+        if len(stops) == 2:
+            problem.add_shipment(
+                vroom.ShipmentStep(**steps[0]),
+                vroom.ShipmentStep(**steps[1]),
+                amount=vroom.Amount([amount]),
+                skills=skills,
+                priority=priority,
+            )
+        else:
+            problem.add_job(
+                vroom.Job(
+                    **steps[0], delivery=vroom.Amount([amount]), skills=skills, priority=priority
+                )
+            )
+
+    solution = problem.solve(exploration_level=exploration, nb_threads=threads)
+    routes: list[list[int]] = [[] for _ in inst.vehicles]
+    for route in solution.to_dict().get("routes", []):
+        v = int(route["vehicle"]) - 1
+        routes[v] = [
+            int(step["id"]) - 1
+            for step in route["steps"]
+            if step["type"] in ("job", "pickup", "delivery")
+        ]
+    served = len({inst.stops[s].request for route in routes for s in route})
+    return Candidate(routes=routes, served=served, objective=inst.objective(routes))
+
+
+def warm_start(
+    inst: Instance,
+    *,
+    deadline: float,
+    seed: int = 0,
+    threads: int = 2,
+    noise: float = 0.3,
+) -> tuple[Candidate | None, dict[str, str]]:
+    """Baseline VROOM solve, then vehicle elimination with noisy restarts until `deadline`.
+
+    Returns the best candidate (by the instance's integer objective) and a few stats.
+    """
+    stats: dict[str, str] = {}
+    if not usable(inst):
+        stats["vroom"] = "unused"
+        return None, stats
+    rng = np.random.default_rng(seed)
+    everyone = list(range(len(inst.vehicles)))
+    best = _solve_once(inst, everyone, exploration=5, threads=threads, noise=0.0, rng=rng)
+    stats["vroom_baseline_vehicles"] = str(sum(1 for r in best.routes if r))
+    attempts = eliminated = 0
+    while time.monotonic() < deadline:
+        used = [v for v, route in enumerate(best.routes) if route]
+        if len(used) <= 1:
+            break
+        # One of the three smallest routes, so heterogeneous fleets try more than one victim.
+        by_size = sorted(
+            used, key=lambda v: (len(best.routes[v]), inst.route_cost(v, best.routes[v]))
+        )
+        victim = by_size[int(rng.integers(0, min(3, len(by_size))))]
+        fleet = [v for v in used if v != victim]
+        attempts += 1
+        cand = _solve_once(
+            inst,
+            fleet,
+            exploration=int(rng.integers(3, 6)),
+            threads=threads,
+            noise=noise,
+            rng=rng,
+        )
+        if cand.served >= best.served and cand.key() < best.key():
+            best = cand
+            eliminated += 1
+    stats["vroom_elimination"] = f"{eliminated} of {attempts} attempts"
+    return best, stats
+
+
+def polish(
+    inst: Instance,
+    best: Candidate,
+    *,
+    deadline: float,
+    seed: int = 0,
+    threads: int = 2,
+    noise: float = 0.3,
+) -> tuple[Candidate, int]:
+    """Noisy VROOM restarts on the best vehicle set, keeping the cheapest (for distance)."""
+    rng = np.random.default_rng(seed + 1)
+    fleet = [v for v, route in enumerate(best.routes) if route]
+    tries = 0
+    while time.monotonic() < deadline and fleet:
+        tries += 1
+        cand = _solve_once(
+            inst, fleet, exploration=5, threads=threads, noise=noise * rng.random(), rng=rng
+        )
+        if cand.served >= best.served and cand.key() < best.key():
+            best = cand
+    return best, tries
+
+
+def objective_gap(a: int, b: int) -> float:
+    return math.inf if b == 0 else (a - b) / b

@@ -1,0 +1,384 @@
+"""The optimizer's entry points: `solve` (day plan) and `insert_urgent`.
+
+`solve` = compile -> VROOM warm start with vehicle elimination (when pyvroom is installed
+and can model the problem) -> OR-Tools routing with guided local search from that start,
+checked against every hard rule -> Plan with explanations. Pure: no database, no HTTP
+(unless the caller passes an HTTP matrix provider).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from optimizer import _vroom
+from optimizer._instance import (
+    Instance,
+    StopNode,
+    compile_problem,
+    make_node,
+    vehicle_terms,
+)
+from optimizer._ortools import solve_routing
+from optimizer._schedule import Timeline, simulate
+from optimizer.matrix import MatrixProvider, default_provider
+from optimizer.model import (
+    LICENCE_PERMITS,
+    Assignment,
+    Plan,
+    PlannedStop,
+    Problem,
+    Request,
+    Route,
+    StopKind,
+    Unserved,
+    UnservedReason,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SolveOptions:
+    """Knobs of the solve pipeline; the defaults are what the benchmarks measured.
+
+    Fractions are of the time limit: vehicle elimination with VROOM runs until
+    `eliminate_until`, noisy VROOM restarts for distance until `polish_until`, and
+    OR-Tools guided local search gets the rest.
+    """
+
+    use_vroom: bool = True
+    eliminate_until: float = 0.5
+    polish_until: float = 0.6
+    vroom_threads: int = 2
+    vroom_noise: float = 0.3
+
+
+def solve(
+    problem: Problem,
+    *,
+    time_limit: float,
+    seed: int = 0,
+    initial: Plan | None = None,
+    provider: MatrixProvider | None = None,
+    options: SolveOptions | None = None,
+) -> Plan:
+    """Plans the problem within about `time_limit` seconds of wall time.
+
+    Never returns an infeasible plan: what cannot be served is listed in `Plan.unserved`
+    with a reason. `seed` drives the randomised warm-start restarts; `initial` (e.g. the
+    current plan) is used as a starting point when it is still feasible and better.
+    """
+    if time_limit <= 0:
+        raise ValueError("time_limit must be > 0")
+    options = options or SolveOptions()
+    started = time.monotonic()
+    inst = compile_problem(problem, provider)
+    stats: dict[str, str] = {"compile_s": f"{time.monotonic() - started:.3f}"}
+
+    candidates: list[_vroom.Candidate] = []
+    if options.use_vroom and _vroom.usable(inst) and len(inst.excluded) < len(inst.request_stops):
+        best, vroom_stats = _vroom.warm_start(
+            inst,
+            deadline=started + options.eliminate_until * time_limit,
+            seed=seed,
+            threads=options.vroom_threads,
+            noise=options.vroom_noise,
+        )
+        stats.update(vroom_stats)
+        if best is not None:
+            best, tries = _vroom.polish(
+                inst,
+                best,
+                deadline=started + options.polish_until * time_limit,
+                seed=seed,
+                threads=options.vroom_threads,
+                noise=options.vroom_noise,
+            )
+            stats["vroom_polish_runs"] = str(tries)
+            candidates.append(best)
+    if initial is not None:
+        routes = routes_of_plan(inst, initial)
+        if routes is not None:
+            served = len({inst.stops[s].request for route in routes for s in route})
+            candidates.append(_vroom.Candidate(routes, served, inst.objective(routes)))
+    start_routes = min(candidates, key=lambda c: c.key()).routes if candidates else None
+
+    remaining = time_limit - (time.monotonic() - started)
+    result = solve_routing(inst, time_limit=max(0.1, remaining), initial=start_routes)
+    routes: list[list[int]] = [[] for _ in inst.vehicles]
+    if result is not None:
+        routes = result.routes
+        stats["warm_start_accepted"] = str(result.from_initial)
+    stats["solve_s"] = f"{time.monotonic() - started:.3f}"
+    return build_plan(inst, routes, stats)
+
+
+def routes_of_plan(inst: Instance, plan: Plan) -> list[list[int]] | None:
+    """A plan's routes as stop indices of `inst`, or None if it names unknown things."""
+    vehicle_index = {v.id: i for i, v in enumerate(inst.problem.vehicles)}
+    stop_index = {
+        (inst.problem.requests[node.request].id, node.kind): s for s, node in enumerate(inst.stops)
+    }
+    routes: list[list[int]] = [[] for _ in inst.vehicles]
+    for route in plan.routes:
+        v = vehicle_index.get(route.vehicle_id)
+        if v is None:
+            return None
+        for stop in route.stops:
+            s = stop_index.get((stop.request_id, stop.kind))
+            if s is None:
+                return None
+            routes[v].append(s)
+    return routes
+
+
+# ------------------------------------------------------------------------- plan building
+
+
+def build_plan(inst: Instance, routes: Sequence[Sequence[int]], stats: dict[str, str]) -> Plan:
+    """Schedules each route in floats; a route that fails (never expected: the model
+    rounds travel times up) is dropped and its requests reported unserved."""
+    problem = inst.problem
+    out_routes: list[Route] = []
+    assignments: list[Assignment] = []
+    served: set[int] = set()
+    broken: set[int] = set()
+    for v, route in enumerate(routes):
+        if not route:
+            continue
+        nodes = [inst.stops[s] for s in route]
+        timeline = simulate(nodes, inst.vehicles[v], inst.matrix.durations, inst.matrix.distances)
+        if isinstance(timeline, str):
+            log.error("optimizer.route_infeasible vehicle=%s reason=%s", v, timeline)
+            broken.update(n.request for n in nodes)
+            continue
+        out_routes.append(route_from_timeline(problem, v, nodes, timeline))
+        requests = list(dict.fromkeys(n.request for n in nodes))
+        for r in requests:
+            served.add(r)
+            assignments.append(
+                Assignment(
+                    request_id=problem.requests[r].id,
+                    vehicle_id=problem.vehicles[v].id,
+                    why=explain(inst, r, v, len(requests) - 1, timeline),
+                    eligible_vehicles=len(inst.allowed[r]),
+                )
+            )
+    unserved: list[Unserved] = []
+    for r, request in enumerate(problem.requests):
+        if r in served:
+            continue
+        if r in inst.excluded:
+            reason, detail = inst.excluded[r]
+        elif r in broken:
+            reason, detail = UnservedReason.TIME_WINDOW, "its route failed the final schedule check"
+        else:
+            reason = UnservedReason.NO_CAPACITY_LEFT
+            detail = (
+                f"all {len(inst.allowed[r])} eligible vehicles were busy or full at that time; "
+                "serving it would have broken a time window, seat or range limit"
+            )
+        unserved.append(Unserved(request.id, reason, detail))
+    stats["vehicles"] = str(len(out_routes))
+    stats["unserved"] = str(len(unserved))
+    return Plan(
+        routes=tuple(out_routes),
+        assignments=tuple(assignments),
+        unserved=tuple(unserved),
+        stats=tuple(sorted(stats.items())),
+    )
+
+
+def route_from_timeline(
+    problem: Problem, v: int, nodes: Sequence[StopNode], timeline: Timeline
+) -> Route:
+    origin = problem.horizon.start
+    stops = tuple(
+        PlannedStop(
+            request_id=problem.requests[node.request].id,
+            kind=node.kind,
+            arrival=origin + timeline.arrivals[i],
+            start=origin + timeline.starts[i],
+            departure=origin + timeline.starts[i] + node.duration,
+            load=timeline.loads[i],
+        )
+        for i, node in enumerate(nodes)
+    )
+    return Route(
+        vehicle_id=problem.vehicles[v].id,
+        stops=stops,
+        start=origin + timeline.depart,
+        end=origin + timeline.end,
+        distance=timeline.distance,
+        driving=timeline.driving,
+    )
+
+
+def explain(inst: Instance, r: int, v: int, others: int, timeline: Timeline) -> str:
+    """Why request r rides vehicle v, in one sentence of facts."""
+    problem = inst.problem
+    request, vehicle = problem.requests[r], problem.vehicles[v]
+    facts = [f"{vehicle.body_type} with {vehicle.seats} seats for {request.passengers}"]
+    if request.allowed_body_types is not None:
+        facts.append(f"body type allowed ({', '.join(sorted(request.allowed_body_types))})")
+    if vehicle.range_km is not None:
+        facts.append(
+            f"{vehicle.energy} range {vehicle.range_km:g} km covers the "
+            f"{timeline.distance / (1 if problem.is_planar else 1000):.1f}"
+            f"{'' if problem.is_planar else ' km'} route"
+        )
+    driver = problem.driver_of(vehicle)
+    if driver is not None:
+        facts.append(f"driver {driver.id} ({driver.licence}) within shift")
+    if r in inst.committed_owner:
+        facts.append("committed to this vehicle earlier")
+    share = f"shares the route with {others} other request(s)" if others else "a route of its own"
+    return (
+        f"{vehicle.id}: {'; '.join(facts)}; one of {len(inst.allowed[r])} eligible vehicles; "
+        f"{share}, the cheapest arrangement found for the whole plan"
+    )
+
+
+# --------------------------------------------------------------------------- urgent insertion
+
+
+def insert_urgent(
+    plan: Plan,
+    problem: Problem,
+    request: Request,
+    *,
+    time_limit: float = 0.9,
+    provider: MatrixProvider | None = None,
+) -> Plan:
+    """Inserts one urgent request into `plan` (made for `problem`) at its cheapest place.
+
+    Every committed stop keeps its vehicle and its order; only times may move later within
+    their windows. Exact best insertion over every vehicle and position pair, so it
+    typically takes milliseconds; `time_limit` bounds it for very large plans (the best
+    position found so far is kept). The returned plan is for `problem` plus `request`.
+    """
+    started = time.monotonic()
+    extended = Problem(
+        requests=(*problem.requests, request),
+        vehicles=problem.vehicles,
+        drivers=problem.drivers,
+        horizon=problem.horizon,
+        vehicle_cost=problem.vehicle_cost,
+        name=problem.name,
+    )
+    provider = provider or default_provider(extended.is_planar)
+    ri = len(extended.requests) - 1
+    index_of = {r.id: i for i, r in enumerate(extended.requests)}
+    routes = {route.vehicle_id: route for route in plan.routes}
+    best: tuple[float, int, list[StopNode], Timeline] | None = None
+    stage = 0  # 0 no body type, 1 no seats, 2 no feasible position
+    auto_cost = _fixed_cost_hint(plan)
+    for vi, vehicle in enumerate(extended.vehicles):
+        if time.monotonic() - started > time_limit and best is not None:
+            break
+        if request.allowed_body_types is not None and (
+            vehicle.body_type not in request.allowed_body_types
+        ):
+            continue
+        stage = max(stage, 1)
+        if vehicle.seats < request.passengers:
+            continue
+        driver = extended.driver_of(vehicle)
+        if driver is not None and vehicle.body_type not in LICENCE_PERMITS[driver.licence]:
+            continue
+        stage = max(stage, 2)
+        route = routes.get(vehicle.id)
+        existing = [(index_of[s.request_id], s.kind) for s in (route.stops if route else ())]
+        points = [vehicle.depot, vehicle.end]
+        points += [_visit_point(extended, r, k) for r, k in existing]
+        new_kinds = [k for k, _ in request.visits()]
+        points += [_visit_point(extended, ri, k) for k in new_kinds]
+        matrix = provider.matrix(points)
+        terms = vehicle_terms(extended, vi, 0, 1)
+        if terms is None:
+            continue
+        base = [make_node(extended, r, k, 2 + i) for i, (r, k) in enumerate(existing)]
+        new = [make_node(extended, ri, k, 2 + len(existing) + i) for i, k in enumerate(new_kinds)]
+        base_distance = route.distance if route else 0.0
+        extra_cost = 0.0 if route else (vehicle.fixed_cost or problem.vehicle_cost or auto_cost)
+        for nodes in _insertions(base, new):
+            timeline = simulate(nodes, terms, matrix.durations, matrix.distances)
+            if isinstance(timeline, str):
+                continue
+            cost = timeline.distance - base_distance + extra_cost
+            if best is None or cost < best[0]:
+                best = (cost, vi, nodes, timeline)
+
+    new_routes = list(plan.routes)
+    assignments = list(plan.assignments)
+    unserved = list(plan.unserved)
+    if best is None:
+        reason = [
+            (UnservedReason.NO_ALLOWED_BODY_TYPE, "no vehicle has an allowed body type"),
+            (UnservedReason.NOT_ENOUGH_SEATS, f"no allowed vehicle has {request.passengers} seats"),
+            (
+                UnservedReason.NO_CAPACITY_LEFT,
+                "no vehicle can take it without moving a committed trip",
+            ),
+        ][stage]
+        unserved.append(Unserved(request.id, reason[0], reason[1]))
+    else:
+        _, vi, nodes, timeline = best
+        vehicle = extended.vehicles[vi]
+        route = route_from_timeline(extended, vi, nodes, timeline)
+        replaced = False
+        for i, old in enumerate(new_routes):
+            if old.vehicle_id == vehicle.id:
+                new_routes[i] = route
+                replaced = True
+        if not replaced:
+            new_routes.append(route)
+        others = len(route.request_ids()) - 1
+        assignments.append(
+            Assignment(
+                request_id=request.id,
+                vehicle_id=vehicle.id,
+                why=(
+                    f"{vehicle.id}: cheapest feasible insertion (+{best[0]:.1f} distance) "
+                    f"among all vehicles, committed trips unchanged; "
+                    f"{'shares the route with ' + str(others) + ' request(s)' if others else 'a route of its own'}"
+                ),
+                eligible_vehicles=0,
+            )
+        )
+    stats = dict(plan.stats)
+    stats["urgent_insert_s"] = f"{time.monotonic() - started:.4f}"
+    return Plan(
+        routes=tuple(new_routes),
+        assignments=tuple(assignments),
+        unserved=tuple(unserved),
+        stats=tuple(sorted(stats.items())),
+    )
+
+
+def _fixed_cost_hint(plan: Plan) -> float:
+    """Without a configured vehicle cost, opening a vehicle costs about the longest route."""
+    return max((r.distance for r in plan.routes), default=0.0) + 1.0
+
+
+def _visit_point(problem: Problem, r: int, kind: StopKind) -> object:
+    request = problem.requests[r]
+    visit = request.pickup if kind is StopKind.PICKUP else request.dropoff
+    assert visit is not None
+    return visit.point
+
+
+def _insertions(base: list[StopNode], new: list[StopNode]) -> list[list[StopNode]]:
+    """Every way to insert the new stops (in order) into base without reordering base."""
+    n = len(base)
+    if len(new) == 1:
+        return [[*base[:i], new[0], *base[i:]] for i in range(n + 1)]
+    pickup, dropoff = new
+    out = []
+    for i in range(n + 1):
+        for j in range(i, n + 1):
+            out.append([*base[:i], pickup, *base[i:j], dropoff, *base[j:]])
+    return out
