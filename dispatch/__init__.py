@@ -1,0 +1,1 @@
+"""Dispatch: trip requests, approvals, assignment, vehicles, drivers, costs."""

@@ -1,0 +1,1 @@
+"""Telematics: MQTT ingest, positions, trips, supervision rules, live fan-out."""

@@ -1,0 +1,1 @@
+"""Vehicles and drivers: the registry the dispatch business works on."""

@@ -1,0 +1,107 @@
+"""Vehicle and driver edge schemas."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import Field
+
+from fleet.schemas import Out, Point, Strict
+
+Category = Literal["courier", "emergency", "law_enforcement", "special", "pool"]
+BodyType = Literal["sedan", "suv", "mpv", "minibus", "bus"]
+Energy = Literal["ice", "bev", "phev"]
+VehicleStatus = Literal["in_service", "under_repair", "sealed", "awaiting_disposal", "scrapped"]
+Pool = Literal["none", "county", "city"]
+LicenceClass = Literal["A1", "A2", "A3", "B1", "B2", "C1", "C2"]
+
+PLATE = r"^[\u4e00-\u9fa5][A-HJ-NP-Z][A-HJ-NP-Z0-9]{5,6}$"
+VIN = r"^[A-HJ-NPR-Z0-9]{17}$"
+
+
+class VehicleIn(Strict):
+    plate: str = Field(pattern=PLATE, description="e.g. 桂A12345, NEV 桂AD12345")
+    vin: str = Field(pattern=VIN, description="17 characters, no I/O/Q")
+    category: Category
+    body_type: BodyType
+    seats: int = Field(ge=2, le=60)
+    energy: Energy
+    nev_range_km: int | None = Field(default=None, ge=1, le=2000)
+    engine_l: Decimal | None = Field(default=None, gt=0, lt=20, decimal_places=1)
+    price_cny: Decimal = Field(gt=0, le=10_000_000, decimal_places=2)
+    purchase_date: date
+    unit_id: int
+    depot: Point
+    status: VehicleStatus = "in_service"
+    shared_pool: Pool = "none"
+
+
+class VehiclePatch(Strict):
+    """Editable attributes; lifecycle status changes go through POST /vehicles/{id}/status."""
+
+    plate: str | None = Field(default=None, pattern=PLATE)
+    category: Category | None = None
+    seats: int | None = Field(default=None, ge=2, le=60)
+    nev_range_km: int | None = Field(default=None, ge=1, le=2000)
+    unit_id: int | None = None
+    depot: Point | None = None
+    shared_pool: Pool | None = None
+
+
+class StatusChange(Strict):
+    status: VehicleStatus
+    reason: str = Field(min_length=2, max_length=500)
+
+
+class VehicleOut(Out):
+    id: int
+    plate: str
+    vin: str
+    category: Category
+    body_type: BodyType
+    seats: int
+    energy: Energy
+    nev_range_km: int | None
+    engine_l: Decimal | None
+    price_cny: Decimal
+    purchase_date: date
+    unit_id: int
+    depot: dict[str, float]
+    status: VehicleStatus
+    shared_pool: Pool
+    created_at: datetime
+    updated_at: datetime
+
+
+class DriverIn(Strict):
+    name: str = Field(min_length=1, max_length=100)
+    licence_class: LicenceClass
+    licence_no: str = Field(min_length=6, max_length=32, pattern=r"^[0-9A-Za-z]+$")
+    licence_expires: date | None = None
+    phone: str | None = Field(default=None, pattern=r"^\+?[0-9-]{5,20}$")
+    unit_id: int
+    user_id: int | None = None
+
+
+class DriverPatch(Strict):
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    licence_class: LicenceClass | None = None
+    licence_expires: date | None = None
+    phone: str | None = Field(default=None, pattern=r"^\+?[0-9-]{5,20}$")
+    unit_id: int | None = None
+    status: Literal["active", "on_leave", "inactive"] | None = None
+    user_id: int | None = None
+
+
+class DriverOut(Out):
+    id: int
+    user_id: int | None
+    name: str
+    licence_class: LicenceClass
+    licence_no: str
+    licence_expires: date | None
+    phone: str | None
+    unit_id: int
+    status: str

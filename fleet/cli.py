@@ -1,0 +1,306 @@
+"""The `fleet` command: database, seed, API, demo and the packages' own subcommands.
+
+The CLI is a composition root like the web app: subcommands import their package lazily,
+so `fleet --help` stays fast and packages never import the CLI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import asyncpg
+import typer
+
+from fleet.config import ROOT, get_settings
+
+app = typer.Typer(help="Fleet 公务用车管理平台: dispatch and telematics.", no_args_is_help=True)
+db_app = typer.Typer(help="Databases, migrations and partitions.", no_args_is_help=True)
+audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(audit_app, name="audit")
+
+
+def _echo(msg: str) -> None:
+    typer.echo(msg, err=True)
+
+
+# ---- database ---------------------------------------------------------------------------
+
+
+async def _create_database(name: str) -> bool:
+    db = get_settings().db
+    conn = await asyncpg.connect(db.dsn(name="postgres"))
+    try:
+        if await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            return False
+        await conn.execute(f'CREATE DATABASE "{name}"')
+        return True
+    finally:
+        await conn.close()
+
+
+async def _drop_database(name: str) -> None:
+    db = get_settings().db
+    conn = await asyncpg.connect(db.dsn(name="postgres"))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def migrate(url: str, target: str = "heads") -> None:
+    """Run Alembic to `target` against `url` (an asyncpg SQLAlchemy URL)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config(str(ROOT / "alembic.ini"))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    if target == "base":
+        command.downgrade(cfg, "base")
+    else:
+        command.upgrade(cfg, target)
+
+
+async def ensure_partitions(dsn: str, days_back: int = 7, days_ahead: int = 14) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(
+            await conn.fetchval(
+                "SELECT fleet_ensure_position_partitions("
+                "(now() AT TIME ZONE 'UTC')::date - $1::int, $1::int + $2::int + 1)",
+                days_back,
+                days_ahead,
+            )
+        )
+    finally:
+        await conn.close()
+
+
+@db_app.command("init")
+def db_init(
+    name: Annotated[str | None, typer.Option(help="database name (default: settings)")] = None,
+) -> None:
+    """Create the database if missing, run all migrations, create position partitions."""
+    settings = get_settings()
+    name = name or settings.db.name
+    if asyncio.run(_create_database(name)):
+        _echo(f"created database {name}")
+    migrate(settings.db.url(name=name))
+    made = asyncio.run(ensure_partitions(settings.db.dsn(name=name)))
+    _echo(f"database {name}: migrations at head, {made} new position partitions")
+
+
+@db_app.command("partitions")
+def db_partitions(
+    days_back: Annotated[int, typer.Option(min=0, max=3650)] = 7,
+    days_ahead: Annotated[int, typer.Option(min=0, max=365)] = 14,
+) -> None:
+    """Create daily position partitions around today (run daily; idempotent)."""
+    made = asyncio.run(ensure_partitions(get_settings().db.dsn(), days_back, days_ahead))
+    _echo(f"{made} new position partitions")
+
+
+@db_app.command("reset")
+def db_reset(
+    yes: Annotated[bool, typer.Option("--yes", help="really drop everything")] = False,
+) -> None:
+    """Drop and recreate the database (all data, including the audit log, is lost)."""
+    if not yes:
+        _echo("refusing without --yes: this drops the whole database")
+        raise typer.Exit(2)
+    name = get_settings().db.name
+    asyncio.run(_drop_database(name))
+    db_init(name)
+
+
+# ---- seed ---------------------------------------------------------------------------------
+
+
+@app.command()
+def seed(
+    vehicles: Annotated[int, typer.Option(min=0, max=200_000, help="fleet size")] = 26_638,
+    rng_seed: Annotated[
+        int, typer.Option("--seed", help="random seed (same seed, same region)")
+    ] = 42,
+    if_empty: Annotated[bool, typer.Option(help="do nothing if already seeded")] = False,
+) -> None:
+    """Seed the region: Guangxi's real divisions, units, vehicles, drivers, terminals, demo users."""
+    from dispatch.seed import SeedConfig, is_seeded
+    from dispatch.seed import seed as run_seed
+
+    settings = get_settings()
+    cfg = SeedConfig(
+        vehicles=vehicles,
+        seed=rng_seed,
+        demo_password=settings.seed.demo_password.get_secret_value() or None,
+        terminal_key=settings.seed.terminal_key.get_secret_value(),
+    )
+
+    async def go() -> None:
+        conn = await asyncpg.connect(settings.db.dsn(), server_settings={"application_name": "cli"})
+        try:
+            existing = await is_seeded(conn)
+            if existing:
+                if if_empty:
+                    _echo(f"already seeded ({existing} vehicles); nothing to do")
+                    return
+                _echo(f"already seeded ({existing} vehicles); use `fleet db reset --yes` first")
+                raise typer.Exit(1)
+            async with conn.transaction():
+                report = await run_seed(conn, cfg, progress=lambda m: _echo(f"seed: {m}"))
+            _echo(
+                f"seeded in {report.seconds:.1f}s: {report.cities} cities, {report.counties} "
+                f"counties, {report.units} units, {report.vehicles} vehicles, {report.drivers} "
+                f"drivers, {report.terminals} terminals, {report.users} demo users"
+            )
+        finally:
+            await conn.close()
+
+    asyncio.run(go())
+
+
+# ---- audit -------------------------------------------------------------------------------
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Recompute the audit log's hash chain; exit 1 if any entry was edited or removed."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from fleet.audit import verify
+
+    async def go() -> int:
+        engine = create_async_engine(get_settings().db.url())
+        try:
+            async with engine.connect() as conn:
+                total = (await conn.exec_driver_sql("SELECT count(*) FROM audit_log")).scalar_one()
+                breaks = await verify(conn)
+        finally:
+            await engine.dispose()
+        for b in breaks:
+            _echo(f"entry {b.id}: {b.problem}")
+        _echo(f"audit log: {total} entries, {len(breaks)} problems")
+        return 1 if breaks else 0
+
+    raise typer.Exit(asyncio.run(go()))
+
+
+# ---- API and demo ----------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535)] = None,
+    workers: Annotated[int, typer.Option(min=1, max=16)] = 1,
+) -> None:
+    """Run the HTTP API (and the consoles it serves)."""
+    import uvicorn
+
+    api = get_settings().api
+    uvicorn.run(
+        "web.main:app",
+        host=host or api.host,
+        port=port or api.port,
+        workers=workers,
+        log_level="info",
+        proxy_headers=True,
+    )
+
+
+# Processes `fleet demo` runs next to the API: (name, argv). Packages append theirs.
+DEMO_PROCESSES: list[tuple[str, list[str]]] = []
+
+
+@app.command()
+def demo(
+    vehicles: Annotated[int, typer.Option(min=1, max=200_000)] = 26_638,
+    simulated: Annotated[
+        int, typer.Option(min=0, max=200_000, help="terminals to simulate")
+    ] = 2_000,
+) -> None:
+    """Seed if needed, start the API and the live pipeline, print the console URL and logins."""
+    settings = get_settings()
+    seed(vehicles=vehicles, rng_seed=42, if_empty=True)
+    fleet_bin = str(Path(sys.executable).with_name("fleet"))
+    procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+    env = {**os.environ, "FLEET_DEMO_SIMULATED": str(simulated)}
+    for name, argv in [("api", ["serve"]), *DEMO_PROCESSES]:
+        procs.append((name, subprocess.Popen([fleet_bin, *argv], env=env)))
+    url = f"http://{settings.api.host}:{settings.api.port}"
+    pw = settings.seed.demo_password.get_secret_value()
+    from dispatch.seed import DEMO_USERS
+
+    lines = [
+        "",
+        "Fleet 公务用车管理平台 is running",
+        f"  console:   {url}/",
+        f"  API docs:  {url}/api/docs",
+        f"  password for every demo login: {pw}   (from .env, FLEET_SEED__DEMO_PASSWORD)",
+        "  demo logins:",
+        *[f"    {u:<22} {role:<10} {display}" for u, display, role, _ in DEMO_USERS],
+        "  Ctrl-C stops everything.",
+        "",
+    ]
+    time.sleep(2)
+    typer.echo("\n".join(lines))
+    stop = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        while not stop:
+            for name, p in procs:
+                if p.poll() is not None:
+                    _echo(f"{name} exited with {p.returncode}; stopping the demo")
+                    stop = True
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for _, p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for _, p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+# ---- optimizer --------------------------------------------------------------------------
+
+
+@app.command()
+def solve(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="instance file")],
+    fmt: Annotated[str, typer.Option("--format", help="lilim or solomon")] = "lilim",
+    time_limit: Annotated[float, typer.Option(min=0.1, max=3600)] = 10.0,
+    as_json: Annotated[bool, typer.Option("--json", help="print the JSON result")] = False,
+    seed_: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Solve a Li & Lim PDPTW or Solomon VRPTW instance with the optimizer."""
+    if fmt not in ("lilim", "solomon"):
+        raise typer.BadParameter("must be lilim or solomon", param_hint="--format")
+    from optimizer.cli import solve_file
+
+    raise typer.Exit(solve_file(str(file), fmt, time_limit, as_json, seed_))
+
+
+# ---- packages' own subcommands ----------------------------------------------------------
+
+for _module in ("telematics.cli", "dispatch.cli"):
+    if importlib.util.find_spec(_module) is not None:
+        importlib.import_module(_module).register(app)

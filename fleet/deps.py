@@ -1,0 +1,67 @@
+"""FastAPI dependencies every router uses: the request's session and the caller's identity."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fleet.config import Settings, get_settings
+from fleet.errors import Unauthenticated
+from fleet.identity.models import Org, RoleBinding, User
+from fleet.identity.principal import Principal
+from fleet.identity.security import read_token
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One transaction per HTTP request: committed on success, rolled back on error."""
+    factory = request.app.state.sessionmaker
+    async with factory() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+Session = Annotated[AsyncSession, Depends(get_session)]
+_bearer = HTTPBearer(auto_error=False, description="Token from POST /api/v1/auth/login")
+
+
+async def load_principal(session: AsyncSession, user_id: int) -> Principal:
+    user = await session.get(User, user_id)
+    if user is None or not user.active:
+        raise Unauthenticated("user unknown or disabled", code="token_invalid")
+    rows = await session.execute(
+        select(RoleBinding.role, Org.path)
+        .join(Org, Org.id == RoleBinding.org_id)
+        .where(RoleBinding.user_id == user_id)
+    )
+    bindings: dict[str, list[str]] = {}
+    for role, path in rows.all():
+        bindings.setdefault(role, []).append(path)
+    return Principal(
+        user_id=user.id,
+        username=user.username,
+        org_id=user.org_id,
+        bindings={r: tuple(p) for r, p in bindings.items()},
+    )
+
+
+async def current_principal(
+    session: Session,
+    settings: Annotated[Settings, Depends(get_settings)],
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if creds is None or creds.scheme.lower() != "bearer":
+        raise Unauthenticated("missing bearer token", code="token_missing")
+    user_id = read_token(settings.auth, creds.credentials)
+    return await load_principal(session, user_id)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

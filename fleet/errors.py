@@ -1,0 +1,52 @@
+"""Domain errors: each carries an HTTP status, a machine-readable code and the offending field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class FleetError(Exception):
+    status: int = 400
+    code: str = "bad_request"
+
+    def __init__(
+        self, message: str, *, field: str | None = None, code: str | None = None, **extra: Any
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if code is not None:
+            self.code = code
+        self.extra = extra
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.field is not None:
+            body["field"] = self.field
+        body.update(self.extra)
+        return body
+
+
+class NotFound(FleetError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(FleetError):
+    status = 409
+    code = "conflict"
+
+
+class Invalid(FleetError):
+    status = 422
+    code = "invalid"
+
+
+class Unauthenticated(FleetError):
+    status = 401
+    code = "unauthenticated"
+
+
+class Forbidden(FleetError):
+    status = 403
+    code = "forbidden"

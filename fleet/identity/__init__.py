@@ -1,0 +1,1 @@
+"""Identity: organisations, users, roles bound to org subtrees, tokens."""

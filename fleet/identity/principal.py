@@ -1,0 +1,94 @@
+"""Who is asking, and which org subtrees each of their roles covers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import ColumnElement, SQLColumnExpression, and_, false, func, literal, or_
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from fleet.audit import Actor
+from fleet.errors import Forbidden
+from fleet.types import Ltree
+
+READ_ROLES = ("admin", "dispatcher", "auditor", "approver")
+WRITE_ROLES = ("admin",)
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: int
+    username: str
+    org_id: int
+    # role -> org paths (ltree text) the role is bound to
+    bindings: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(name=self.username, user_id=self.user_id)
+
+    @property
+    def roles(self) -> frozenset[str]:
+        return frozenset(self.bindings)
+
+    def has_any(self, roles: Iterable[str]) -> bool:
+        return any(r in self.bindings for r in roles)
+
+    def paths(self, roles: Iterable[str]) -> tuple[str, ...]:
+        out: list[str] = []
+        for r in roles:
+            out.extend(self.bindings.get(r, ()))
+        return tuple(sorted(set(out)))
+
+    def require(self, roles: Iterable[str]) -> tuple[str, ...]:
+        """The paths of the given roles, or 403 when the user holds none of them."""
+        roles = tuple(roles)
+        paths = self.paths(roles)
+        if not paths:
+            raise Forbidden(f"requires one of the roles: {', '.join(roles)}", code="role_required")
+        return paths
+
+    def covers(self, roles: Iterable[str], path: str, system_path: str | None = None) -> bool:
+        """True if an org at `path` (in vertical system `system_path`) is in the roles' scope."""
+        for p in self.paths(roles):
+            if _under(path, p) or (system_path is not None and _under(system_path, p)):
+                return True
+        return False
+
+    def check(
+        self, roles: Iterable[str], path: str, system_path: str | None = None, *, what: str
+    ) -> None:
+        roles = tuple(roles)
+        self.require(roles)
+        if not self.covers(roles, path, system_path):
+            raise Forbidden(f"{what} is outside your scope", code="out_of_scope")
+
+
+def _under(path: str, ancestor: str) -> bool:
+    return path == ancestor or path.startswith(ancestor + ".")
+
+
+def ltree_array(paths: tuple[str, ...]) -> ColumnElement[list[str]]:
+    return literal(list(paths), ARRAY(Ltree()))
+
+
+def scope_clause(
+    paths: tuple[str, ...],
+    org_path: SQLColumnExpression[Any],
+    system_path: SQLColumnExpression[Any] | None,
+) -> ColumnElement[bool]:
+    """SQL: the org at org_path (or its vertical system) lies under one of paths."""
+    if not paths:
+        return false()
+    arr = ltree_array(paths)
+    clause: ColumnElement[bool] = org_path.op("<@")(arr)
+    if system_path is not None:
+        clause = or_(clause, and_(system_path.is_not(None), system_path.op("<@")(arr)))
+    return clause
+
+
+def ancestor_at(org_path: SQLColumnExpression[Any], depth: int) -> ColumnElement[str]:
+    """SQL subpath of an org path to the given depth (1 region, 2 city, 3 county)."""
+    return func.subpath(org_path, 0, depth, type_=Ltree())

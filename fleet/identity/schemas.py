@@ -1,0 +1,103 @@
+"""Identity edge schemas."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from fleet.schemas import Out, Point, Strict
+
+Role = Literal["requester", "approver", "dispatcher", "driver", "auditor", "admin"]
+OrgKind = Literal["region", "city", "county", "unit", "system"]
+
+
+class LoginIn(Strict):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class BindingOut(Out):
+    role: Role
+    org_id: int
+    org_name: str
+
+
+class MeOut(Out):
+    id: int
+    username: str
+    display_name: str
+    org_id: int
+    locale: str
+    roles: list[BindingOut]
+
+
+class TokenOut(Out):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_at: datetime
+    user: MeOut
+
+
+class OrgIn(Strict):
+    kind: OrgKind
+    code: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(min_length=1, max_length=200)
+    name_en: str | None = Field(default=None, max_length=200)
+    parent_id: int | None = None
+    system_id: int | None = Field(default=None, description="vertical system the unit belongs to")
+    location: Point | None = None
+
+
+class OrgPatch(Strict):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name_en: str | None = Field(default=None, max_length=200)
+    location: Point | None = None
+
+
+class OrgOut(Out):
+    id: int
+    parent_id: int | None
+    kind: OrgKind
+    code: str
+    name: str
+    name_en: str | None
+    path: str
+    system_id: int | None
+    location: dict[str, float] | None
+
+
+class BindingIn(Strict):
+    role: Role
+    org_id: int
+
+
+class UserIn(Strict):
+    username: str = Field(pattern=r"^[A-Za-z0-9_.-]{3,64}$")
+    password: str = Field(min_length=8, max_length=256)
+    display_name: str = Field(min_length=1, max_length=100)
+    phone: str | None = Field(default=None, max_length=32)
+    org_id: int
+    locale: Literal["zh-CN", "en"] = "zh-CN"
+    roles: list[BindingIn] = Field(default_factory=list)
+
+
+class UserPatch(Strict):
+    display_name: str | None = Field(default=None, min_length=1, max_length=100)
+    phone: str | None = Field(default=None, max_length=32)
+    locale: Literal["zh-CN", "en"] | None = None
+    active: bool | None = None
+    password: str | None = Field(default=None, min_length=8, max_length=256)
+    roles: list[BindingIn] | None = None
+
+
+class UserOut(Out):
+    id: int
+    username: str
+    display_name: str
+    phone: str | None
+    org_id: int
+    locale: str
+    active: bool
+    roles: list[BindingOut]

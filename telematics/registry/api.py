@@ -1,0 +1,112 @@
+"""HTTP routes for terminals and geofences."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from fleet.deps import CurrentPrincipal, Session
+from fleet.schemas import ERROR_RESPONSES, Page, PageParams, page_params
+from telematics.registry import schemas, service
+
+router = APIRouter(responses=ERROR_RESPONSES)
+Paging = Annotated[PageParams, Depends(page_params)]
+
+
+@router.get("/terminals", response_model=Page[schemas.TerminalOut], tags=["terminals"])
+async def list_terminals(
+    session: Session,
+    principal: CurrentPrincipal,
+    paging: Paging,
+    q: Annotated[str | None, Query(max_length=32)] = None,
+    vehicle_id: int | None = None,
+    active: bool | None = None,
+) -> Page[schemas.TerminalOut]:
+    rows, total = await service.list_terminals(
+        session,
+        principal,
+        q=q,
+        vehicle_id=vehicle_id,
+        active=active,
+        limit=paging.limit,
+        offset=paging.offset,
+    )
+    items = [schemas.TerminalOut.model_validate(t) for t in rows]
+    return Page(items=items, total=total, **paging.model_dump())
+
+
+@router.get("/terminals/{terminal_id}", response_model=schemas.TerminalOut, tags=["terminals"])
+async def get_terminal(
+    terminal_id: str, session: Session, principal: CurrentPrincipal
+) -> schemas.TerminalOut:
+    return schemas.TerminalOut.model_validate(
+        await service.read_terminal(session, principal, terminal_id)
+    )
+
+
+@router.post(
+    "/terminals", response_model=schemas.TerminalWithSecret, status_code=201, tags=["terminals"]
+)
+async def create_terminal(
+    body: schemas.TerminalIn, session: Session, principal: CurrentPrincipal
+) -> schemas.TerminalWithSecret:
+    """Register a terminal. A generated secret is returned once; only its hash is stored."""
+    return await service.create_terminal(session, principal, body)
+
+
+@router.patch(
+    "/terminals/{terminal_id}", response_model=schemas.TerminalWithSecret, tags=["terminals"]
+)
+async def update_terminal(
+    terminal_id: str, body: schemas.TerminalPatch, session: Session, principal: CurrentPrincipal
+) -> schemas.TerminalWithSecret:
+    """Rebind, (de)activate or rotate the secret (the new one is returned once)."""
+    return await service.update_terminal(session, principal, terminal_id, body)
+
+
+@router.get("/geofences", response_model=schemas.GeofenceCollection, tags=["geofences"])
+async def list_geofences(
+    session: Session,
+    principal: CurrentPrincipal,
+    paging: Paging,
+    purpose: schemas.Purpose | None = None,
+    org_id: int | None = None,
+    active: bool | None = None,
+) -> schemas.GeofenceCollection:
+    """A GeoJSON FeatureCollection (with paging members) of geofences in scope."""
+    rows, total = await service.list_geofences(
+        session,
+        principal,
+        purpose=purpose,
+        org_id=org_id,
+        active=active,
+        limit=paging.limit,
+        offset=paging.offset,
+    )
+    return schemas.GeofenceCollection(
+        features=[service.geofence_out(g) for g in rows], total=total, **paging.model_dump()
+    )
+
+
+@router.get("/geofences/{geofence_id}", response_model=schemas.GeofenceOut, tags=["geofences"])
+async def get_geofence(
+    geofence_id: int, session: Session, principal: CurrentPrincipal
+) -> schemas.GeofenceOut:
+    return service.geofence_out(await service.read_geofence(session, principal, geofence_id))
+
+
+@router.post("/geofences", response_model=schemas.GeofenceOut, status_code=201, tags=["geofences"])
+async def create_geofence(
+    body: schemas.GeofenceIn, session: Session, principal: CurrentPrincipal
+) -> schemas.GeofenceOut:
+    return service.geofence_out(await service.create_geofence(session, principal, body))
+
+
+@router.patch("/geofences/{geofence_id}", response_model=schemas.GeofenceOut, tags=["geofences"])
+async def update_geofence(
+    geofence_id: int, body: schemas.GeofencePatch, session: Session, principal: CurrentPrincipal
+) -> schemas.GeofenceOut:
+    return service.geofence_out(
+        await service.update_geofence(session, principal, geofence_id, body)
+    )

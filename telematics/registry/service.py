@@ -1,0 +1,276 @@
+"""Terminal and geofence rules: scope by the owning org, secrets issued once, audit."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, MetaData, Select, Table, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from fleet import audit
+from fleet.errors import Conflict, Forbidden, Invalid, NotFound
+from fleet.geo import geometry_from_db, multipolygon_to_db
+from fleet.identity.models import Org
+from fleet.identity.principal import Principal, scope_clause
+from fleet.identity.service import get_org
+from telematics.credentials import hash_secret, new_secret
+from telematics.registry import schemas
+from telematics.registry.models import Geofence, Terminal
+
+READ = ("admin", "dispatcher", "auditor")
+WRITE = ("admin",)
+
+OwnerOrg = aliased(Org, name="owner_org")
+
+
+def _vehicles() -> Table:
+    """Terminals are owned through their vehicle's unit. The vehicles table belongs to dispatch,
+    which telematics must not import, so it is described here by the columns we read."""
+    return _VEHICLES
+
+
+_VEHICLES = Table("vehicles", MetaData(), Column("id", BigInteger), Column("unit_id", BigInteger))
+
+
+def terminal_out(t: Terminal, secret: str | None = None) -> schemas.TerminalWithSecret:
+    return schemas.TerminalWithSecret(
+        id=t.id,
+        vehicle_id=t.vehicle_id,
+        model=t.model,
+        protocol=t.protocol,
+        active=t.active,
+        created_at=t.created_at,
+        updated_at=t.updated_at,
+        secret=secret,
+    )
+
+
+async def _vehicle_unit(session: AsyncSession, vehicle_id: int) -> Org:
+    vehicles = _vehicles()
+    unit_id = await session.scalar(select(vehicles.c.unit_id).where(vehicles.c.id == vehicle_id))
+    if unit_id is None:
+        raise NotFound(f"vehicle {vehicle_id} not found", field="vehicle_id")
+    return await get_org(session, unit_id)
+
+
+def _terminal_query(principal: Principal, roles: tuple[str, ...]) -> Select[Terminal]:
+    """Terminals bound to vehicles in scope; unbound terminals only for region-wide admins."""
+    paths = principal.require(roles)
+    vehicles = _vehicles()
+    stmt = (
+        select(Terminal)
+        .outerjoin(vehicles, vehicles.c.id == Terminal.vehicle_id)
+        .outerjoin(OwnerOrg, OwnerOrg.id == vehicles.c.unit_id)
+    )
+    in_scope = scope_clause(paths, OwnerOrg.path, OwnerOrg.system_path)
+    if any("." not in p for p in principal.paths(("admin",))):
+        in_scope = or_(in_scope, Terminal.vehicle_id.is_(None))
+    return stmt.where(in_scope)
+
+
+async def list_terminals(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    q: str | None,
+    vehicle_id: int | None,
+    active: bool | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Terminal], int]:
+    stmt = _terminal_query(principal, READ)
+    if q:
+        stmt = stmt.where(Terminal.id.ilike(f"%{q}%"))
+    if vehicle_id is not None:
+        stmt = stmt.where(Terminal.vehicle_id == vehicle_id)
+    if active is not None:
+        stmt = stmt.where(Terminal.active == active)
+    total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
+    rows = await session.execute(stmt.order_by(Terminal.id).limit(limit).offset(offset))
+    return list(rows.scalars()), int(total)
+
+
+async def read_terminal(
+    session: AsyncSession, principal: Principal, terminal_id: str, roles: tuple[str, ...] = READ
+) -> Terminal:
+    stmt = _terminal_query(principal, roles).where(Terminal.id == terminal_id)
+    term = (await session.execute(stmt)).scalar_one_or_none()
+    if term is None:
+        if await session.get(Terminal, terminal_id) is None:
+            raise NotFound(f"terminal {terminal_id} not found", field="id")
+        raise Forbidden("terminal is outside your scope", code="out_of_scope", field="id")
+    return term
+
+
+async def _check_binding(
+    session: AsyncSession, principal: Principal, vehicle_id: int | None, terminal_id: str | None
+) -> None:
+    if vehicle_id is None:
+        return
+    unit = await _vehicle_unit(session, vehicle_id)
+    principal.check(WRITE, unit.path, unit.system_path, what="vehicle")
+    bound = await session.scalar(select(Terminal.id).where(Terminal.vehicle_id == vehicle_id))
+    if bound is not None and bound != terminal_id:
+        raise Conflict(f"vehicle {vehicle_id} already has terminal {bound}", field="vehicle_id")
+
+
+async def create_terminal(
+    session: AsyncSession, principal: Principal, body: schemas.TerminalIn
+) -> schemas.TerminalWithSecret:
+    principal.require(WRITE)
+    if await session.get(Terminal, body.id) is not None:
+        raise Conflict(f"terminal {body.id} already exists", field="id")
+    await _check_binding(session, principal, body.vehicle_id, None)
+    secret = body.secret or new_secret()
+    term = Terminal(
+        id=body.id,
+        vehicle_id=body.vehicle_id,
+        model=body.model,
+        protocol=body.protocol,
+        secret_hash=hash_secret(secret),
+    )
+    session.add(term)
+    await session.flush()
+    await session.refresh(term)
+    await audit.record(
+        session,
+        principal.actor,
+        "terminal.create",
+        "terminal",
+        term.id,
+        data=body.model_dump(mode="json", exclude={"secret"}),
+    )
+    return terminal_out(term, secret if body.secret is None else None)
+
+
+async def update_terminal(
+    session: AsyncSession, principal: Principal, terminal_id: str, body: schemas.TerminalPatch
+) -> schemas.TerminalWithSecret:
+    term = await read_terminal(session, principal, terminal_id, WRITE)
+    changes = body.model_dump(exclude_unset=True, mode="json")
+    if "vehicle_id" in changes:
+        await _check_binding(session, principal, body.vehicle_id, term.id)
+        term.vehicle_id = body.vehicle_id
+    if body.model is not None:
+        term.model = body.model
+    if body.active is not None:
+        term.active = body.active
+    secret = None
+    if body.rotate_secret:
+        secret = new_secret()
+        term.secret_hash = hash_secret(secret)
+    await session.flush()
+    await session.refresh(term)
+    await audit.record(
+        session, principal.actor, "terminal.update", "terminal", term.id, data=changes
+    )
+    return terminal_out(term, secret)
+
+
+# ---- geofences -----------------------------------------------------------------------------
+
+
+def geofence_out(g: Geofence) -> schemas.GeofenceOut:
+    return schemas.GeofenceOut(
+        id=g.id,
+        geometry=geometry_from_db(g.geom),
+        properties={
+            "name": g.name,
+            "purpose": g.purpose,
+            "org_id": g.org_id,
+            "speed_limit_kmh": g.speed_limit_kmh,
+            "active": g.active,
+            "updated_at": g.updated_at.isoformat(),
+        },
+    )
+
+
+def _geofence_query(principal: Principal, roles: tuple[str, ...]) -> Select[Geofence]:
+    paths = principal.require(roles)
+    return (
+        select(Geofence)
+        .join(OwnerOrg, OwnerOrg.id == Geofence.org_id)
+        .where(scope_clause(paths, OwnerOrg.path, OwnerOrg.system_path))
+    )
+
+
+async def list_geofences(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    purpose: str | None,
+    org_id: int | None,
+    active: bool | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Geofence], int]:
+    stmt = _geofence_query(principal, READ)
+    if purpose:
+        stmt = stmt.where(Geofence.purpose == purpose)
+    if org_id is not None:
+        stmt = stmt.where(Geofence.org_id == org_id)
+    if active is not None:
+        stmt = stmt.where(Geofence.active == active)
+    total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
+    rows = await session.execute(stmt.order_by(Geofence.id).limit(limit).offset(offset))
+    return list(rows.scalars()), int(total)
+
+
+async def read_geofence(
+    session: AsyncSession, principal: Principal, geofence_id: int, roles: tuple[str, ...] = READ
+) -> Geofence:
+    g = await session.get(Geofence, geofence_id)
+    if g is None:
+        raise NotFound(f"geofence {geofence_id} not found", field="id")
+    org = await get_org(session, g.org_id)
+    principal.check(roles, org.path, org.system_path, what="geofence")
+    return g
+
+
+async def create_geofence(
+    session: AsyncSession, principal: Principal, body: schemas.GeofenceIn
+) -> Geofence:
+    props = body.properties
+    org = await get_org(session, props.org_id, field="properties.org_id")
+    principal.check(WRITE, org.path, org.system_path, what="organisation")
+    geom = multipolygon_to_db(body.geometry.model_dump(), field="geometry")
+    g = Geofence(
+        name=props.name,
+        purpose=props.purpose,
+        org_id=org.id,
+        geom=geom,
+        speed_limit_kmh=props.speed_limit_kmh,
+        active=props.active,
+    )
+    session.add(g)
+    await session.flush()
+    await session.refresh(g)
+    await audit.record(
+        session,
+        principal.actor,
+        "geofence.create",
+        "geofence",
+        g.id,
+        data=props.model_dump(mode="json"),
+    )
+    return g
+
+
+async def update_geofence(
+    session: AsyncSession, principal: Principal, geofence_id: int, body: schemas.GeofencePatch
+) -> Geofence:
+    g = await read_geofence(session, principal, geofence_id, WRITE)
+    changes = body.properties.model_dump(exclude_unset=True, mode="json")
+    for name, value in changes.items():
+        if value is not None or name == "speed_limit_kmh":
+            setattr(g, name, value)
+    if g.purpose == "speed_limit" and g.speed_limit_kmh is None:
+        raise Invalid(
+            "a speed_limit geofence needs speed_limit_kmh", field="properties.speed_limit_kmh"
+        )
+    if body.geometry is not None:
+        g.geom = multipolygon_to_db(body.geometry.model_dump(), field="geometry")
+        changes["geometry"] = "replaced"
+    await session.flush()
+    await session.refresh(g)
+    await audit.record(session, principal.actor, "geofence.update", "geofence", g.id, data=changes)
+    return g

@@ -1,0 +1,126 @@
+"""The FastAPI application: routers, error handlers, engine lifecycle."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError, IntegrityError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from fleet.config import Settings, get_settings
+from fleet.db import make_engine, make_sessionmaker
+from fleet.errors import FleetError
+from fleet.logging import get_logger
+
+log = get_logger("web")
+
+
+def _routers() -> list[Any]:
+    from dispatch.registry.api import router as dispatch_registry
+    from fleet.identity.api import router as identity
+    from telematics.registry.api import router as telematics_registry
+
+    return [identity, dispatch_registry, telematics_registry]
+
+
+def _error(
+    status: int, code: str, message: str, field: str | None = None, **extra: Any
+) -> JSONResponse:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if field is not None:
+        body["field"] = field
+    body.update(extra)
+    return JSONResponse({"error": body}, status_code=status)
+
+
+def _loc_to_field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or str(loc[0] if loc else "")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(FleetError)
+    async def _fleet(_: Request, exc: FleetError) -> JSONResponse:
+        return JSONResponse({"error": exc.to_dict()}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {
+                "code": str(e.get("type", "invalid")),
+                "field": _loc_to_field(tuple(e.get("loc", ()))),
+                "message": str(e.get("msg", "invalid value")),
+            }
+            for e in exc.errors()
+        ]
+        first = errors[0] if errors else {"code": "invalid", "field": None, "message": "invalid"}
+        body = {"error": {**first, "code": "validation_error"}, "errors": errors}
+        return JSONResponse(body, status_code=422)
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(_: Request, exc: IntegrityError) -> JSONResponse:
+        diag = getattr(getattr(exc.orig, "__cause__", None), "constraint_name", None)
+        log.info("db.integrity", constraint=diag, error=str(exc.orig)[:200])
+        return _error(
+            409,
+            "constraint_violation",
+            "the change conflicts with existing data",
+            field=None,
+            constraint=diag,
+        )
+
+    @app.exception_handler(DataError)
+    async def _data(_: Request, exc: DataError) -> JSONResponse:
+        return _error(422, "invalid_value", str(exc.orig).split("\n")[0][:200])
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.error("api.unhandled", error=repr(exc))
+        return _error(500, "internal_error", "unexpected error; it has been logged")
+
+
+def create_app(settings: Settings | None = None, *, manage_engine: bool = True) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = None
+        if manage_engine:
+            engine = make_engine(settings.db, application_name="api")
+            app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.settings = settings
+        try:
+            yield
+        finally:
+            if engine is not None:
+                await engine.dispose()
+
+    app = FastAPI(
+        title="Fleet 公务用车管理平台 API",
+        version="1.0",
+        description="Dispatch and telematics for government official vehicles. "
+        "All times are UTC (RFC 3339); coordinates are WGS-84 degrees.",
+        lifespan=lifespan,
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+    for router in _routers():
+        app.include_router(router, prefix="/api/v1")
+
+    @app.get("/api/v1/health", tags=["meta"])
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
