@@ -133,7 +133,7 @@ def seed(
     ] = 42,
     if_empty: Annotated[bool, typer.Option(help="do nothing if already seeded")] = False,
 ) -> None:
-    """Seed the region: Guangxi's real divisions, units, vehicles, drivers, terminals, demo users."""
+    """Seed the region: real divisions, units, vehicles, drivers, terminals, demo users."""
     from dispatch.seed import SeedConfig, is_seeded
     from dispatch.seed import seed as run_seed
 

@@ -1,4 +1,4 @@
-"""The one Settings object: env prefix FLEET_, nested sections, defaults that work on a fresh machine."""
+"""The one Settings object: env prefix FLEET_, nested sections, working defaults."""
 
 from __future__ import annotations
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from types import ModuleType
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -20,12 +23,21 @@ from fleet.logging import get_logger
 log = get_logger("web")
 
 
-def _routers() -> list[Any]:
-    from dispatch.registry.api import router as dispatch_registry
-    from fleet.identity.api import router as identity
-    from telematics.registry.api import router as telematics_registry
+# Each package's HTTP module: a `router`, and optionally `lifespan(app)`, an async context
+# manager for the API process (e.g. the live fan-out subscriber). Listed once, here; modules
+# not yet written are skipped.
+API_MODULES = (
+    "fleet.identity.api",
+    "dispatch.registry.api",
+    "telematics.registry.api",
+    "telematics.api",
+    "dispatch.api",
+    "web.live",
+)
 
-    return [identity, dispatch_registry, telematics_registry]
+
+def _modules() -> list[ModuleType]:
+    return [importlib.import_module(m) for m in API_MODULES if importlib.util.find_spec(m)]
 
 
 def _error(
@@ -91,6 +103,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 def create_app(settings: Settings | None = None, *, manage_engine: bool = True) -> FastAPI:
     settings = settings or get_settings()
+    modules = _modules()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -100,7 +113,11 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
             app.state.sessionmaker = make_sessionmaker(engine)
         app.state.settings = settings
         try:
-            yield
+            async with AsyncExitStack() as stack:
+                for module in modules:
+                    if hasattr(module, "lifespan"):
+                        await stack.enter_async_context(module.lifespan(app))
+                yield
         finally:
             if engine is not None:
                 await engine.dispose()
@@ -116,8 +133,9 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
         redoc_url=None,
     )
     install_error_handlers(app)
-    for router in _routers():
-        app.include_router(router, prefix="/api/v1")
+    for module in modules:
+        if hasattr(module, "router"):
+            app.include_router(module.router, prefix="/api/v1")
 
     @app.get("/api/v1/health", tags=["meta"])
     async def health() -> dict[str, str]:
