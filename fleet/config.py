@@ -44,6 +44,10 @@ class MqttSettings(BaseModel):
     topic_prefix: str = "fleet/v1/terminals"
 
 
+class RedisSettings(BaseModel):
+    url: str = "redis://127.0.0.1:6379/0"
+
+
 class SeedSettings(BaseModel):
     demo_password: SecretStr = SecretStr("")
     # HMAC key from which simulated terminals' passwords are derived (demo fleet only).
@@ -66,6 +70,7 @@ class Settings(BaseSettings):
     db: DbSettings = Field(default_factory=DbSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
     seed: SeedSettings = Field(default_factory=SeedSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     timezone: str = "Asia/Shanghai"

@@ -1,0 +1,48 @@
+"""The live bus between processes: Redis pub/sub, one message per batch, never per ping.
+
+Two channels (the contract every producer and the websocket endpoint share):
+
+- ``fleet.positions.v1``: one message per committed ingest batch, a JSON object
+  ``{"type": "positions", "items": [{"vehicle_id", "org_path", "ts" (RFC 3339 UTC), "lat",
+  "lon", "speed_kmh", "heading_deg", "acc", "flags"}, ...]}``.
+- ``fleet.events.v1``: ``{"type": "status" | "alert" | "trip" | "notification", "org_path":
+  unit path or null, "user_ids": [..] or null, "data": {...}}``. A console receives an event
+  when its user's scope covers ``org_path`` or the user is listed in ``user_ids``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+POSITIONS = "fleet.positions.v1"
+EVENTS = "fleet.events.v1"
+
+
+def redis_client(url: str) -> Redis:
+    return Redis.from_url(url)
+
+
+async def publish_positions(redis: Redis, items: Sequence[dict[str, Any]]) -> None:
+    if items:
+        await redis.publish(POSITIONS, orjson.dumps({"type": "positions", "items": list(items)}))
+
+
+async def publish_event(
+    redis: Redis,
+    type_: str,
+    data: dict[str, Any],
+    *,
+    org_path: str | None = None,
+    user_ids: Sequence[int] | None = None,
+) -> None:
+    body = {
+        "type": type_,
+        "org_path": org_path,
+        "user_ids": list(user_ids or []) or None,
+        "data": data,
+    }
+    await redis.publish(EVENTS, orjson.dumps(body, default=str))
