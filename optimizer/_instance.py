@@ -7,6 +7,8 @@ to ticks (never optimistic about time windows) and distances to the nearest inte
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -102,7 +104,9 @@ class Instance:
             return 0
         terms = self.vehicles[v]
         locs = [terms.start_loc, *(self.stops[s].loc for s in route), terms.end_loc]
-        return self.fixed_cost_int(v) + int(sum(self.dist[a, b] for a, b in zip(locs, locs[1:])))
+        return self.fixed_cost_int(v) + int(
+            sum(self.dist[a, b] for a, b in itertools.pairwise(locs))
+        )
 
     def objective(self, routes: list[list[int]]) -> int:
         """Integer objective of a solution, the same as OR-Tools': costs + unserved penalties."""
@@ -243,8 +247,7 @@ def compile_problem(problem: Problem, provider: MatrixProvider | None = None) ->
             cost = problem.vehicle_cost
         else:
             cost = auto_fixed
-        terms = vehicles[vi]
-        vehicles[vi] = VehicleTerms(**{**_as_dict(terms), "fixed_cost": cost})
+        vehicles[vi] = dataclasses.replace(vehicles[vi], fixed_cost=cost)
 
     inst = Instance(
         problem=problem,
@@ -272,10 +275,6 @@ def compile_problem(problem: Problem, provider: MatrixProvider | None = None) ->
         weight = request.priority * (1000 if ri in inst.committed_owner else 1)
         inst.penalties.append(10 * bound * weight)
     return inst
-
-
-def _as_dict(terms: VehicleTerms) -> dict[str, object]:
-    return {name: getattr(terms, name) for name in VehicleTerms.__slots__}
 
 
 def _auto_vehicle_cost(

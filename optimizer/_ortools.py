@@ -7,6 +7,7 @@ only when some vehicle has one), driving (travel time only, when some driver has
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -119,7 +120,7 @@ def solve_routing(
             solver.Add(time_dim.CumulVar(pickup) <= time_dim.CumulVar(delivery))
     for terms in inst.vehicles:
         committed = [manager.NodeToIndex(node_of[s]) for s in terms.committed if s in node_of]
-        for a, b in zip(committed, committed[1:]):
+        for a, b in itertools.pairwise(committed):
             solver.Add(time_dim.CumulVar(a) <= time_dim.CumulVar(b))
 
     params = pywrapcp.DefaultRoutingSearchParameters()
@@ -143,6 +144,9 @@ def solve_routing(
             remaining = max(0.05, time_limit - (time.monotonic() - started))
             params.time_limit.FromMilliseconds(int(remaining * 1000))
             assignment = routing.SolveFromAssignmentWithParameters(start_assignment, params)
+            if assignment is None:
+                # Out of time before the first improvement: the checked start is the answer.
+                assignment = start_assignment
     if assignment is None:
         assignment = routing.SolveWithParameters(params)
     if assignment is None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,8 @@ except ImportError:  # pragma: no cover - depends on the environment
     AVAILABLE = False
 
 _UINT32 = 2**32 - 1
+#: requests x vehicles up to which VROOM runs at full exploration (Li & Lim 100: 2,500).
+_SMALL = 5_000
 
 
 @dataclass(slots=True)
@@ -57,6 +60,7 @@ def _solve_once(
     threads: int,
     noise: float,
     rng: np.random.Generator,
+    timeout: float | None = None,
 ) -> Candidate:
     problem = vroom.Input()
     problem.set_durations_matrix("car", inst.dur.astype(np.uint32))
@@ -135,7 +139,8 @@ def _solve_once(
                 )
             )
 
-    solution = problem.solve(exploration_level=exploration, nb_threads=threads)
+    limit = None if timeout is None else timedelta(seconds=max(0.01, timeout))
+    solution = problem.solve(exploration_level=exploration, nb_threads=threads, timeout=limit)
     routes: list[list[int]] = [[] for _ in inst.vehicles]
     for route in solution.to_dict().get("routes", []):
         v = int(route["vehicle"]) - 1
@@ -166,7 +171,20 @@ def warm_start(
         return None, stats
     rng = np.random.default_rng(seed)
     everyone = list(range(len(inst.vehicles)))
-    best = _solve_once(inst, everyone, exploration=5, threads=threads, noise=0.0, rng=rng)
+    # VROOM's construction phase cannot be timed out and grows with jobs x vehicles:
+    # full exploration on literature-sized instances, the lightest on big city parts.
+    size = (len(inst.request_stops) - len(inst.excluded)) * len(inst.vehicles)
+    top = 5 if size <= _SMALL else 1
+    stats["vroom_exploration"] = str(top)
+    best = _solve_once(
+        inst,
+        everyone,
+        exploration=top,
+        threads=threads,
+        noise=0.0,
+        rng=rng,
+        timeout=deadline - time.monotonic(),
+    )
     stats["vroom_baseline_vehicles"] = str(sum(1 for r in best.routes if r))
     attempts = eliminated = 0
     while time.monotonic() < deadline:
@@ -183,10 +201,11 @@ def warm_start(
         cand = _solve_once(
             inst,
             fleet,
-            exploration=int(rng.integers(3, 6)),
+            exploration=int(rng.integers(max(1, top - 2), top + 1)),
             threads=threads,
             noise=noise,
             rng=rng,
+            timeout=deadline - time.monotonic(),
         )
         if cand.served >= best.served and cand.key() < best.key():
             best = cand
@@ -207,11 +226,18 @@ def polish(
     """Noisy VROOM restarts on the best vehicle set, keeping the cheapest (for distance)."""
     rng = np.random.default_rng(seed + 1)
     fleet = [v for v, route in enumerate(best.routes) if route]
+    exploration = 5 if len(inst.request_stops) * len(fleet) <= _SMALL else 1
     tries = 0
     while time.monotonic() < deadline and fleet:
         tries += 1
         cand = _solve_once(
-            inst, fleet, exploration=5, threads=threads, noise=noise * rng.random(), rng=rng
+            inst,
+            fleet,
+            exploration=exploration,
+            threads=threads,
+            noise=noise * rng.random(),
+            rng=rng,
+            timeout=deadline - time.monotonic(),
         )
         if cand.served >= best.served and cand.key() < best.key():
             best = cand

@@ -3,12 +3,13 @@
 Written apart from the solver on purpose: it re-times every route from the problem's
 data alone (earliest service starts, waiting allowed), computes planar distances itself in
 double precision (`math.hypot`), and takes travel times for geographic problems from the
-matrix provider (the definition of travel time there). It trusts nothing in the plan but
-the vehicle of each route and the order of its stops.
+matrix provider (the definition of travel time there), one small matrix per route. It
+trusts nothing in the plan but the vehicle of each route and the order of its stops.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -54,32 +55,21 @@ class CheckReport:
         return {v.kind for v in self.violations}
 
 
-Leg = Callable[[Location, Location], tuple[float, float]]
-
-
 def _planar_leg(a: Location, b: Location) -> tuple[float, float]:
     assert isinstance(a, XY) and isinstance(b, XY)
     d = math.hypot(a.x - b.x, a.y - b.y)
     return d, d
 
 
-def _provider_leg(problem: Problem, provider: MatrixProvider) -> Leg:
-    points: list[Location] = []
-    index: dict[Location, int] = {}
-    for r in problem.requests:
-        for _, visit in r.visits():
-            index.setdefault(visit.point, len(index))
-    for v in problem.vehicles:
-        index.setdefault(v.depot, len(index))
-        index.setdefault(v.end, len(index))
-    points = list(index)
+def _provider_legs(
+    provider: MatrixProvider, points: Sequence[Location]
+) -> list[tuple[float, float]]:
+    """(seconds, metres) of each consecutive leg, from one small matrix per route."""
     matrix = provider.matrix(points)
-
-    def leg(a: Location, b: Location) -> tuple[float, float]:
-        i, j = index[a], index[b]
-        return float(matrix.durations[i, j]), float(matrix.distances[i, j])
-
-    return leg
+    return [
+        (float(matrix.durations[i, i + 1]), float(matrix.distances[i, i + 1]))
+        for i in range(len(points) - 1)
+    ]
 
 
 def check(
@@ -93,10 +83,9 @@ def check(
     (benchmarks); otherwise a request must be served or listed as unserved."""
     report = CheckReport()
     bad = report.violations.append
-    if problem.is_planar and provider is None:
-        leg: Leg = _planar_leg
-    else:
-        leg = _provider_leg(problem, provider or default_provider(problem.is_planar))
+    matrix_provider = None
+    if provider is not None or not problem.is_planar:
+        matrix_provider = provider or default_provider(problem.is_planar)
     requests = {r.id: r for r in problem.requests}
     vehicles = {v.id: v for v in problem.vehicles}
     drivers = {d.id: d for d in problem.drivers}
@@ -126,7 +115,6 @@ def check(
                 ready, due = max(ready, w.start), min(due, w.end)
 
         t = ready
-        here = vehicle.depot
         load = 0
         onboard: set[str] = set()
         visits: list[tuple[Request, StopKind, Visit]] = []
@@ -146,9 +134,14 @@ def check(
             visits.append((request, stop.kind, visit))
             if request.pickup is None:
                 load += request.passengers  # single stop: on board from the depot
+        route_points = [vehicle.depot, *(visit.point for _, _, visit in visits), vehicle.end]
+        if matrix_provider is None:
+            legs = [_planar_leg(a, b) for a, b in itertools.pairwise(route_points)]
+        else:
+            legs = _provider_legs(matrix_provider, route_points)
         distance = 0.0
         driving = 0.0
-        for request, kind, visit in visits:
+        for (request, kind, visit), (travel, length) in zip(visits, legs, strict=False):
             served_by.setdefault(request.id, vehicle.id)
             if served_by[request.id] != vehicle.id:
                 bad(Violation("split", request.id, "pickup and drop-off on different vehicles"))
@@ -159,7 +152,6 @@ def check(
                 and kind is StopKind.DROPOFF
             ):
                 bad(Violation("body_type", request.id, f"{vehicle.body_type} not allowed"))
-            travel, length = leg(here, visit.point)
             distance += length
             driving += travel
             t += travel
@@ -172,7 +164,6 @@ def check(
                     )
                 )
             t += visit.duration
-            here = visit.point
             if kind is StopKind.PICKUP:
                 onboard.add(request.id)
                 load += request.passengers
@@ -187,18 +178,18 @@ def check(
                 bad(Violation("capacity", vehicle.id, f"load {load} > {vehicle.seats} seats"))
         if onboard:
             bad(Violation("precedence", vehicle.id, f"never dropped off: {sorted(onboard)}"))
-        travel, length = leg(here, vehicle.end)
+        travel, length = legs[-1]
         t += travel
         distance += length
         driving += travel
         if t > due + _EPS:
             bad(Violation("return_late", vehicle.id, f"back at {t:.3f} > {due:.3f}"))
-        if vehicle.energy is EnergyType.BEV and vehicle.range_km is not None:
-            if distance > vehicle.range_km * 1000.0 + _EPS:
-                bad(Violation("range", vehicle.id, f"{distance:.0f} m > {vehicle.range_km} km"))
-        if driver is not None and driver.max_driving is not None:
-            if driving > driver.max_driving + _EPS:
-                bad(Violation("driving_limit", vehicle.id, f"{driving:.0f} s driving"))
+        range_km = vehicle.range_km if vehicle.energy is EnergyType.BEV else None
+        if range_km is not None and distance > range_km * 1000.0 + _EPS:
+            bad(Violation("range", vehicle.id, f"{distance:.0f} m > {range_km} km"))
+        limit = driver.max_driving if driver is not None else None
+        if limit is not None and driving > limit + _EPS:
+            bad(Violation("driving_limit", vehicle.id, f"{driving:.0f} s driving > {limit}"))
         _check_committed(vehicle.committed, route.stops, vehicle.id, bad)
         report.distance += distance
 

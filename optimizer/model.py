@@ -322,12 +322,12 @@ class Problem:
                     raise ValueError(f"vehicle {v.id}: stop {ref} committed twice")
                 if ref.kind is StopKind.PICKUP and request.pickup is None:
                     raise ValueError(f"vehicle {v.id}: {ref.request_id} has no pickup")
-                if ref.kind is StopKind.DROPOFF and request.pickup is not None:
-                    if StopKind.PICKUP not in kinds:
-                        raise ValueError(
-                            f"vehicle {v.id}: drop-off of {ref.request_id} committed "
-                            "before (or without) its pickup"
-                        )
+                paired = ref.kind is StopKind.DROPOFF and request.pickup is not None
+                if paired and StopKind.PICKUP not in kinds:
+                    raise ValueError(
+                        f"vehicle {v.id}: drop-off of {ref.request_id} committed "
+                        "before (or without) its pickup"
+                    )
                 kinds.add(ref.kind)
             for rid, kinds in seen.items():
                 if len(kinds) != len(requests[rid].visits()):

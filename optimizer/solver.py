@@ -27,6 +27,7 @@ from optimizer.matrix import MatrixProvider, default_provider
 from optimizer.model import (
     LICENCE_PERMITS,
     Assignment,
+    Location,
     Plan,
     PlannedStop,
     Problem,
@@ -100,10 +101,10 @@ def solve(
             stats["vroom_polish_runs"] = str(tries)
             candidates.append(best)
     if initial is not None:
-        routes = routes_of_plan(inst, initial)
-        if routes is not None:
-            served = len({inst.stops[s].request for route in routes for s in route})
-            candidates.append(_vroom.Candidate(routes, served, inst.objective(routes)))
+        given = routes_of_plan(inst, initial)
+        if given is not None:
+            served = len({inst.stops[s].request for route in given for s in route})
+            candidates.append(_vroom.Candidate(given, served, inst.objective(given)))
     start_routes = min(candidates, key=lambda c: c.key()).routes if candidates else None
 
     remaining = time_limit - (time.monotonic() - started)
@@ -344,7 +345,7 @@ def insert_urgent(
                 why=(
                     f"{vehicle.id}: cheapest feasible insertion (+{best[0]:.1f} distance) "
                     f"among all vehicles, committed trips unchanged; "
-                    f"{'shares the route with ' + str(others) + ' request(s)' if others else 'a route of its own'}"
+                    + (f"shares the route with {others} request(s)" if others else "own route")
                 ),
                 eligible_vehicles=0,
             )
@@ -364,7 +365,7 @@ def _fixed_cost_hint(plan: Plan) -> float:
     return max((r.distance for r in plan.routes), default=0.0) + 1.0
 
 
-def _visit_point(problem: Problem, r: int, kind: StopKind) -> object:
+def _visit_point(problem: Problem, r: int, kind: StopKind) -> Location:
     request = problem.requests[r]
     visit = request.pickup if kind is StopKind.PICKUP else request.dropoff
     assert visit is not None

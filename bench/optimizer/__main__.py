@@ -1,4 +1,4 @@
-"""`python -m bench.optimizer --set lilim_100 --time-limit 10` (see docs/benchmarks-optimizer.md)."""
+"""`python -m bench.optimizer --set lilim_100 --time-limit 10`; figures in docs/."""
 
 from __future__ import annotations
 

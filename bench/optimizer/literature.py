@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import os
 import statistics
 import time
@@ -82,7 +83,7 @@ def run_vroom(inst: BenchmarkInstance, time_limit: float, threads: int = 2) -> O
     scale = 1000
     jobs = []
     for request in problem.requests:
-        for kind, visit in request.visits():
+        for _, visit in request.visits():
             loc(visit.point)
     xy = np.array([[p.x, p.y] for p in points])
     dist = np.sqrt(((xy[:, None, :] - xy[None, :, :]) ** 2).sum(-1))
@@ -96,7 +97,7 @@ def run_vroom(inst: BenchmarkInstance, time_limit: float, threads: int = 2) -> O
         w = v.available or horizon
         vinput.add_vehicle(
             vroom.Vehicle(
-                len(steps) * 0 + int(v.id.lstrip("v")),
+                int(v.id.lstrip("v")),
                 start=depot,
                 end=depot,
                 capacity=[v.seats],
@@ -114,9 +115,12 @@ def run_vroom(inst: BenchmarkInstance, time_limit: float, threads: int = 2) -> O
                 dict(
                     id=next_id,
                     location=index[visit.point],  # type: ignore[index]
-                    default_service=int(round(visit.duration * scale)),
+                    default_service=math.ceil(visit.duration * scale - 1e-6),
                     time_windows=[
-                        vroom.TimeWindow(int(window.start * scale), int(window.end * scale))
+                        vroom.TimeWindow(
+                            math.ceil(window.start * scale - 1e-6),
+                            math.floor(window.end * scale + 1e-6),
+                        )
                     ],
                 )
             )
@@ -231,7 +235,8 @@ def summary(set_name: str, rows: list[Row]) -> list[str]:
         feasible = sum(o.ok for o in outcomes)
         lines.append(
             f"  {label:6} BKS vehicles {len(hits)}/{len(rows)}; "
-            f"vehicles {sum(o.vehicles for o in outcomes)} (BKS {sum(r.bks_vehicles for r in rows)}); "
+            f"vehicles {sum(o.vehicles for o in outcomes)} "
+            f"(BKS {sum(r.bks_vehicles for r in rows)}); "
             f"gap on hits mean {statistics.fmean(gaps) if gaps else float('nan'):.2f}% "
             f"max {max(gaps) if gaps else float('nan'):.2f}%; feasible {feasible}/{len(rows)}; "
             f"time mean {statistics.fmean(o.seconds for o in outcomes):.2f}s"
