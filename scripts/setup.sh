@@ -57,8 +57,12 @@ STAMP=.venv/.fleet-installed
 HASH=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [[ ! -f $STAMP || "$(cat $STAMP)" != "$HASH" ]]; then
   say "installing Python dependencies (first run takes a few minutes)"
-  .venv/bin/pip install -q -U pip >/dev/null
-  .venv/bin/pip install -q -e '.[dev]'
+  mkdir -p var
+  if ! { .venv/bin/pip install -q -U pip && .venv/bin/pip install -q -e '.[dev]'; } >var/pip.log 2>&1; then
+    cat var/pip.log >&2
+    echo "Python dependency install failed (log above, also in var/pip.log)" >&2
+    exit 1
+  fi
   echo "$HASH" > $STAMP
 fi
 
