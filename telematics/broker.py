@@ -1,0 +1,252 @@
+"""The project's own Mosquitto broker: config rendering, password/ACL sync, start/stop.
+
+The broker is the system `mosquitto` binary run with a configuration rendered from
+`deploy/mosquitto/*.template` into a runtime directory (`var/mosquitto` by default, tests
+use a temporary one). Terminal credentials come from the terminals table: `secret_hash` is
+already in Mosquitto's `$7$` format, so the password file is written without any plaintext.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import signal
+import socket
+import string
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+from fleet.config import ROOT, Settings
+from fleet.logging import get_logger
+from telematics.credentials import hash_secret
+
+log = get_logger("telematics.broker")
+
+TEMPLATES = ROOT / "deploy" / "mosquitto"
+MOSQUITTO = "mosquitto"
+
+# Sizing (see the comments in the config template).
+MAX_INFLIGHT = 20_000
+MAX_QUEUED = 5_000_000
+MAX_QUEUED_BYTES = 1 << 30
+
+
+class BrokerError(RuntimeError):
+    """The broker could not be configured or started."""
+
+
+@dataclass(frozen=True)
+class BrokerStatus:
+    running: bool
+    pid: int | None
+    listening: bool
+    host: str
+    port: int
+    var_dir: Path
+
+
+@dataclass
+class Broker:
+    """One broker instance: where its files live and where it listens."""
+
+    var_dir: Path
+    host: str
+    port: int
+    service_user: str
+    service_password: str
+    topic_prefix: str = "fleet/v1/terminals"
+
+    @classmethod
+    def from_settings(cls, settings: Settings, var_dir: Path | None = None) -> Broker:
+        m = settings.mqtt
+        return cls(
+            var_dir=var_dir or settings.var_dir / "mosquitto",
+            host=m.host,
+            port=m.port,
+            service_user=m.service_user,
+            service_password=m.service_password.get_secret_value(),
+            topic_prefix=m.topic_prefix.rstrip("/"),
+        )
+
+    # ---- files --------------------------------------------------------------------------
+
+    @property
+    def conf_path(self) -> Path:
+        return self.var_dir / "mosquitto.conf"
+
+    @property
+    def passwd_path(self) -> Path:
+        return self.var_dir / "passwd"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.var_dir / "mosquitto.pid"
+
+    @property
+    def log_path(self) -> Path:
+        return self.var_dir / "mosquitto.log"
+
+    def _render(self, template: str) -> str:
+        text = (TEMPLATES / template).read_text()
+        return string.Template(text).substitute(
+            var_dir=str(self.var_dir.resolve()),
+            run_user=getpass.getuser(),
+            host=self.host,
+            port=self.port,
+            max_inflight=MAX_INFLIGHT,
+            max_queued=MAX_QUEUED,
+            max_queued_bytes=MAX_QUEUED_BYTES,
+            service_user=self.service_user,
+            topic_prefix=self.topic_prefix,
+        )
+
+    def render(self) -> None:
+        """Write mosquitto.conf and acl into var_dir (idempotent)."""
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        _atomic_write(self.conf_path, self._render("mosquitto.conf.template"))
+        _atomic_write(self.var_dir / "acl", self._render("acl.template"))
+
+    def write_passwords(self, terminals: list[tuple[str, str]]) -> int:
+        """Write the password file: the service user plus `id:secret_hash` per terminal."""
+        if not self.service_password:
+            raise BrokerError(
+                "no ingest service password: set FLEET_MQTT__SERVICE_PASSWORD "
+                "(scripts/setup.sh writes one into .env)"
+            )
+        lines = [f"{self.service_user}:{hash_secret(self.service_password)}"]
+        for tid, secret_hash in terminals:
+            if tid == self.service_user or ":" in tid or not secret_hash.startswith("$7$"):
+                log.warning("broker.terminal_skipped", terminal=tid)
+                continue
+            lines.append(f"{tid}:{secret_hash}")
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        _atomic_write(self.passwd_path, "\n".join(lines) + "\n", mode=0o600)
+        return len(lines) - 1
+
+    async def load_terminals(self, dsn: str) -> list[tuple[str, str]] | None:
+        """Active terminals from the database, or None if the database or table is absent."""
+        try:
+            conn = await asyncpg.connect(dsn, server_settings={"application_name": "cli"})
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("broker.db_unavailable", error=str(exc))
+            return None
+        try:
+            if not await conn.fetchval("SELECT to_regclass('terminals') IS NOT NULL"):
+                return None
+            rows = await conn.fetch(
+                "SELECT id, secret_hash FROM terminals WHERE active ORDER BY id"
+            )
+            return [(r["id"], r["secret_hash"]) for r in rows]
+        finally:
+            await conn.close()
+
+    async def sync(self, dsn: str | None) -> int:
+        """Re-render config, rewrite the password file from the DB and reload if running."""
+        self.render()
+        terminals = await self.load_terminals(dsn) if dsn else None
+        n = self.write_passwords(terminals or [])
+        if self.pid() is not None:
+            self.reload()
+        log.info("broker.synced", terminals=n, var_dir=str(self.var_dir))
+        return n
+
+    # ---- process --------------------------------------------------------------------------
+
+    def pid(self) -> int | None:
+        """The running broker's pid (from its pid file), or None."""
+        try:
+            pid = int(self.pid_path.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            return pid
+        # A recycled pid would not be mosquitto: check the command line.
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return pid
+        return pid if b"mosquitto" in cmdline and str(self.conf_path).encode() in cmdline else None
+
+    def listening(self) -> bool:
+        try:
+            with socket.create_connection((self.host, self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    def status(self) -> BrokerStatus:
+        return BrokerStatus(
+            running=self.pid() is not None,
+            pid=self.pid(),
+            listening=self.listening(),
+            host=self.host,
+            port=self.port,
+            var_dir=self.var_dir,
+        )
+
+    def start(self, *, timeout_s: float = 10.0) -> bool:
+        """Start the broker as a daemon; False if it was already running (idempotent).
+
+        Call `sync` (or at least `render` + `write_passwords`) first.
+        """
+        if self.pid() is not None:
+            return False
+        if self.listening():
+            raise BrokerError(f"port {self.host}:{self.port} is taken by another process")
+        if not self.passwd_path.exists() or not self.conf_path.exists():
+            raise BrokerError("broker not configured: run sync first")
+        self.pid_path.unlink(missing_ok=True)
+        proc = subprocess.run(
+            [MOSQUITTO, "-c", str(self.conf_path), "-d"],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise BrokerError(f"mosquitto failed ({proc.returncode}): {proc.stderr.strip()}")
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.pid() is not None and self.listening():
+                log.info("broker.started", pid=self.pid(), port=self.port)
+                return True
+            time.sleep(0.05)
+        raise BrokerError(f"mosquitto did not come up on {self.port}; see {self.log_path}")
+
+    def stop(self, *, timeout_s: float = 15.0) -> bool:
+        """SIGTERM (the broker saves its persistence file) and wait; False if not running."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.pid() is None:
+                log.info("broker.stopped", pid=pid)
+                return True
+            time.sleep(0.05)
+        raise BrokerError(f"mosquitto (pid {pid}) did not stop within {timeout_s}s")
+
+    def reload(self) -> None:
+        """SIGHUP: Mosquitto re-reads its password and ACL files."""
+        pid = self.pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGHUP)
+            log.info("broker.reloaded", pid=pid)
+
+
+def _atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)

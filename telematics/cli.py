@@ -1,0 +1,182 @@
+"""Telematics subcommands: `fleet broker ...`, `fleet ingest`, `fleet simulate`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Annotated
+
+import typer
+
+from fleet.config import get_settings
+
+broker_app = typer.Typer(
+    help="The project's own Mosquitto broker (127.0.0.1:1884 by default, files in var/mosquitto).",
+    no_args_is_help=True,
+)
+
+
+def _echo(msg: str) -> None:
+    typer.echo(msg, err=True)
+
+
+def _broker() -> object:
+    from telematics.broker import Broker
+
+    return Broker.from_settings(get_settings())
+
+
+@broker_app.command("start")
+def broker_start() -> None:
+    """Render the config, sync passwords from the DB (if seeded) and start the broker.
+
+    Idempotent: if the broker is already running this only re-syncs and reloads it.
+    """
+    from telematics.broker import Broker, BrokerError
+
+    settings = get_settings()
+    b = Broker.from_settings(settings)
+    try:
+        n = asyncio.run(b.sync(settings.db.dsn()))
+        started = b.start()
+    except BrokerError as exc:
+        _echo(f"broker: {exc}")
+        raise typer.Exit(1) from exc
+    state = "started" if started else "already running"
+    _echo(f"broker {state} on {b.host}:{b.port} (pid {b.pid()}), {n} terminals provisioned")
+
+
+@broker_app.command("stop")
+def broker_stop() -> None:
+    """Stop the broker (SIGTERM; it writes its persistence file first)."""
+    from telematics.broker import Broker
+
+    b = Broker.from_settings(get_settings())
+    _echo("broker stopped" if b.stop() else "broker was not running")
+
+
+@broker_app.command("status")
+def broker_status() -> None:
+    """Show whether the broker runs and listens; exit 1 if it does not."""
+    from telematics.broker import Broker
+
+    s = Broker.from_settings(get_settings()).status()
+    _echo(
+        f"broker: {'running' if s.running else 'stopped'} pid={s.pid} "
+        f"listening={s.listening} {s.host}:{s.port} dir={s.var_dir}"
+    )
+    raise typer.Exit(0 if s.running and s.listening else 1)
+
+
+@broker_app.command("sync")
+def broker_sync() -> None:
+    """Rewrite the broker's password file from the terminals table and reload it (SIGHUP).
+
+    Run after seeding and whenever terminals are added, deactivated or re-keyed.
+    """
+    from telematics.broker import Broker, BrokerError
+
+    settings = get_settings()
+    b = Broker.from_settings(settings)
+    try:
+        n = asyncio.run(b.sync(settings.db.dsn()))
+    except BrokerError as exc:
+        _echo(f"broker: {exc}")
+        raise typer.Exit(1) from exc
+    _echo(f"broker password file: {n} terminals + service user; reloaded={b.pid() is not None}")
+
+
+def ingest(
+    client_id: Annotated[
+        str | None,
+        typer.Option(help="MQTT client id of this instance (stable across restarts)"),
+    ] = None,
+    batch_max: Annotated[int | None, typer.Option(min=1, max=50_000)] = None,
+    batch_wait_ms: Annotated[int | None, typer.Option(min=1, max=10_000)] = None,
+    log_level: Annotated[str, typer.Option(help="DEBUG logs every batch")] = "INFO",
+) -> None:
+    """Run the MQTT ingest: validate, store (one transaction per batch), ack, publish.
+
+    Several instances share the load (MQTT shared subscription); give each its own
+    --client-id (e.g. fleet-ingest-2) and keep it across restarts (persistent session).
+    """
+    from fleet.logging import configure
+    from telematics.ingest import run
+    from telematics.schemas import IngestSettings
+
+    configure(log_level.upper())
+    cfg = IngestSettings()
+    if batch_max is not None:
+        cfg.batch_max = batch_max
+    if batch_wait_ms is not None:
+        cfg.batch_wait_ms = batch_wait_ms
+    run(get_settings(), cfg, client_id=client_id)
+
+
+def simulate(
+    vehicles: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=200_000, help="terminals to simulate (default: $FLEET_DEMO_SIMULATED or 200)"
+        ),
+    ] = None,
+    interval: Annotated[float, typer.Option(min=0.2, max=3600, help="seconds between pings")] = 10,
+    gap: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            max=1,
+            help="share of terminals that go through a coverage gap, then upload the buffered "
+            "pings as one array on .../positions",
+        ),
+    ] = 0.05,
+    bad_share: Annotated[
+        float, typer.Option(min=0, max=1, help="share of malformed / out-of-range pings")
+    ] = 0.0,
+    duration: Annotated[
+        float, typer.Option(min=0, help="stop after this many seconds (0 = until Ctrl-C)")
+    ] = 0,
+    seed: Annotated[int, typer.Option(help="random seed")] = 1,
+    connect_rate: Annotated[
+        int, typer.Option(min=1, max=10_000, help="new MQTT connections per second")
+    ] = 200,
+    sync_broker: Annotated[
+        bool,
+        typer.Option(
+            help="first run `fleet broker start` (sync passwords, start if down); "
+            "`fleet demo` uses it because it seeds after setup started the broker"
+        ),
+    ] = False,
+) -> None:
+    """Drive simulated terminals on road-like routes between real places of the region.
+
+    Each terminal connects with its own credentials (derived from FLEET_SEED__TERMINAL_KEY)
+    and publishes QoS 1 pings to fleet/v1/terminals/<id>/position.
+    """
+    from fleet.logging import configure
+    from telematics.simulator import SimConfig, run_simulation
+
+    configure("INFO")
+    if sync_broker:
+        broker_start()
+    n = vehicles or int(os.environ.get("FLEET_DEMO_SIMULATED", "200"))
+    cfg = SimConfig(
+        vehicles=n,
+        interval_s=interval,
+        gap_share=gap,
+        bad_share=bad_share,
+        duration_s=duration,
+        seed=seed,
+        connect_rate=connect_rate,
+    )
+    asyncio.run(run_simulation(get_settings(), cfg))
+
+
+def register(app: typer.Typer) -> None:
+    from fleet.cli import DEMO_PROCESSES
+
+    app.add_typer(broker_app, name="broker")
+    app.command("ingest")(ingest)
+    app.command("simulate")(simulate)
+    DEMO_PROCESSES.append(("ingest", ["ingest"]))
+    DEMO_PROCESSES.append(("simulator", ["simulate", "--sync-broker"]))

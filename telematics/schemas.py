@@ -1,0 +1,79 @@
+"""Edges of the ingest: the MQTT ping contract (DESIGN.md §2) and the ingest's settings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from fleet.config import ROOT
+
+# Epoch values below this are taken as seconds by mistake, not milliseconds (2001-09-09).
+_MIN_EPOCH_MS = 1_000_000_000_000
+
+
+class Ping(BaseModel):
+    """One position report as a terminal sends it.
+
+    Unknown fields are ignored rather than refused: terminals in the field are upgraded
+    slowly and may send more than this contract names; what we store is only what we know.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    ts: datetime
+    lat: Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
+    lon: Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
+    speed_kmh: Annotated[float, Field(ge=0, le=400, allow_inf_nan=False)]
+    heading_deg: Annotated[float, Field(ge=0, le=360, allow_inf_nan=False)]
+    alt_m: Annotated[float, Field(ge=-1000, le=10_000, allow_inf_nan=False)] | None = None
+    odometer_km: Annotated[float, Field(ge=0, le=10_000_000, allow_inf_nan=False)] | None = None
+    acc: bool | None = None
+    fix: bool | None = None
+    sats: Annotated[int, Field(ge=0, le=255)] | None = None
+    alarm: Annotated[int, Field(ge=0, lt=1 << 63)] | None = None
+    seq: Annotated[int, Field(ge=0, lt=1 << 63)] | None = None
+
+    @field_validator("ts", mode="before")
+    @classmethod
+    def _ts(cls, v: Any) -> Any:
+        """RFC 3339 with an offset, or epoch milliseconds; always returned in UTC."""
+        if isinstance(v, bool):
+            raise ValueError("ts must be RFC 3339 or epoch milliseconds")
+        if isinstance(v, int | float):
+            if v < _MIN_EPOCH_MS or v > 32_503_680_000_000:  # 2001 .. year 3000
+                raise ValueError("epoch ts must be milliseconds")
+            return datetime.fromtimestamp(v / 1000, tz=UTC)
+        if isinstance(v, str):
+            dt = datetime.fromisoformat(v.replace("Z", "+00:00").replace("z", "+00:00"))
+            if dt.tzinfo is None:
+                raise ValueError("ts needs a UTC offset")
+            return dt.astimezone(UTC)
+        raise ValueError("ts must be RFC 3339 or epoch milliseconds")
+
+
+class IngestSettings(BaseSettings):
+    """Ingest tuning (env FLEET_INGEST__*): batching, screening windows, jump limit."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FLEET_INGEST__", env_file=str(ROOT / ".env"), extra="ignore"
+    )
+
+    # Batching: a batch is committed when it holds batch_max pings or batch_wait_ms passed
+    # since its first ping arrived.
+    batch_max: int = Field(2_000, ge=1, le=50_000)
+    batch_wait_ms: int = Field(200, ge=1, le=10_000)
+    # Accepted time window around the ingest's clock.
+    max_future_s: int = Field(300, ge=0)
+    max_past_days: int = Field(30, ge=1)
+    # Implied speed between consecutive points above which a point is flagged JUMP.
+    jump_speed_kmh: float = Field(250.0, gt=0)
+    low_sats: int = Field(4, ge=0)
+    # MQTT session: shared-subscription group, stable client id per instance, expiry.
+    share_group: str = "ingest"
+    client_id: str = "fleet-ingest-1"
+    session_expiry_s: int = Field(7 * 24 * 3600, ge=0)
+    # Terminal lookups are re-read from the DB after this long (deactivated terminals).
+    terminal_cache_s: int = Field(300, ge=1)
