@@ -180,3 +180,6 @@ def register(app: typer.Typer) -> None:
     app.command("simulate")(simulate)
     DEMO_PROCESSES.append(("ingest", ["ingest"]))
     DEMO_PROCESSES.append(("simulator", ["simulate", "--sync-broker"]))
+    from telematics.derive_cli import register_derive  # `fleet derive` (derive worker)
+
+    register_derive(app)

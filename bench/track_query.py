@@ -1,0 +1,251 @@
+"""Benchmark (d): one vehicle-day track from a positions table holding ≥ 50 million rows.
+
+    python -m bench.track_query                 # generate (if needed), measure, drop
+    python -m bench.track_query --keep          # keep the database for another run
+    python -m bench.track_query --generate-only --keep   # the slow part, e.g. under nohup
+
+A throw-away database (``fleet_live_trackbench``) is migrated with the project's migrations;
+day partitions are filled inside PostgreSQL with INSERT … SELECT over generate_series, rows
+interleaved in time order as the ingest writes them (all vehicles at t, then t + interval),
+so one vehicle-day is spread over many heap pages as in production. The primary key is
+built after loading and the partition is then attached. The measured call is the track API's
+own code path: ``telematics.track.fetch_track`` (partition pruning + PK range scan) and the
+GeoJSON shaping, on random vehicles and days. "cold" = first read of that vehicle-day (not
+in PostgreSQL's shared buffers; the OS page cache is not dropped), "warm" = the same queries
+again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+
+import asyncpg
+import orjson
+
+from fleet.config import get_settings
+from telematics.scope import VehicleRef
+from telematics.track import fetch_track, track_geojson
+
+DB = "fleet_live_trackbench"
+FIRST_DAY = date(2026, 1, 5)
+
+
+def _echo(msg: str) -> None:
+    print(msg, flush=True)
+
+
+async def _admin(sql: str) -> None:
+    conn = await asyncpg.connect(get_settings().db.dsn(name="postgres"))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def _exists() -> bool:
+    conn = await asyncpg.connect(get_settings().db.dsn(name="postgres"))
+    try:
+        return bool(await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DB))
+    finally:
+        await conn.close()
+
+
+def _percentile(xs: list[float], q: float) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
+
+
+_FILL = """
+INSERT INTO {tbl} (vehicle_id, ts, terminal_id, geom, speed_kmh, heading_deg, odometer_km,
+                   acc, fix, sats, flags, received_at)
+SELECT v, t, 'GX' || lpad(v::text, 8, '0'),
+       ST_SetSRID(ST_MakePoint(
+           104.5 + 7.5 * ((v * 0.6180339887) - floor(v * 0.6180339887))
+                 + 0.03 * sin(e / 2000.0 + v),
+           21.5 + 4.8 * ((v * 0.7548776662) - floor(v * 0.7548776662))
+                 + 0.03 * cos(e / 2000.0 + v)), 4326),
+       (40 + 30 * sin(e / 600.0 + v))::real,
+       ((e / 10 + v)::bigint % 360)::real,
+       v * 10 + e / 100.0, true, true, 9, 0, t + interval '1 second'
+FROM generate_series($1::timestamptz, $2::timestamptz, make_interval(secs => $3)) AS t,
+     LATERAL (SELECT extract(epoch FROM t)::double precision AS e) AS x,
+     generate_series(1, $4::int) AS v
+"""
+
+
+async def generate(vehicles: int, days: int, interval_s: int) -> None:
+    settings = get_settings()
+    if not await _exists():
+        from fleet.cli import migrate
+
+        await _admin(f'CREATE DATABASE "{DB}"')
+        await asyncio.to_thread(migrate, settings.db.url(name=DB))
+    conn = await asyncpg.connect(settings.db.dsn(name=DB), command_timeout=None)
+    try:
+        await conn.execute("SET maintenance_work_mem = '512MB'; SET synchronous_commit = off")
+        for i in range(days):
+            d = FIRST_DAY + timedelta(days=i)
+            tbl = f"positions_{d:%Y%m%d}"
+            if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", tbl):
+                n = await conn.fetchval(
+                    "SELECT reltuples::bigint FROM pg_class WHERE relname = $1", tbl
+                )
+                _echo(f"{tbl}: present (~{n:,} rows)")
+                continue
+            lo = datetime(d.year, d.month, d.day, tzinfo=UTC)
+            hi = lo + timedelta(days=1) - timedelta(seconds=interval_s)
+            t0 = time.perf_counter()
+            stage = f"{tbl}_load"
+            await conn.execute(f"DROP TABLE IF EXISTS {stage}")
+            await conn.execute(
+                f"CREATE UNLOGGED TABLE {stage} (LIKE positions INCLUDING DEFAULTS"
+                " INCLUDING CONSTRAINTS)"
+            )
+            await conn.execute(_FILL.format(tbl=stage), lo, hi, float(interval_s), vehicles)
+            t1 = time.perf_counter()
+            await conn.execute(f"ALTER TABLE {stage} ADD PRIMARY KEY (vehicle_id, ts)")
+            await conn.execute(f"ALTER TABLE {stage} SET LOGGED")
+            await conn.execute(f"ALTER TABLE {stage} RENAME TO {tbl}")
+            await conn.execute(f"ALTER INDEX {stage}_pkey RENAME TO {tbl}_pkey")
+            await conn.execute(
+                f"ALTER TABLE positions ATTACH PARTITION {tbl}"
+                f" FOR VALUES FROM ('{lo.isoformat()}') TO ('{(lo + timedelta(days=1)).isoformat()}')"
+            )
+            await conn.execute(f"ANALYZE {tbl}")
+            n = await conn.fetchval("SELECT reltuples::bigint FROM pg_class WHERE relname = $1", tbl)
+            _echo(
+                f"{tbl}: {n:,} rows, load {t1 - t0:.0f}s, index+attach "
+                f"{time.perf_counter() - t1:.0f}s"
+            )
+    finally:
+        await conn.close()
+
+
+async def measure(samples: int, days: int, vehicles: int, seed: int) -> dict[str, object]:
+    settings = get_settings()
+    conn = await asyncpg.connect(settings.db.dsn(name=DB))
+    try:
+        total = await conn.fetchval(
+            "SELECT sum(c.reltuples)::bigint FROM pg_inherits i JOIN pg_class c"
+            " ON c.oid = i.inhrelid WHERE i.inhparent = 'positions'::regclass"
+        )
+        size = await conn.fetchval(
+            "SELECT pg_size_pretty(sum(pg_total_relation_size(i.inhrelid))) FROM pg_inherits i"
+            " WHERE i.inhparent = 'positions'::regclass"
+        )
+        rng = random.Random(seed)
+        picks = [
+            # local days fully inside the generated UTC days: the 2nd day onwards
+            (rng.randint(1, vehicles), FIRST_DAY + timedelta(days=rng.randrange(1, days)))
+            for _ in range(samples)
+        ]
+        ref = VehicleRef(0, "桂A00000", 0, "1", None, "none", "in_service", 0.0, 0.0)
+        results: dict[str, list[float]] = {"cold_sql": [], "cold_api": [], "warm_sql": [],
+                                            "warm_api": []}
+        npoints: list[int] = []
+        for phase in ("cold", "warm"):
+            for vid, d in picks:
+                lo = datetime(d.year, d.month, d.day, tzinfo=UTC) - timedelta(hours=8)
+                hi = lo + timedelta(days=1)  # one local (Asia/Shanghai) day: 2 partitions
+                t0 = time.perf_counter()
+                track = await fetch_track(conn, vid, lo, hi)
+                t1 = time.perf_counter()
+                body = orjson.dumps(track_geojson(track, ref))
+                t2 = time.perf_counter()
+                results[f"{phase}_sql"].append((t1 - t0) * 1000)
+                results[f"{phase}_api"].append((t2 - t0) * 1000)
+                if phase == "cold":
+                    npoints.append(track.total_points)
+        vid, d = picks[0]
+        lo = datetime(d.year, d.month, d.day, tzinfo=UTC) - timedelta(hours=8)
+        plan = await conn.fetch(
+            "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT ts, ST_X(geom), ST_Y(geom), speed_kmh"
+            " FROM positions WHERE vehicle_id = $1 AND ts >= $2 AND ts < $3 ORDER BY ts",
+            vid,
+            lo,
+            lo + timedelta(days=1),
+        )
+        return {
+            "rows": int(total or 0),
+            "size": size,
+            "points": statistics.mean(npoints),
+            "body_kb": len(body) / 1024,
+            "results": results,
+            "plan": "\n".join(r[0] for r in plan),
+        }
+    finally:
+        await conn.close()
+
+
+def _machine() -> str:
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    return f"{os.cpu_count()} cores ({cpu}), {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--vehicles", type=int, default=26_638)
+    ap.add_argument("--days", type=int, default=3)
+    ap.add_argument("--interval-s", type=int, default=120, help="seconds between pings")
+    ap.add_argument("--samples", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    ap.add_argument("--generate-only", action="store_true")
+    ap.add_argument("--min-free-gb", type=float, default=15.0)
+    args = ap.parse_args()
+
+    free_gb = shutil.disk_usage("/work").free / 1e9
+    if not asyncio.run(_exists()) and free_gb < args.min_free_gb:
+        sys.exit(f"only {free_gb:.0f} GB free on /work; need {args.min_free_gb:.0f} GB")
+    _echo(subprocess.run(["df", "-h", "/work"], capture_output=True, text=True).stdout.strip())
+    try:
+        t0 = time.perf_counter()
+        asyncio.run(generate(args.vehicles, args.days, args.interval_s))
+        _echo(f"generation: {time.perf_counter() - t0:.0f}s")
+        if args.generate_only:
+            return
+        r = asyncio.run(measure(args.samples, args.days, args.vehicles, args.seed))
+        res = r["results"]
+        assert isinstance(res, dict)
+        _echo(f"\nmachine: {_machine()}")
+        _echo(f"positions: {r['rows']:,} rows, {r['size']} with indexes")
+        _echo(
+            f"one vehicle-day (local day = 2 UTC partitions): {r['points']:.0f} points,"
+            f" GeoJSON {r['body_kb']:.0f} KB"
+        )
+        _echo(f"{'measure':<34}{'n':>6}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}")
+        labels = {
+            "cold_sql": "cold: fetch_track (SQL)",
+            "cold_api": "cold: fetch + GeoJSON + orjson",
+            "warm_sql": "warm: fetch_track (SQL)",
+            "warm_api": "warm: fetch + GeoJSON + orjson",
+        }
+        for key, label in labels.items():
+            xs = res[key]
+            _echo(
+                f"{label:<34}{len(xs):>6}{_percentile(xs, 0.5):>10.1f}"
+                f"{_percentile(xs, 0.99):>10.1f}{max(xs):>10.1f}"
+            )
+        _echo("target: ≤ 50 ms\n\nplan of one query:\n" + str(r["plan"]))
+    finally:
+        if not args.keep:
+            asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)'))
+            _echo(f"dropped {DB}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""`fleet derive ...`: the derive worker (status, trips/stops, mileage, supervision alerts)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+
+derive_app = typer.Typer(
+    help="Derived state and supervision alerts from stored positions (a periodic worker).",
+    no_args_is_help=True,
+)
+
+
+def _shard(value: str) -> tuple[int, int]:
+    try:
+        i, n = (int(x) for x in value.split("/"))
+    except ValueError as exc:
+        raise typer.BadParameter("expected i/n, e.g. 0/2", param_hint="--shard") from exc
+    if n < 1 or not 0 <= i < n:
+        raise typer.BadParameter("need 0 <= i < n", param_hint="--shard")
+    return i, n
+
+
+@derive_app.command("run")
+def run(
+    once: Annotated[bool, typer.Option(help="run a single cycle and exit")] = False,
+    shard: Annotated[
+        str, typer.Option(help="i/n: handle vehicles with id % n = i (one worker per shard)")
+    ] = "0/1",
+) -> None:
+    """Run the derive worker: every cycle reads newly received positions, updates status,
+    trips, stops, daily mileage and raises supervision alerts (thresholds: FLEET_DERIVE__*)."""
+    from fleet.config import get_settings
+    from fleet.logging import configure
+    from telematics.derive import run_forever
+    from telematics.derive_config import get_derive_settings
+
+    configure()
+    settings = get_settings()
+    cfg = get_derive_settings()
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_forever(
+            settings.db.dsn(), settings.redis.url, cfg, shard=_shard(shard), once=once, stop=stop
+        )
+
+    asyncio.run(go())
+
+
+@derive_app.command("reprocess")
+def reprocess(
+    vehicle: Annotated[int, typer.Option(min=1, help="vehicle id")],
+    since: Annotated[
+        datetime, typer.Option(help="re-derive from the segment containing this time (UTC)")
+    ],
+    until: Annotated[
+        datetime | None, typer.Option(help="up to this time (UTC; default now)")
+    ] = None,
+) -> None:
+    """Re-derive one vehicle's trips, stops, mileage and point alerts from stored positions
+    (idempotent: alerts are deduplicated, segments replaced)."""
+    import asyncpg
+
+    from fleet.config import get_settings
+    from telematics.derive import Deriver
+    from telematics.derive_config import get_derive_settings
+
+    settings = get_settings()
+    lo = since if since.tzinfo else since.replace(tzinfo=UTC)
+    hi = until or datetime.now(UTC)
+    hi = hi if hi.tzinfo else hi.replace(tzinfo=UTC)
+
+    async def go() -> tuple[int, int]:
+        conn = await asyncpg.connect(settings.db.dsn(), server_settings={"application_name": "cli"})
+        try:
+            async with conn.transaction():
+                segs, drafts, _ = await Deriver(get_derive_settings()).reprocess_vehicle(
+                    conn, vehicle, lo, hi
+                )
+            return len(segs), len(drafts)
+        finally:
+            await conn.close()
+
+    segs, alerts = asyncio.run(go())
+    typer.echo(f"vehicle {vehicle}: {segs} segments rewritten, {alerts} alert episodes", err=True)
+
+
+def register_derive(app: typer.Typer) -> None:
+    from fleet.cli import DEMO_PROCESSES
+
+    app.add_typer(derive_app, name="derive")
+    DEMO_PROCESSES.append(("derive", ["derive", "run"]))
