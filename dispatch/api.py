@@ -1,0 +1,34 @@
+"""The dispatch HTTP surface: one `router` combining the sub-domains' routers (see web/app.py)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from dispatch import supervision
+from dispatch.approvals.api import router as approvals_router
+from dispatch.assignments.api import router as assignments_router
+from dispatch.costs.api import router as costs_router
+from dispatch.standards.api import router as standards_router
+from dispatch.trips.api import router as trips_router
+from fleet.deps import CurrentPrincipal, Session
+from fleet.schemas import ERROR_RESPONSES
+
+router = APIRouter()
+router.include_router(standards_router)
+router.include_router(trips_router)
+router.include_router(approvals_router)
+router.include_router(assignments_router)
+router.include_router(costs_router)
+
+track_router = APIRouter(responses=ERROR_RESPONSES, tags=["trips"])
+
+
+@track_router.get("/trips/{trip_id}/track-summary", response_model=supervision.TrackSummary)
+async def track_summary(
+    trip_id: int, session: Session, principal: CurrentPrincipal
+) -> supervision.TrackSummary:
+    """Planned vs actual distance and duration from stored positions; end vs destination."""
+    return await supervision.track_summary(session, principal, trip_id)
+
+
+router.include_router(track_router)

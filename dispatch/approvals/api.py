@@ -1,0 +1,84 @@
+"""HTTP routes: approval chains (admin), the approver's inbox and decisions."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from dispatch.approvals import schemas, service
+from dispatch.trips import schemas as trip_schemas
+from dispatch.trips.service import read_trip, trip_out
+from fleet.deps import CurrentPrincipal, Session
+from fleet.schemas import ERROR_RESPONSES, Out, Page, PageParams, page_params
+
+router = APIRouter(responses=ERROR_RESPONSES, tags=["approvals"])
+Paging = Annotated[PageParams, Depends(page_params)]
+
+
+class InboxItem(Out):
+    step: schemas.StepOut
+    trip: trip_schemas.TripOut
+
+
+@router.get("/approval-chains", response_model=list[schemas.ChainOut])
+async def list_chains(session: Session, principal: CurrentPrincipal) -> list[schemas.ChainOut]:
+    """Approval chains per org and request kind (most specific org wins)."""
+    return [
+        schemas.ChainOut.model_validate(c) for c in await service.list_chains(session, principal)
+    ]
+
+
+@router.put("/approval-chains", response_model=schemas.ChainOut)
+async def save_chain(
+    body: schemas.ChainIn, session: Session, principal: CurrentPrincipal
+) -> schemas.ChainOut:
+    """Create or replace the chain of one (org, kind)."""
+    return schemas.ChainOut.model_validate(await service.upsert_chain(session, principal, body))
+
+
+@router.get("/approvals/inbox", response_model=Page[InboxItem])
+async def inbox(session: Session, principal: CurrentPrincipal, paging: Paging) -> Page[InboxItem]:
+    """Requests waiting for the caller's decision, oldest deadline first."""
+    rows, total = await service.inbox(session, principal, limit=paging.limit, offset=paging.offset)
+    items = [InboxItem(step=schemas.StepOut.model_validate(s), trip=trip_out(t)) for s, t in rows]
+    return Page(items=items, total=total, **paging.model_dump())
+
+
+@router.get("/trips/{trip_id}/approvals", response_model=list[schemas.StepOut])
+async def trip_steps(
+    trip_id: int, session: Session, principal: CurrentPrincipal
+) -> list[schemas.StepOut]:
+    """Every approval step of the trip, all rounds."""
+    await read_trip(session, principal, trip_id)
+    return [schemas.StepOut.model_validate(s) for s in await service.steps_of(session, trip_id)]
+
+
+@router.post("/trips/{trip_id}/approve", response_model=trip_schemas.TripOut)
+async def approve(
+    trip_id: int, body: schemas.DecisionIn, session: Session, principal: CurrentPrincipal
+) -> trip_schemas.TripOut:
+    return trip_out(await service.approve(session, principal, trip_id, body.comment))
+
+
+@router.post("/trips/{trip_id}/reject", response_model=trip_schemas.TripOut)
+async def reject(
+    trip_id: int, body: schemas.ReasonIn, session: Session, principal: CurrentPrincipal
+) -> trip_schemas.TripOut:
+    return trip_out(await service.reject(session, principal, trip_id, body.reason))
+
+
+@router.post("/trips/{trip_id}/return", response_model=trip_schemas.TripOut)
+async def return_for_changes(
+    trip_id: int, body: schemas.ReasonIn, session: Session, principal: CurrentPrincipal
+) -> trip_schemas.TripOut:
+    """Send the request back to the requester as a draft."""
+    return trip_out(await service.return_for_changes(session, principal, trip_id, body.reason))
+
+
+@router.post("/trips/{trip_id}/delegate", response_model=schemas.StepOut)
+async def delegate(
+    trip_id: int, body: schemas.DelegateIn, session: Session, principal: CurrentPrincipal
+) -> schemas.StepOut:
+    """Hand the pending step to another approver covering the unit."""
+    return schemas.StepOut.model_validate(await service.delegate(session, principal, trip_id, body))

@@ -1,0 +1,1 @@
+"""Assignment (派车) of a vehicle and driver, the driver's flow, and the optimizer seam."""

@@ -1,0 +1,159 @@
+"""HTTP routes: dispatch (queue, assign, batch, reassign, settle) and the driver's phone flow."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from dispatch.assignments import schemas, service
+from dispatch.trips import schemas as trip_schemas
+from dispatch.trips.service import read_trip, trip_out
+from fleet.deps import CurrentPrincipal, Session
+from fleet.schemas import ERROR_RESPONSES, Page, PageParams, page_params
+
+router = APIRouter(responses=ERROR_RESPONSES)
+Paging = Annotated[PageParams, Depends(page_params)]
+
+
+@router.get("/dispatch/queue", response_model=list[trip_schemas.TripOut], tags=["dispatch"])
+async def queue(
+    session: Session,
+    principal: CurrentPrincipal,
+    departure_from: datetime | None = None,
+    departure_to: datetime | None = None,
+) -> list[trip_schemas.TripOut]:
+    """Approved or reassigned requests in the caller's scope waiting for a vehicle."""
+    rows = await service.pending_requests(
+        session, principal, departure_from=departure_from, departure_to=departure_to, limit=500
+    )
+    return [trip_out(t) for t in rows]
+
+
+@router.get("/dispatch/planning-input", response_model=schemas.PlanningInput, tags=["dispatch"])
+async def planning_input(
+    session: Session,
+    principal: CurrentPrincipal,
+    departure_from: datetime | None = None,
+    departure_to: datetime | None = None,
+) -> schemas.PlanningInput:
+    """The optimizer's input: requests waiting, candidate vehicles (incl. shared pools), drivers."""
+    return await service.planning_input(
+        session, principal, departure_from=departure_from, departure_to=departure_to
+    )
+
+
+@router.post(
+    "/dispatch/assignments", response_model=list[schemas.ProposalResult], tags=["dispatch"]
+)
+async def apply_batch(
+    body: schemas.BatchIn, session: Session, principal: CurrentPrincipal
+) -> list[schemas.ProposalResult]:
+    """Apply a list of (trip, vehicle, driver) proposals with the manual checks, item by item."""
+    return await service.apply_assignments(session, principal, body.items, source=body.source)
+
+
+@router.post(
+    "/trips/{trip_id}/assign",
+    response_model=schemas.AssignmentOut,
+    status_code=201,
+    tags=["dispatch"],
+)
+async def assign(
+    trip_id: int, body: schemas.AssignIn, session: Session, principal: CurrentPrincipal
+) -> schemas.AssignmentOut:
+    """Book a vehicle and a driver for the trip (派车)."""
+    a = await service.assign(session, principal, trip_id, body.vehicle_id, body.driver_id)
+    return service.assignment_out(a)
+
+
+@router.get(
+    "/trips/{trip_id}/assignments", response_model=list[schemas.AssignmentOut], tags=["dispatch"]
+)
+async def trip_assignments(
+    trip_id: int, session: Session, principal: CurrentPrincipal
+) -> list[schemas.AssignmentOut]:
+    await read_trip(session, principal, trip_id)
+    return [service.assignment_out(a) for a in await service.trip_assignments(session, trip_id)]
+
+
+@router.post(
+    "/trips/{trip_id}/vehicle-failed", response_model=trip_schemas.TripOut, tags=["dispatch"]
+)
+async def vehicle_failed(
+    trip_id: int, body: trip_schemas.ReasonIn, session: Session, principal: CurrentPrincipal
+) -> trip_schemas.TripOut:
+    """The booked vehicle cannot go: release it; the trip waits for reassignment."""
+    return trip_out(await service.vehicle_failed(session, principal, trip_id, body.reason))
+
+
+@router.post("/trips/{trip_id}/settle", response_model=trip_schemas.TripOut, tags=["dispatch"])
+async def settle(
+    trip_id: int, body: schemas.SettleIn, session: Session, principal: CurrentPrincipal
+) -> trip_schemas.TripOut:
+    """Close a completed trip's accounts (结算)."""
+    return trip_out(await service.settle(session, principal, trip_id, body.note))
+
+
+@router.get("/me/assignments", response_model=Page[schemas.MyAssignmentOut], tags=["driver"])
+async def my_assignments(
+    session: Session,
+    principal: CurrentPrincipal,
+    paging: Paging,
+    state: schemas.AssignmentState | None = None,
+) -> Page[schemas.MyAssignmentOut]:
+    """The calling driver's assignments, newest first."""
+    items, total = await service.list_mine(
+        session, principal, state=state, limit=paging.limit, offset=paging.offset
+    )
+    return Page(items=items, total=total, **paging.model_dump())
+
+
+@router.post(
+    "/assignments/{assignment_id}/accept", response_model=schemas.AssignmentOut, tags=["driver"]
+)
+async def accept(
+    assignment_id: int, session: Session, principal: CurrentPrincipal
+) -> schemas.AssignmentOut:
+    return service.assignment_out(await service.accept(session, principal, assignment_id))
+
+
+@router.post(
+    "/assignments/{assignment_id}/decline", response_model=schemas.AssignmentOut, tags=["driver"]
+)
+async def decline(
+    assignment_id: int, body: schemas.DeclineIn, session: Session, principal: CurrentPrincipal
+) -> schemas.AssignmentOut:
+    """Decline with a reason: the trip goes back to dispatch (state reassigned)."""
+    return service.assignment_out(
+        await service.decline(session, principal, assignment_id, body.reason)
+    )
+
+
+@router.post(
+    "/assignments/{assignment_id}/depart", response_model=schemas.AssignmentOut, tags=["driver"]
+)
+async def depart(
+    assignment_id: int, body: schemas.DepartIn, session: Session, principal: CurrentPrincipal
+) -> schemas.AssignmentOut:
+    return service.assignment_out(await service.depart(session, principal, assignment_id, body))
+
+
+@router.post(
+    "/assignments/{assignment_id}/arrive", response_model=schemas.AssignmentOut, tags=["driver"]
+)
+async def arrive(
+    assignment_id: int, body: schemas.ArriveIn, session: Session, principal: CurrentPrincipal
+) -> schemas.AssignmentOut:
+    return service.assignment_out(await service.arrive(session, principal, assignment_id, body))
+
+
+@router.post(
+    "/assignments/{assignment_id}/complete", response_model=schemas.AssignmentOut, tags=["driver"]
+)
+async def complete(
+    assignment_id: int, body: schemas.CompleteIn, session: Session, principal: CurrentPrincipal
+) -> schemas.AssignmentOut:
+    """Return the vehicle (收车): odometer, tolls, parking, fuel/charging cost, notes."""
+    return service.assignment_out(await service.complete(session, principal, assignment_id, body))

@@ -1,0 +1,666 @@
+"""Assignment rules (派车), the driver's flow, settlement, and the optimizer seam.
+
+Manual assignment and optimizer proposals go through the same `assign` function, so the
+same checks apply; the database's exclusion constraints are the last word on overlaps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from dispatch import notify
+from dispatch.assignments import rules, schemas
+from dispatch.assignments.models import ACTIVE, Assignment
+from dispatch.costs.models import CostRecord
+from dispatch.registry.models import Driver, Vehicle
+from dispatch.registry.service import UnitOrg, vehicle_visibility
+from dispatch.trips.models import TripRequest
+from dispatch.trips.state import lock_trip, require_state, transition
+from fleet import audit
+from fleet.errors import Conflict, FleetError, Forbidden, Invalid, NotFound
+from fleet.geo import point_from_db
+from fleet.identity.models import Org
+from fleet.identity.principal import Principal, scope_clause
+from fleet.identity.service import get_org
+
+DISPATCH = ("dispatcher",)
+SETTLE = ("dispatcher", "admin")
+DRIVE = ("driver",)
+ASSIGNABLE = ("approved", "reassigned")
+_CONSTRAINTS = {
+    "trip_assignments_vehicle_no_overlap": ("vehicle_double_booked", "vehicle_id", "vehicle"),
+    "trip_assignments_driver_no_overlap": ("driver_double_booked", "driver_id", "driver"),
+    "uq_trip_assignments_active_trip": ("trip_already_assigned", "trip_id", "trip"),
+}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def assignment_out(a: Assignment) -> schemas.AssignmentOut:
+    return schemas.AssignmentOut.model_validate(a)
+
+
+# ---- checks ----------------------------------------------------------------------------
+
+
+async def _dispatcher_covers_trip(
+    session: AsyncSession, principal: Principal, trip: TripRequest
+) -> Org:
+    principal.require(DISPATCH)
+    unit = await get_org(session, trip.unit_id)
+    principal.check(DISPATCH, unit.path, unit.system_path, what="trip")
+    return unit
+
+
+async def _visible_vehicle(session: AsyncSession, principal: Principal, vehicle_id: int) -> Vehicle:
+    vehicle = await session.get(Vehicle, vehicle_id)
+    if vehicle is None:
+        raise NotFound(f"vehicle {vehicle_id} not found", field="vehicle_id")
+    visible = await session.scalar(
+        select(func.count())
+        .select_from(Vehicle)
+        .join(UnitOrg, UnitOrg.id == Vehicle.unit_id)
+        .where(Vehicle.id == vehicle_id, vehicle_visibility(principal, DISPATCH))
+    )
+    if not visible:
+        raise Forbidden(
+            "vehicle is neither your scope's nor in a pool shared with it",
+            code="out_of_scope",
+            field="vehicle_id",
+        )
+    return vehicle
+
+
+def check_vehicle(trip: TripRequest, vehicle: Vehicle) -> None:
+    """Vehicle rules against the trip (no database): status, body type, seats, NEV range."""
+    if vehicle.status != "in_service":
+        raise Conflict(
+            f"vehicle {vehicle.plate} is {vehicle.status}, not in service",
+            field="vehicle_id",
+            code="vehicle_not_in_service",
+        )
+    if vehicle.body_type not in trip.allowed_body_types:
+        raise Invalid(
+            f"a {vehicle.body_type} is not allowed for this trip "
+            f"(allowed: {', '.join(trip.allowed_body_types)})",
+            field="vehicle_id",
+            code="body_type_not_allowed",
+        )
+    capacity = rules.passenger_capacity(vehicle.seats)
+    if capacity < trip.passengers:
+        raise Invalid(
+            f"vehicle seats {capacity} passengers besides the driver; the trip has "
+            f"{trip.passengers}",
+            field="vehicle_id",
+            code="not_enough_seats",
+        )
+    if vehicle.energy == "bev" and (vehicle.nev_range_km or 0) < trip.planned_km:
+        raise Invalid(
+            f"battery range {vehicle.nev_range_km} km is less than the planned "
+            f"{trip.planned_km:.0f} km",
+            field="vehicle_id",
+            code="nev_range_insufficient",
+        )
+
+
+def check_driver(trip: TripRequest, vehicle: Vehicle, driver: Driver) -> None:
+    if driver.status != "active":
+        raise Conflict(f"driver is {driver.status}", field="driver_id", code="driver_not_active")
+    if driver.licence_expires is not None and driver.licence_expires < trip.return_at.date():
+        raise Invalid(
+            "the driver's licence expires before the trip ends",
+            field="driver_id",
+            code="licence_expired",
+        )
+    if not rules.licence_fits(driver.licence_class, vehicle.body_type, vehicle.seats):
+        need = rules.required_licence(vehicle.body_type, vehicle.seats)
+        raise Invalid(
+            f"licence {driver.licence_class} does not cover a {vehicle.seats}-seat "
+            f"{vehicle.body_type} (needs {need})",
+            field="driver_id",
+            code="licence_mismatch",
+        )
+
+
+async def _driver_in_scope(
+    session: AsyncSession, principal: Principal, driver_id: int, vehicle: Vehicle
+) -> Driver:
+    driver = await session.get(Driver, driver_id)
+    if driver is None:
+        raise NotFound(f"driver {driver_id} not found", field="driver_id")
+    unit = await get_org(session, driver.unit_id)
+    # A pooled vehicle may come with a driver of its own unit.
+    if not (
+        principal.covers(DISPATCH, unit.path, unit.system_path) or driver.unit_id == vehicle.unit_id
+    ):
+        raise Forbidden("driver is outside your scope", code="out_of_scope", field="driver_id")
+    return driver
+
+
+async def _overlap(
+    session: AsyncSession, column: InstrumentedAttribute[int], value: int, trip: TripRequest
+) -> int | None:
+    return await session.scalar(
+        select(Assignment.trip_id)
+        .where(
+            column == value,
+            Assignment.state.in_(ACTIVE),
+            Assignment.starts_at < trip.return_at,
+            Assignment.ends_at > trip.departure_at,
+        )
+        .limit(1)
+    )
+
+
+# ---- assign ----------------------------------------------------------------------------
+
+
+async def assign(
+    session: AsyncSession,
+    principal: Principal,
+    trip_id: int,
+    vehicle_id: int,
+    driver_id: int,
+    *,
+    source: str = "manual",
+) -> Assignment:
+    """Book a vehicle and a driver for an approved (or reassigned) trip, or refuse with why."""
+    principal.require(DISPATCH)
+    trip = await lock_trip(session, trip_id)
+    await _dispatcher_covers_trip(session, principal, trip)
+    require_state(trip, *ASSIGNABLE, action="assign")
+    vehicle = await _visible_vehicle(session, principal, vehicle_id)
+    check_vehicle(trip, vehicle)
+    driver = await _driver_in_scope(session, principal, driver_id, vehicle)
+    check_driver(trip, vehicle, driver)
+    for column, value, code, field, what in (
+        (Assignment.vehicle_id, vehicle.id, "vehicle_double_booked", "vehicle_id", "vehicle"),
+        (Assignment.driver_id, driver.id, "driver_double_booked", "driver_id", "driver"),
+    ):
+        other = await _overlap(session, column, value, trip)
+        if other is not None:
+            raise Conflict(
+                f"the {what} is already booked for trip {other} in an overlapping time",
+                field=field,
+                code=code,
+                trip_id=other,
+            )
+    a = Assignment(
+        trip_id=trip.id,
+        vehicle_id=vehicle.id,
+        driver_id=driver.id,
+        dispatcher_id=principal.user_id,
+        starts_at=trip.departure_at,
+        ends_at=trip.return_at,
+        state="assigned",
+        source=source,
+    )
+    try:
+        async with session.begin_nested():
+            session.add(a)
+            await session.flush()
+    except IntegrityError as exc:
+        # A concurrent booking committed between our check and our insert.
+        name = getattr(getattr(exc.orig, "__cause__", None), "constraint_name", None)
+        code, field, what = _CONSTRAINTS.get(
+            name or "", ("booking_conflict", "vehicle_id", "booking")
+        )
+        raise Conflict(
+            f"the {what} was booked for an overlapping time by another dispatcher",
+            field=field,
+            code=code,
+        ) from exc
+    trip.serving_unit_id = vehicle.unit_id
+    await transition(
+        session,
+        trip,
+        "assigned",
+        principal.actor,
+        data={
+            "assignment_id": a.id,
+            "vehicle_id": vehicle.id,
+            "plate": vehicle.plate,
+            "driver_id": driver.id,
+            "serving_unit_id": vehicle.unit_id,
+            "source": source,
+        },
+    )
+    notify.notify_users(
+        session,
+        [trip.requester_id, *trip.passenger_user_ids],
+        "assigned",
+        f"用车申请 #{trip.id} 已派车: {vehicle.plate}, 驾驶员 {driver.name}",
+        trip_id=trip.id,
+        plate=vehicle.plate,
+        driver=driver.name,
+    )
+    if driver.user_id:
+        notify.notify_users(
+            session,
+            [driver.user_id],
+            "new_assignment",
+            f"新任务: {trip.origin_address} → {trip.destination_address}",
+            trip_id=trip.id,
+            assignment_id=a.id,
+        )
+    return a
+
+
+async def apply_assignments(
+    session: AsyncSession,
+    principal: Principal,
+    items: Sequence[schemas.ProposalIn],
+    *,
+    source: str = "optimizer",
+) -> list[schemas.ProposalResult]:
+    """Apply proposals one by one through `assign`; a refused one does not undo the others."""
+    results: list[schemas.ProposalResult] = []
+    for item in items:
+        try:
+            async with session.begin_nested():
+                a = await assign(
+                    session, principal, item.trip_id, item.vehicle_id, item.driver_id, source=source
+                )
+            results.append(schemas.ProposalResult(**item.model_dump(), ok=True, assignment_id=a.id))
+        except FleetError as exc:
+            results.append(
+                schemas.ProposalResult(**item.model_dump(), ok=False, error=exc.to_dict())
+            )
+    return results
+
+
+async def release_assignment(
+    session: AsyncSession, trip_id: int, new_state: str, reason: str | None = None
+) -> Assignment | None:
+    """End the trip's active booking (declined, failed, cancelled) so its time is free again."""
+    a = (
+        await session.execute(
+            select(Assignment)
+            .where(Assignment.trip_id == trip_id, Assignment.state.in_(ACTIVE))
+            .with_for_update()
+        )
+    ).scalar_one_or_none()
+    if a is None:
+        return None
+    a.state = new_state
+    if reason:
+        a.decline_reason = reason
+    await session.flush()
+    if new_state == "cancelled":
+        driver = await session.get(Driver, a.driver_id)
+        if driver and driver.user_id:
+            notify.notify_users(
+                session,
+                [driver.user_id],
+                "assignment_cancelled",
+                f"任务已取消 (用车申请 #{trip_id})",
+                trip_id=trip_id,
+                assignment_id=a.id,
+            )
+    return a
+
+
+async def _dispatchers_of(session: AsyncSession, trip: TripRequest) -> list[int]:
+    unit = await get_org(session, trip.unit_id)
+    return await notify.users_with_role_covering(session, "dispatcher", unit.path)
+
+
+async def vehicle_failed(
+    session: AsyncSession, principal: Principal, trip_id: int, reason: str
+) -> TripRequest:
+    """A dispatcher takes the booked vehicle back before departure: the trip needs another."""
+    trip = await lock_trip(session, trip_id)
+    await _dispatcher_covers_trip(session, principal, trip)
+    require_state(trip, "assigned", "accepted", action="reassign")
+    a = await release_assignment(session, trip.id, "failed", reason)
+    await transition(
+        session,
+        trip,
+        "reassigned",
+        principal.actor,
+        reason=reason,
+        data={"assignment_id": a.id if a else None, "cause": "vehicle_failed"},
+    )
+    return trip
+
+
+async def settle(
+    session: AsyncSession, principal: Principal, trip_id: int, note: str | None
+) -> TripRequest:
+    trip = await lock_trip(session, trip_id)
+    unit = await get_org(session, trip.unit_id)
+    principal.check(SETTLE, unit.path, unit.system_path, what="trip")
+    total = await session.scalar(
+        select(func.coalesce(func.sum(CostRecord.amount_cny), 0)).where(
+            CostRecord.trip_id == trip.id
+        )
+    )
+    await transition(
+        session, trip, "settled", principal.actor, reason=note, data={"total_cny": total}
+    )
+    return trip
+
+
+async def trip_assignments(session: AsyncSession, trip_id: int) -> list[Assignment]:
+    rows = await session.execute(
+        select(Assignment).where(Assignment.trip_id == trip_id).order_by(Assignment.id)
+    )
+    return list(rows.scalars())
+
+
+# ---- the driver's flow -----------------------------------------------------------------
+
+
+async def _my_assignment(
+    session: AsyncSession, principal: Principal, assignment_id: int
+) -> tuple[Assignment, TripRequest]:
+    principal.require(DRIVE)
+    a = await session.get(Assignment, assignment_id)
+    if a is None:
+        raise NotFound(f"assignment {assignment_id} not found", field="assignment_id")
+    driver = await session.get(Driver, a.driver_id)
+    if driver is None or driver.user_id != principal.user_id:
+        raise Forbidden("this is not your assignment", code="not_your_assignment")
+    trip = await lock_trip(session, a.trip_id)
+    await session.refresh(a, with_for_update=True)
+    return a, trip
+
+
+def _require_assignment(a: Assignment, *states: str, action: str) -> None:
+    if a.state not in states:
+        raise Conflict(
+            f"cannot {action} an assignment in state {a.state}",
+            field="state",
+            code="illegal_transition",
+            current=a.state,
+        )
+
+
+async def list_mine(
+    session: AsyncSession, principal: Principal, *, state: str | None, limit: int, offset: int
+) -> tuple[list[schemas.MyAssignmentOut], int]:
+    principal.require(DRIVE)
+    stmt = (
+        select(Assignment, Vehicle.plate, TripRequest)
+        .join(Driver, Driver.id == Assignment.driver_id)
+        .join(Vehicle, Vehicle.id == Assignment.vehicle_id)
+        .join(TripRequest, TripRequest.id == Assignment.trip_id)
+        .where(Driver.user_id == principal.user_id)
+    )
+    if state:
+        stmt = stmt.where(Assignment.state == state)
+    total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
+    rows = await session.execute(
+        stmt.order_by(Assignment.starts_at.desc()).limit(limit).offset(offset)
+    )
+    out = []
+    for a, plate, trip in rows.tuples():
+        out.append(
+            schemas.MyAssignmentOut(
+                **assignment_out(a).model_dump(),
+                plate=plate,
+                trip_state=trip.state,
+                purpose=trip.purpose,
+                origin_address=trip.origin_address,
+                destination_address=trip.destination_address,
+                passengers=trip.passengers,
+            )
+        )
+    return out, int(total)
+
+
+async def accept(session: AsyncSession, principal: Principal, assignment_id: int) -> Assignment:
+    a, trip = await _my_assignment(session, principal, assignment_id)
+    _require_assignment(a, "assigned", action="accept")
+    a.state = "accepted"
+    await transition(session, trip, "accepted", principal.actor, data={"assignment_id": a.id})
+    return a
+
+
+async def decline(
+    session: AsyncSession, principal: Principal, assignment_id: int, reason: str
+) -> Assignment:
+    a, trip = await _my_assignment(session, principal, assignment_id)
+    _require_assignment(a, "assigned", "accepted", action="decline")
+    a.state = "declined"
+    a.decline_reason = reason
+    await session.flush()
+    await transition(
+        session,
+        trip,
+        "reassigned",
+        principal.actor,
+        reason=reason,
+        data={"assignment_id": a.id, "cause": "driver_declined"},
+    )
+    notify.notify_users(
+        session,
+        await _dispatchers_of(session, trip),
+        "driver_declined",
+        f"驾驶员拒绝了用车申请 #{trip.id} 的任务: {reason}",
+        trip_id=trip.id,
+        reason=reason,
+    )
+    return a
+
+
+async def depart(
+    session: AsyncSession, principal: Principal, assignment_id: int, body: schemas.DepartIn
+) -> Assignment:
+    a, trip = await _my_assignment(session, principal, assignment_id)
+    _require_assignment(a, "accepted", action="depart")
+    a.state = "departed"
+    a.departed_at = body.at or _now()
+    a.odometer_start_km = body.odometer_km
+    await transition(
+        session,
+        trip,
+        "departed",
+        principal.actor,
+        data={"assignment_id": a.id, "odometer_km": body.odometer_km, "at": a.departed_at},
+    )
+    return a
+
+
+async def arrive(
+    session: AsyncSession, principal: Principal, assignment_id: int, body: schemas.ArriveIn
+) -> Assignment:
+    a, trip = await _my_assignment(session, principal, assignment_id)
+    _require_assignment(a, "departed", action="arrive with")
+    a.arrived_at = body.at or _now()
+    await session.flush()
+    await audit.record(
+        session,
+        principal.actor,
+        "assignment.arrive",
+        "trip",
+        trip.id,
+        data={"assignment_id": a.id, "at": a.arrived_at},
+    )
+    return a
+
+
+async def complete(
+    session: AsyncSession, principal: Principal, assignment_id: int, body: schemas.CompleteIn
+) -> Assignment:
+    a, trip = await _my_assignment(session, principal, assignment_id)
+    _require_assignment(a, "departed", action="complete")
+    if a.odometer_start_km is not None and body.odometer_km < a.odometer_start_km:
+        raise Invalid(
+            f"odometer {body.odometer_km} km is below the departure reading "
+            f"{a.odometer_start_km} km",
+            field="odometer_km",
+        )
+    at = body.at or _now()
+    if a.departed_at is not None and at < a.departed_at:
+        raise Invalid("completion is before departure", field="at")
+    a.state = "completed"
+    a.completed_at = at
+    a.odometer_end_km = body.odometer_km
+    a.tolls_cny = body.tolls_cny
+    a.parking_cny = body.parking_cny
+    a.energy_cny = body.energy_cny
+    a.notes = body.notes
+    vehicle = await session.get(Vehicle, a.vehicle_id)
+    assert vehicle is not None
+    energy_kind = "charging" if vehicle.energy == "bev" else "fuel"
+    for kind, amount in (
+        ("toll", body.tolls_cny),
+        ("parking", body.parking_cny),
+        (energy_kind, body.energy_cny),
+    ):
+        if amount > Decimal(0):
+            session.add(
+                CostRecord(
+                    vehicle_id=a.vehicle_id,
+                    trip_id=trip.id,
+                    kind=kind,
+                    amount_cny=amount,
+                    occurred_on=at.date(),
+                    recorded_by=principal.user_id,
+                    note="recorded at trip completion",
+                )
+            )
+    await transition(
+        session,
+        trip,
+        "completed",
+        principal.actor,
+        data={
+            "assignment_id": a.id,
+            "odometer_km": body.odometer_km,
+            "tolls_cny": body.tolls_cny,
+            "parking_cny": body.parking_cny,
+            "energy_cny": body.energy_cny,
+            "at": at,
+        },
+    )
+    return a
+
+
+# ---- optimizer seam --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Busy:
+    starts_at: datetime
+    ends_at: datetime
+
+
+async def pending_requests(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    departure_from: datetime | None = None,
+    departure_to: datetime | None = None,
+    limit: int = 5000,
+) -> list[TripRequest]:
+    """Approved (or reassigned) requests without a booking, in the dispatcher's scope."""
+    paths = principal.require(DISPATCH)
+    stmt = (
+        select(TripRequest)
+        .join(UnitOrg, UnitOrg.id == TripRequest.unit_id)
+        .where(
+            TripRequest.state.in_(ASSIGNABLE),
+            scope_clause(paths, UnitOrg.path, UnitOrg.system_path),
+        )
+    )
+    if departure_from is not None:
+        stmt = stmt.where(TripRequest.return_at > departure_from)
+    if departure_to is not None:
+        stmt = stmt.where(TripRequest.departure_at < departure_to)
+    rows = await session.execute(
+        stmt.order_by(TripRequest.departure_at, TripRequest.id).limit(limit)
+    )
+    return list(rows.scalars())
+
+
+async def planning_input(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    departure_from: datetime | None = None,
+    departure_to: datetime | None = None,
+) -> schemas.PlanningInput:
+    """The optimizer's problem in one read: requests, candidate vehicles and drivers, bookings."""
+    from dispatch.trips.service import trip_out
+
+    trips = await pending_requests(
+        session, principal, departure_from=departure_from, departure_to=departure_to
+    )
+    body_types = sorted({b for t in trips for b in t.allowed_body_types})
+    vehicles = (
+        await session.execute(
+            select(Vehicle)
+            .join(UnitOrg, UnitOrg.id == Vehicle.unit_id)
+            .where(
+                vehicle_visibility(principal, DISPATCH),
+                Vehicle.status == "in_service",
+                Vehicle.body_type.in_(body_types),
+            )
+            .order_by(Vehicle.id)
+        )
+    ).scalars()
+    cand_v = [
+        schemas.CandidateVehicle(
+            id=v.id,
+            plate=v.plate,
+            unit_id=v.unit_id,
+            body_type=v.body_type,
+            seats=v.seats,
+            energy=v.energy,
+            nev_range_km=v.nev_range_km,
+            shared_pool=v.shared_pool,
+            depot=point_from_db(v.depot) or {},
+        )
+        for v in vehicles
+    ]
+    paths = principal.paths(DISPATCH)
+    drivers = (
+        await session.execute(
+            select(Driver)
+            .join(UnitOrg, UnitOrg.id == Driver.unit_id)
+            .where(
+                scope_clause(paths, UnitOrg.path, UnitOrg.system_path), Driver.status == "active"
+            )
+            .order_by(Driver.id)
+        )
+    ).scalars()
+    cand_d = [
+        schemas.CandidateDriver(
+            id=d.id, name=d.name, unit_id=d.unit_id, licence_class=d.licence_class
+        )
+        for d in drivers
+    ]
+    requests = []
+    for t in trips:
+        data = trip_out(t).model_dump(mode="json")
+        requests.append(data)
+    return schemas.PlanningInput(requests=requests, vehicles=cand_v, drivers=cand_d)
+
+
+async def bookings(
+    session: AsyncSession, vehicle_ids: Sequence[int], start: datetime, end: datetime
+) -> dict[int, list[Busy]]:
+    """Active bookings of the given vehicles overlapping [start, end) (for the optimizer)."""
+    rows = await session.execute(
+        select(Assignment.vehicle_id, Assignment.starts_at, Assignment.ends_at).where(
+            Assignment.vehicle_id.in_(list(vehicle_ids)),
+            Assignment.state.in_(ACTIVE),
+            and_(Assignment.starts_at < end, Assignment.ends_at > start),
+        )
+    )
+    out: dict[int, list[Busy]] = {}
+    for vid, s, e in rows.tuples():
+        out.setdefault(int(vid), []).append(Busy(s, e))
+    return out

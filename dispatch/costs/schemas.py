@@ -1,0 +1,112 @@
+"""Costs, service records, ratings and report edge schemas."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import Field
+
+from fleet.schemas import Out, Strict
+
+CostKind = Literal[
+    "fuel",
+    "charging",
+    "toll",
+    "parking",
+    "repair",
+    "maintenance",
+    "insurance",
+    "inspection",
+    "other",
+]
+ServiceKind = Literal["repair", "maintenance", "insurance", "inspection"]
+
+
+class CostIn(Strict):
+    vehicle_id: int
+    trip_id: int | None = None
+    kind: CostKind
+    amount_cny: Decimal = Field(ge=0, le=10_000_000, decimal_places=2)
+    occurred_on: date
+    note: str | None = Field(default=None, max_length=500)
+
+
+class CostOut(Out):
+    id: int
+    vehicle_id: int
+    trip_id: int | None
+    kind: str
+    amount_cny: Decimal
+    occurred_on: date
+    note: str | None
+    recorded_by: int | None
+    created_at: datetime
+
+
+class ServiceIn(Strict):
+    vehicle_id: int
+    kind: ServiceKind
+    done_on: date
+    due_on: date | None = Field(
+        default=None, description="next service, policy expiry or inspection"
+    )
+    cost_cny: Decimal | None = Field(default=None, ge=0, le=10_000_000, decimal_places=2)
+    vendor: str | None = Field(default=None, max_length=200)
+    note: str | None = Field(default=None, max_length=500)
+
+
+class ServiceOut(Out):
+    id: int
+    vehicle_id: int
+    kind: str
+    done_on: date
+    due_on: date | None
+    cost_id: int | None
+    vendor: str | None
+    note: str | None
+    reminded_at: datetime | None
+    created_at: datetime
+
+
+class DueOut(Out):
+    record_id: int
+    vehicle_id: int
+    plate: str
+    unit_id: int
+    kind: str
+    due_on: date
+    days_left: int
+
+
+class RatingIn(Strict):
+    score: int = Field(ge=1, le=5)
+    comment: str | None = Field(default=None, max_length=500)
+
+
+class RatingOut(Out):
+    id: int
+    trip_id: int
+    user_id: int
+    score: int
+    comment: str | None
+    created_at: datetime
+
+
+class CostPerKmRow(Out):
+    unit_id: int
+    unit_name: str
+    month: str = Field(description="YYYY-MM, Asia/Shanghai")
+    trips: int
+    km: float
+    cost_cny: Decimal
+    cost_per_km: Decimal | None
+
+
+class VehicleCostSummary(Out):
+    vehicle_id: int
+    total_cny: Decimal
+    by_kind: dict[str, Decimal]
+    km: float
+    trips: int

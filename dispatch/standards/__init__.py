@@ -1,0 +1,1 @@
+"""Usage standards (body types by passengers and nature) and provisioning standards, as data."""

@@ -1,0 +1,68 @@
+"""Standards edge schemas."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from pydantic import Field, model_validator
+
+from dispatch.registry.schemas import BodyType, Category
+from fleet.schemas import Out, Strict
+
+NATURE = r"^[a-z_]{3,40}$"
+
+
+class UsageStandardIn(Strict):
+    nature: str | None = Field(default=None, pattern=NATURE, description="NULL: every nature")
+    min_passengers: int = Field(ge=1, le=100)
+    max_passengers: int | None = Field(default=None, ge=1, le=100, description="NULL: no limit")
+    body_types: list[BodyType] = Field(min_length=1)
+    active: bool = True
+    note: str | None = Field(default=None, max_length=500)
+
+    @model_validator(mode="after")
+    def _range(self) -> UsageStandardIn:
+        if self.max_passengers is not None and self.max_passengers < self.min_passengers:
+            raise ValueError("max_passengers must be >= min_passengers")
+        return self
+
+
+class UsageStandardOut(Out):
+    id: int
+    nature: str | None
+    min_passengers: int
+    max_passengers: int | None
+    body_types: list[str]
+    active: bool
+    note: str | None
+    updated_at: datetime
+
+
+class ProvisioningStandardIn(Strict):
+    category: Category
+    body_type: BodyType | None = Field(default=None, description="NULL: every body type")
+    max_price_cny: Decimal | None = Field(default=None, gt=0, le=10_000_000, decimal_places=2)
+    max_engine_l: Decimal | None = Field(default=None, gt=0, lt=20, decimal_places=1)
+    note: str | None = Field(default=None, max_length=500)
+
+
+class ProvisioningStandardOut(Out):
+    id: int
+    category: str
+    body_type: str | None
+    max_price_cny: Decimal | None
+    max_engine_l: Decimal | None
+    note: str | None
+    updated_at: datetime
+
+
+class ViolationOut(Out):
+    vehicle_id: int
+    plate: str
+    category: str
+    body_type: str
+    price_cny: Decimal
+    engine_l: Decimal | None
+    standard_id: int
+    reasons: list[str]

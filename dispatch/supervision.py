@@ -1,0 +1,445 @@
+"""Trip-aware supervision (运行监管): private use, overtime, destination deviation; track summary.
+
+These rules need both trips and stored positions, so they live on the side that knows trips.
+Each detector reads real `positions` rows over a time window, writes `alerts` rows with
+evidence an auditor can open on the map (deduplicated by `dedup_key`), and announces each new
+alert on the live bus (type "alert") after commit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dispatch import notify
+from dispatch.assignments.models import Assignment
+from dispatch.trips.models import TripRequest
+from dispatch.trips.service import read_trip
+from fleet.identity.principal import Principal
+from fleet.logging import get_logger
+from fleet.schemas import Out
+
+log = get_logger("dispatch.supervision")
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Thresholds; units in the names."""
+
+    moving_speed_kmh: float = 10.0  # a ping at or above this (ignition not off) is "moving"
+    private_min_km: float = 1.0  # an uncovered movement this long is suspected private use…
+    private_min_minutes: float = 3.0  # …or one lasting this long
+    episode_gap_minutes: float = 10.0  # moving pings further apart start a new episode
+    overtime_grace_minutes: float = 30.0
+    deviation_km: float = 2.0  # closest approach to the approved destination
+    evidence_points: int = 300
+
+
+@dataclass
+class CheckReport:
+    private_use: int = 0
+    trip_overtime: int = 0
+    destination_deviation: int = 0
+    alert_ids: list[int] = field(default_factory=list)
+
+
+_PRIVATE_USE = text(
+    """
+    WITH moving AS (
+        SELECT p.vehicle_id, p.ts, p.geom, p.speed_kmh
+        FROM positions p
+        WHERE p.ts >= :since AND p.ts < :until
+          AND p.fix IS NOT FALSE AND p.acc IS NOT FALSE AND p.speed_kmh >= :speed
+          AND NOT EXISTS (
+              SELECT 1 FROM trip_assignments a
+              WHERE a.vehicle_id = p.vehicle_id
+                AND a.state IN ('assigned', 'accepted', 'departed', 'completed')
+                AND (p.ts <@ a.period
+                     OR (a.departed_at IS NOT NULL AND p.ts >= a.departed_at
+                         AND p.ts <= coalesce(a.completed_at, 'infinity'::timestamptz))))
+    ),
+    marked AS (
+        SELECT *, CASE WHEN lag(ts) OVER w IS NULL
+                         OR ts - lag(ts) OVER w > make_interval(secs => :gap_s)
+                       THEN 1 ELSE 0 END AS brk
+        FROM moving WINDOW w AS (PARTITION BY vehicle_id ORDER BY ts)
+    ),
+    grouped AS (
+        SELECT *, sum(brk) OVER (PARTITION BY vehicle_id ORDER BY ts) AS episode FROM marked
+    ),
+    episodes AS (
+        SELECT vehicle_id, episode, min(ts) AS started_at, max(ts) AS ended_at, count(*) AS points,
+               CASE WHEN count(*) > 1
+                    THEN ST_Length(ST_MakeLine(geom ORDER BY ts)::geography) / 1000
+                    ELSE 0 END AS km,
+               max(speed_kmh) AS max_speed_kmh,
+               (array_agg(geom ORDER BY ts))[1] AS first_geom,
+               (array_agg(json_build_array(round(ST_X(geom)::numeric, 6),
+                                           round(ST_Y(geom)::numeric, 6), ts, speed_kmh)
+                          ORDER BY ts))[1:(:max_pts)] AS pts
+        FROM grouped GROUP BY vehicle_id, episode
+    )
+    SELECT e.vehicle_id, e.started_at, e.ended_at, e.points, e.km, e.max_speed_kmh,
+           ST_X(e.first_geom) AS lon, ST_Y(e.first_geom) AS lat, to_json(e.pts) AS pts,
+           v.plate, v.unit_id, o.path::text AS unit_path
+    FROM episodes e
+    JOIN vehicles v ON v.id = e.vehicle_id
+    JOIN orgs o ON o.id = v.unit_id
+    WHERE e.km >= :min_km OR e.ended_at - e.started_at >= make_interval(secs => :min_s)
+    ORDER BY e.vehicle_id, e.started_at
+    """
+)
+
+_EXISTING = text(
+    """
+    SELECT id FROM alerts
+    WHERE kind = 'private_use' AND vehicle_id = :vehicle_id
+      AND started_at <= :ended_at
+      AND coalesce(ended_at, started_at) >= :started_at - make_interval(secs => :gap_s)
+    ORDER BY started_at LIMIT 1
+    """
+)
+
+_INSERT = text(
+    """
+    INSERT INTO alerts (kind, severity, vehicle_id, org_id, trip_id, started_at, ended_at,
+                        location, message, evidence, dedup_key)
+    VALUES (:kind, :severity, :vehicle_id, :org_id, :trip_id, :started_at, :ended_at,
+            CASE WHEN CAST(:lon AS float8) IS NULL THEN NULL
+                 ELSE ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) END,
+            :message, CAST(:evidence AS jsonb), :dedup_key)
+    ON CONFLICT (dedup_key) DO NOTHING
+    RETURNING id
+    """
+)
+
+
+async def _insert_alert(
+    session: AsyncSession, unit_path: str, report: CheckReport, **values: Any
+) -> int | None:
+    values.setdefault("trip_id", None)
+    values.setdefault("severity", "warning")
+    values.setdefault("lon", None)
+    values.setdefault("lat", None)
+    values["evidence"] = orjson.dumps(values["evidence"], default=str).decode()
+    alert_id = (await session.execute(_INSERT, values)).scalar_one_or_none()
+    if alert_id is None:
+        return None
+    report.alert_ids.append(int(alert_id))
+    notify.queue(
+        session,
+        "alert",
+        {
+            "id": int(alert_id),
+            "kind": values["kind"],
+            "severity": values["severity"],
+            "vehicle_id": values["vehicle_id"],
+            "trip_id": values["trip_id"],
+            "started_at": values["started_at"],
+            "message": values["message"],
+        },
+        org_path=unit_path,
+    )
+    return int(alert_id)
+
+
+async def detect_private_use(
+    session: AsyncSession, since: datetime, until: datetime, rules: Rules, report: CheckReport
+) -> None:
+    """Movement with no trip covering it (公车私用嫌疑)."""
+    rows = (
+        await session.execute(
+            _PRIVATE_USE,
+            {
+                "since": since,
+                "until": until,
+                "speed": rules.moving_speed_kmh,
+                "gap_s": rules.episode_gap_minutes * 60,
+                "min_km": rules.private_min_km,
+                "min_s": rules.private_min_minutes * 60,
+                "max_pts": rules.evidence_points,
+            },
+        )
+    ).mappings()
+    for r in list(rows):
+        existing = await session.scalar(
+            _EXISTING,
+            {
+                "vehicle_id": r["vehicle_id"],
+                "started_at": r["started_at"],
+                "ended_at": r["ended_at"],
+                "gap_s": rules.episode_gap_minutes * 60,
+            },
+        )
+        if existing is not None:
+            # Same episode seen by an overlapping window: extend it, do not alert twice.
+            await session.execute(
+                text("UPDATE alerts SET ended_at = greatest(ended_at, :ended_at) WHERE id = :id"),
+                {"id": existing, "ended_at": r["ended_at"]},
+            )
+            continue
+        km = float(r["km"])
+        minutes = (r["ended_at"] - r["started_at"]).total_seconds() / 60
+        await _insert_alert(
+            session,
+            r["unit_path"],
+            report,
+            kind="private_use",
+            vehicle_id=r["vehicle_id"],
+            org_id=r["unit_id"],
+            started_at=r["started_at"],
+            ended_at=r["ended_at"],
+            lon=r["lon"],
+            lat=r["lat"],
+            message=f"{r['plate']} 无有效派车行驶 {km:.1f} km / {minutes:.0f} 分钟 (疑似公车私用)",
+            evidence={
+                "rule": "moving without an active approved trip",
+                "distance_km": round(km, 3),
+                "duration_min": round(minutes, 1),
+                "max_speed_kmh": r["max_speed_kmh"],
+                "points": r["points"],
+                "positions": r["pts"],
+                "positions_format": ["lon", "lat", "ts", "speed_kmh"],
+            },
+            dedup_key=f"private_use:{r['vehicle_id']}:{r['started_at'].isoformat()}",
+        )
+        report.private_use += 1
+
+
+_OVERTIME = text(
+    """
+    SELECT a.id, a.trip_id, a.vehicle_id, a.state, a.departed_at, a.completed_at, t.return_at,
+           v.plate, v.unit_id, o.path::text AS unit_path
+    FROM trip_assignments a
+    JOIN trip_requests t ON t.id = a.trip_id
+    JOIN vehicles v ON v.id = a.vehicle_id
+    JOIN orgs o ON o.id = v.unit_id
+    WHERE ((a.state = 'departed' AND :now > t.return_at + make_interval(secs => :grace_s))
+        OR (a.state = 'completed' AND a.completed_at >= :since AND a.completed_at < :until
+            AND a.completed_at > t.return_at + make_interval(secs => :grace_s)))
+    """
+)
+
+
+async def detect_overtime(
+    session: AsyncSession,
+    since: datetime,
+    until: datetime,
+    now: datetime,
+    rules: Rules,
+    report: CheckReport,
+) -> None:
+    """A trip still out (or returned) later than its approved window plus grace."""
+    rows = (
+        await session.execute(
+            _OVERTIME,
+            {
+                "now": now,
+                "since": since,
+                "until": until,
+                "grace_s": rules.overtime_grace_minutes * 60,
+            },
+        )
+    ).mappings()
+    for r in list(rows):
+        end = r["completed_at"] or now
+        late_min = (end - r["return_at"]).total_seconds() / 60
+        made = await _insert_alert(
+            session,
+            r["unit_path"],
+            report,
+            kind="trip_overtime",
+            vehicle_id=r["vehicle_id"],
+            org_id=r["unit_id"],
+            trip_id=r["trip_id"],
+            started_at=r["return_at"],
+            ended_at=r["completed_at"],
+            message=f"{r['plate']} 超出批准用车时间 {late_min:.0f} 分钟 (用车申请 #{r['trip_id']})",
+            evidence={
+                "approved_return_at": r["return_at"],
+                "departed_at": r["departed_at"],
+                "completed_at": r["completed_at"],
+                "late_minutes": round(late_min, 1),
+                "still_out": r["state"] == "departed",
+            },
+            dedup_key=f"trip_overtime:{r['trip_id']}",
+        )
+        if made:
+            report.trip_overtime += 1
+
+
+_TRACK = text(
+    """
+    WITH a AS (
+        SELECT a.*, t.destination, t.planned_km, t.departure_at, t.return_at
+        FROM trip_assignments a JOIN trip_requests t ON t.id = a.trip_id
+        WHERE a.id = :assignment_id
+    ),
+    p AS (
+        SELECT p.ts, p.geom
+        FROM positions p, a
+        WHERE p.vehicle_id = a.vehicle_id AND p.fix IS NOT FALSE
+          AND p.ts >= a.departed_at AND p.ts <= coalesce(a.completed_at, :now)
+    )
+    SELECT (SELECT count(*) FROM p) AS points,
+           (SELECT CASE WHEN count(*) > 1
+                        THEN ST_Length(ST_MakeLine(geom ORDER BY ts)::geography) / 1000 END
+              FROM p) AS km,
+           (SELECT min(ST_Distance(p.geom::geography, a.destination::geography)) / 1000
+              FROM p, a) AS closest_km,
+           (SELECT ST_Distance(p.geom::geography, a.destination::geography) / 1000
+              FROM p, a ORDER BY p.ts DESC LIMIT 1) AS end_km,
+           (SELECT min(ts) FROM p) AS first_ts, (SELECT max(ts) FROM p) AS last_ts
+    """
+)
+
+
+class TrackSummary(Out):
+    trip_id: int
+    assignment_id: int | None
+    vehicle_id: int | None
+    planned_km: float
+    planned_minutes: float
+    actual_km: float | None = None
+    odometer_km: float | None = None
+    actual_minutes: float | None = None
+    points: int = 0
+    end_distance_km: float | None = None
+    closest_approach_km: float | None = None
+    first_ts: datetime | None = None
+    last_ts: datetime | None = None
+
+
+async def _track(session: AsyncSession, assignment_id: int, now: datetime) -> dict[str, Any]:
+    row = (
+        (await session.execute(_TRACK, {"assignment_id": assignment_id, "now": now}))
+        .mappings()
+        .one()
+    )
+    return dict(row)
+
+
+async def track_summary(session: AsyncSession, principal: Principal, trip_id: int) -> TrackSummary:
+    """Planned vs actual distance and duration; end point vs the approved destination."""
+    trip: TripRequest = await read_trip(session, principal, trip_id)
+    a = (
+        await session.execute(
+            select(Assignment)
+            .where(Assignment.trip_id == trip_id, Assignment.departed_at.is_not(None))
+            .order_by(Assignment.id.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    summary = TrackSummary(
+        trip_id=trip.id,
+        assignment_id=a.id if a else None,
+        vehicle_id=a.vehicle_id if a else None,
+        planned_km=trip.planned_km,
+        planned_minutes=(trip.return_at - trip.departure_at).total_seconds() / 60,
+    )
+    if a is None or a.departed_at is None:
+        return summary
+    t = await _track(session, a.id, datetime.now(UTC))
+    end = a.completed_at or datetime.now(UTC)
+    summary.actual_minutes = round((end - a.departed_at).total_seconds() / 60, 1)
+    summary.points = int(t["points"])
+    summary.actual_km = round(float(t["km"]), 3) if t["km"] is not None else None
+    if a.odometer_end_km is not None and a.odometer_start_km is not None:
+        summary.odometer_km = round(a.odometer_end_km - a.odometer_start_km, 1)
+    summary.closest_approach_km = _r(t["closest_km"])
+    summary.end_distance_km = _r(t["end_km"])
+    summary.first_ts, summary.last_ts = t["first_ts"], t["last_ts"]
+    return summary
+
+
+def _r(value: float | None) -> float | None:
+    return round(float(value), 3) if value is not None else None
+
+
+_COMPLETED = text(
+    """
+    SELECT a.id, a.trip_id, a.vehicle_id, v.plate, v.unit_id, o.path::text AS unit_path,
+           t.destination_address, ST_X(t.destination) AS lon, ST_Y(t.destination) AS lat
+    FROM trip_assignments a
+    JOIN trip_requests t ON t.id = a.trip_id
+    JOIN vehicles v ON v.id = a.vehicle_id
+    JOIN orgs o ON o.id = v.unit_id
+    WHERE a.state = 'completed' AND a.completed_at >= :since AND a.completed_at < :until
+    """
+)
+
+
+async def detect_deviation(
+    session: AsyncSession, since: datetime, until: datetime, rules: Rules, report: CheckReport
+) -> None:
+    """A completed trip whose track never came near its approved destination."""
+    rows = (await session.execute(_COMPLETED, {"since": since, "until": until})).mappings()
+    for r in list(rows):
+        t = await _track(session, r["id"], until)
+        if not t["points"] or t["closest_km"] is None or t["closest_km"] <= rules.deviation_km:
+            continue
+        made = await _insert_alert(
+            session,
+            r["unit_path"],
+            report,
+            kind="destination_deviation",
+            vehicle_id=r["vehicle_id"],
+            org_id=r["unit_id"],
+            trip_id=r["trip_id"],
+            started_at=t["first_ts"],
+            ended_at=t["last_ts"],
+            lon=r["lon"],
+            lat=r["lat"],
+            message=f"{r['plate']} 未到达批准目的地 {r['destination_address']}"
+            f" (最近 {t['closest_km']:.1f} km)",
+            evidence={
+                "destination": {
+                    "lat": r["lat"],
+                    "lon": r["lon"],
+                    "address": r["destination_address"],
+                },
+                "closest_approach_km": round(float(t["closest_km"]), 3),
+                "end_distance_km": _r(t["end_km"]),
+                "track_km": _r(t["km"]),
+                "points": t["points"],
+                "threshold_km": rules.deviation_km,
+            },
+            dedup_key=f"destination_deviation:{r['trip_id']}",
+        )
+        if made:
+            report.destination_deviation += 1
+
+
+async def run_checks(
+    session: AsyncSession,
+    since: datetime,
+    until: datetime,
+    *,
+    now: datetime | None = None,
+    rules: Rules | None = None,
+) -> CheckReport:
+    """Run every trip-aware rule over positions and trips in [since, until)."""
+    rules = rules or Rules()
+    now = now or datetime.now(UTC)
+    report = CheckReport()
+    await detect_private_use(session, since, until, rules, report)
+    await detect_overtime(session, since, until, now, rules, report)
+    await detect_deviation(session, since, until, rules, report)
+    log.info(
+        "supervision.checked",
+        since=since.isoformat(),
+        until=until.isoformat(),
+        private_use=report.private_use,
+        trip_overtime=report.trip_overtime,
+        destination_deviation=report.destination_deviation,
+    )
+    return report
+
+
+def default_window(now: datetime, minutes: float = 30) -> tuple[datetime, datetime]:
+    return now - timedelta(minutes=minutes), now

@@ -1,0 +1,116 @@
+"""Trip request edge schemas."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, Field, model_validator
+
+from fleet.schemas import Out, Strict
+
+TripNature = Literal[
+    "official",
+    "meeting",
+    "inspection",
+    "reception",
+    "emergency",
+    "law_enforcement",
+    "courier",
+    "special",
+]
+Urgency = Literal["normal", "urgent", "emergency"]
+TripState = Literal[
+    "draft",
+    "submitted",
+    "approved",
+    "rejected",
+    "assigned",
+    "accepted",
+    "departed",
+    "completed",
+    "settled",
+    "cancelled",
+    "reassigned",
+]
+TripKind = Literal["in_county", "cross_county", "cross_city", "emergency"]
+
+
+class Place(Strict):
+    """A WGS-84 point with its address as the requester wrote it."""
+
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    address: str = Field(min_length=1, max_length=300)
+
+
+class TripIn(Strict):
+    unit_id: int | None = Field(default=None, description="requesting unit (default: your org)")
+    passengers: int = Field(ge=1, le=100)
+    passenger_names: list[str] = Field(default_factory=list, max_length=100)
+    passenger_user_ids: list[int] = Field(
+        default_factory=list, max_length=100, description="passengers who may rate the trip"
+    )
+    nature: TripNature = "official"
+    purpose: str = Field(min_length=2, max_length=1000)
+    origin: Place
+    destination: Place
+    stops: list[Place] = Field(default_factory=list, max_length=10)
+    departure_at: AwareDatetime
+    return_at: AwareDatetime = Field(description="expected return (end of the booking)")
+    round_trip: bool = Field(default=False, description="wait and return (往返) vs one way")
+    urgency: Urgency = "normal"
+    special_needs: str | None = Field(default=None, max_length=500)
+    submit: bool = Field(default=False, description="submit for approval right away")
+
+    @model_validator(mode="after")
+    def _checks(self) -> TripIn:
+        if self.return_at <= self.departure_at:
+            raise ValueError("return_at must be after departure_at")
+        if len(self.passenger_names) > self.passengers:
+            raise ValueError("more passenger_names than passengers")
+        return self
+
+
+class ReasonIn(Strict):
+    reason: str = Field(min_length=2, max_length=500)
+
+
+class TripOut(Out):
+    id: int
+    requester_id: int
+    unit_id: int
+    serving_unit_id: int | None
+    passengers: int
+    passenger_names: list[str]
+    passenger_user_ids: list[int]
+    nature: str
+    purpose: str
+    origin: Place
+    destination: Place
+    destination_org_id: int | None
+    stops: list[Place]
+    departure_at: datetime
+    return_at: datetime
+    round_trip: bool
+    urgency: str
+    special_needs: str | None
+    kind: TripKind
+    allowed_body_types: list[str]
+    planned_km: float
+    state: TripState
+    state_reason: str | None
+    dispatch_first: bool
+    approval_status: str
+    approval_round: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class HistoryOut(Out):
+    at: datetime
+    actor: str
+    action: str
+    from_state: str | None
+    to_state: str | None
+    reason: str | None

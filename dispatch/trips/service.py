@@ -1,0 +1,273 @@
+"""Trip request rules: filing, editing drafts, submitting, cancelling, reading in scope."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dispatch.approvals import service as approvals
+from dispatch.assignments.service import release_assignment
+from dispatch.standards.service import allowed_body_types
+from dispatch.trips import repository, schemas
+from dispatch.trips.models import TripRequest
+from dispatch.trips.state import BEFORE_DEPARTURE, lock_trip, require_state, transition
+from fleet import audit
+from fleet.errors import Forbidden, Invalid, NotFound
+from fleet.geo import point_from_db, point_to_db
+from fleet.identity.models import Org
+from fleet.identity.principal import Principal
+from fleet.identity.service import get_org
+
+REQUEST = ("requester",)
+CANCEL_AS_STAFF = ("dispatcher", "admin")
+# Road distance ≈ great-circle distance × circuity (typical for Chinese road networks, 1.2–1.4).
+CIRCUITY = 1.3
+EARTH_RADIUS_KM = 6371.0088
+MAX_TRIP = timedelta(days=14)
+
+
+def great_circle_km(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Haversine distance in km between two (lat, lon) points."""
+    lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
+    h = (
+        math.sin((lat2 - lat1) / 2) ** 2
+        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    )
+    return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(h))
+
+
+def planned_km(points: list[tuple[float, float]], round_trip: bool) -> float:
+    """Planned road km: great-circle legs × circuity, doubled for wait-and-return."""
+    legs = sum(great_circle_km(a, b) for a, b in itertools.pairwise(points))
+    return round(legs * CIRCUITY * (2 if round_trip else 1), 2)
+
+
+def trip_out(trip: TripRequest) -> schemas.TripOut:
+    origin = point_from_db(trip.origin) or {}
+    dest = point_from_db(trip.destination) or {}
+    data: dict[str, Any] = {
+        name: getattr(trip, name)
+        for name in schemas.TripOut.model_fields
+        if name not in ("origin", "destination", "stops")
+    }
+    return schemas.TripOut(
+        **data,
+        origin=schemas.Place(**origin, address=trip.origin_address),
+        destination=schemas.Place(**dest, address=trip.destination_address),
+        stops=[schemas.Place(**s) for s in trip.stops],
+    )
+
+
+def _home_path(unit_path: str) -> str:
+    """The territory a unit's in-county trips stay in: its county, else its city or region."""
+    parts = unit_path.split(".")
+    return ".".join(parts[: min(3, len(parts) - 1)]) if len(parts) > 1 else unit_path
+
+
+async def derive_kind(
+    session: AsyncSession, unit: Org, body: schemas.TripIn
+) -> tuple[str, int | None]:
+    """Request kind for the approval chain, and the destination's county."""
+    places = [body.destination, *body.stops]
+    dest_county = await repository.nearest_county(
+        session, body.destination.lat, body.destination.lon
+    )
+    if body.urgency == "emergency":
+        return "emergency", dest_county.id if dest_county else None
+    home = _home_path(unit.path)
+    home_city = ".".join(unit.path.split(".")[:2])
+    kind = "in_county"
+    for place in places:
+        county = await repository.nearest_county(session, place.lat, place.lon)
+        if county is None:
+            continue
+        if not (county.path == home or county.path.startswith(home + ".")):
+            if county.path.startswith(home_city + ".") and home_city != home:
+                kind = "cross_county" if kind == "in_county" else kind
+            else:
+                kind = "cross_city"
+    return kind, dest_county.id if dest_county else None
+
+
+async def _fill(session: AsyncSession, trip: TripRequest, unit: Org, body: schemas.TripIn) -> None:
+    now = datetime.now(UTC)
+    if body.departure_at < now - timedelta(minutes=5):
+        raise Invalid("departure_at is in the past", field="departure_at")
+    if body.return_at - body.departure_at > MAX_TRIP:
+        raise Invalid("a trip may last at most 14 days", field="return_at")
+    allowed = await allowed_body_types(session, body.nature, body.passengers)
+    if not allowed:
+        raise Invalid(
+            f"no usage standard allows a {body.nature} trip with {body.passengers} passengers",
+            field="passengers",
+            code="no_standard",
+        )
+    kind, dest_org = await derive_kind(session, unit, body)
+    points = [(body.origin.lat, body.origin.lon)]
+    points += [(s.lat, s.lon) for s in body.stops]
+    points.append((body.destination.lat, body.destination.lon))
+    trip.unit_id = unit.id
+    trip.passengers = body.passengers
+    trip.passenger_names = list(body.passenger_names)
+    trip.passenger_user_ids = list(body.passenger_user_ids)
+    trip.nature = body.nature
+    trip.purpose = body.purpose
+    trip.origin = point_to_db(body.origin.lat, body.origin.lon)
+    trip.origin_address = body.origin.address
+    trip.destination = point_to_db(body.destination.lat, body.destination.lon)
+    trip.destination_address = body.destination.address
+    trip.destination_org_id = dest_org
+    trip.stops = [s.model_dump() for s in body.stops]
+    trip.departure_at = body.departure_at
+    trip.return_at = body.return_at
+    trip.round_trip = body.round_trip
+    trip.urgency = body.urgency
+    trip.special_needs = body.special_needs
+    trip.kind = kind
+    trip.allowed_body_types = allowed
+    trip.planned_km = planned_km(points, body.round_trip)
+
+
+async def _requesting_unit(session: AsyncSession, principal: Principal, unit_id: int) -> Org:
+    principal.require(REQUEST)
+    unit = await get_org(session, unit_id, field="unit_id")
+    if unit.kind != "unit":
+        raise Invalid("unit_id must name an organisation of kind 'unit'", field="unit_id")
+    principal.check(REQUEST, unit.path, unit.system_path, what="unit")
+    return unit
+
+
+async def create_trip(
+    session: AsyncSession, principal: Principal, body: schemas.TripIn
+) -> TripRequest:
+    unit = await _requesting_unit(session, principal, body.unit_id or principal.org_id)
+    trip = TripRequest(requester_id=principal.user_id, state="draft")
+    await _fill(session, trip, unit, body)
+    session.add(trip)
+    await session.flush()
+    await session.refresh(trip)
+    await audit.record(
+        session,
+        principal.actor,
+        "trip.create",
+        "trip",
+        trip.id,
+        to_state="draft",
+        data=body.model_dump(mode="json", exclude={"submit"}),
+    )
+    if body.submit:
+        await submit(session, principal, trip.id)
+    return trip
+
+
+async def _own_trip(session: AsyncSession, principal: Principal, trip_id: int) -> TripRequest:
+    trip = await lock_trip(session, trip_id)
+    if trip.requester_id != principal.user_id:
+        principal.require(REQUEST)
+        raise Forbidden("only the requester may change this request", code="not_requester")
+    return trip
+
+
+async def update_draft(
+    session: AsyncSession, principal: Principal, trip_id: int, body: schemas.TripIn
+) -> TripRequest:
+    trip = await _own_trip(session, principal, trip_id)
+    require_state(trip, "draft", action="edit")
+    unit = await _requesting_unit(session, principal, body.unit_id or trip.unit_id)
+    await _fill(session, trip, unit, body)
+    await session.flush()
+    await audit.record(
+        session,
+        principal.actor,
+        "trip.update",
+        "trip",
+        trip.id,
+        data=body.model_dump(mode="json", exclude={"submit"}),
+    )
+    if body.submit:
+        await submit(session, principal, trip.id)
+    await session.refresh(trip)
+    return trip
+
+
+async def submit(session: AsyncSession, principal: Principal, trip_id: int) -> TripRequest:
+    trip = await _own_trip(session, principal, trip_id)
+    require_state(trip, "draft", action="submit")
+    if trip.departure_at < datetime.now(UTC) - timedelta(minutes=5):
+        raise Invalid("departure_at is in the past; edit the request first", field="departure_at")
+    await transition(session, trip, "submitted", principal.actor)
+    await approvals.start(session, trip, principal.actor)
+    await session.refresh(trip)
+    return trip
+
+
+async def cancel(
+    session: AsyncSession, principal: Principal, trip_id: int, reason: str
+) -> TripRequest:
+    """The requester, or a dispatcher/admin of the unit, cancels before departure."""
+    trip = await lock_trip(session, trip_id)
+    if trip.requester_id != principal.user_id:
+        unit = await get_org(session, trip.unit_id)
+        principal.check(CANCEL_AS_STAFF, unit.path, unit.system_path, what="trip")
+    require_state(trip, *BEFORE_DEPARTURE, action="cancel")
+    await release_assignment(session, trip.id, "cancelled")
+    await approvals.close_open_steps(session, trip.id)
+    await transition(session, trip, "cancelled", principal.actor, reason=reason)
+    return trip
+
+
+async def read_trip(session: AsyncSession, principal: Principal, trip_id: int) -> TripRequest:
+    trip = (
+        await session.execute(repository.trips_query(principal).where(TripRequest.id == trip_id))
+    ).scalar_one_or_none()
+    if trip is None:
+        if await session.get(TripRequest, trip_id) is None:
+            raise NotFound(f"trip {trip_id} not found", field="trip_id")
+        raise Forbidden("trip is outside your scope", code="out_of_scope", field="trip_id")
+    return trip
+
+
+async def list_trips(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    state: str | None,
+    mine: bool,
+    unit_id: int | None,
+    departure_from: datetime | None,
+    departure_to: datetime | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[TripRequest], int]:
+    stmt = repository.trips_query(principal)
+    if state:
+        stmt = stmt.where(TripRequest.state == state)
+    if mine:
+        stmt = stmt.where(TripRequest.requester_id == principal.user_id)
+    if unit_id is not None:
+        stmt = stmt.where(TripRequest.unit_id == unit_id)
+    if departure_from is not None:
+        stmt = stmt.where(TripRequest.departure_at >= departure_from)
+    if departure_to is not None:
+        stmt = stmt.where(TripRequest.departure_at < departure_to)
+    total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
+    rows = await session.execute(
+        stmt.order_by(TripRequest.departure_at.desc(), TripRequest.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(rows.scalars()), int(total)
+
+
+async def history(
+    session: AsyncSession, principal: Principal, trip_id: int
+) -> list[schemas.HistoryOut]:
+    await read_trip(session, principal, trip_id)
+    return [
+        schemas.HistoryOut.model_validate(e) for e in await repository.history(session, trip_id)
+    ]
