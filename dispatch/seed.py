@@ -8,9 +8,11 @@ arguments always give the same region. Bulk rows go in with asyncpg `executemany
 from __future__ import annotations
 
 import math
+import os
 import random
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -387,6 +389,11 @@ def _resolve(selector: str, orgs: list[_Org]) -> _Org:
     return next(o for o in orgs if o.code == code)
 
 
+def _hash_terminal_secrets(args: tuple[str, list[str]]) -> list[str]:
+    key, ids = args
+    return [hash_secret(derived_secret(key, tid)) for tid in ids]
+
+
 async def is_seeded(conn: asyncpg.Connection) -> int:
     return int(await conn.fetchval("SELECT count(*) FROM vehicles"))
 
@@ -439,14 +446,24 @@ async def seed(
         drivers,
     )
     progress(f"terminals: hashing and writing {len(terminals)} secrets")
-    key = cfg.terminal_key
-    term_rows = []
-    for i, (tid, vid, model, _) in enumerate(terminals, start=1):
-        # Without a key the secrets are random: such terminals can only log in after rotation.
-        secret = derived_secret(key or str(rng.random()), str(tid))
-        term_rows.append((tid, hash_secret(secret), vid, model))
-        if i % 5000 == 0:
-            progress(f"terminals: {i}/{len(terminals)}")
+    # Without a key the secrets are random: such terminals can only log in after rotation.
+    key = cfg.terminal_key or f"random-{rng.random()}"
+    ids = [str(t[0]) for t in terminals]
+    hashes: list[str] = []
+    chunk = 2000
+    # PBKDF2 is CPU-bound: spread it over the cores (about 1 ms per secret).
+    with ProcessPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        for i, part in enumerate(
+            pool.map(
+                _hash_terminal_secrets,
+                [(key, ids[j : j + chunk]) for j in range(0, len(ids), chunk)],
+            )
+        ):
+            hashes.extend(part)
+            progress(f"terminals: {min((i + 1) * chunk, len(ids))}/{len(ids)}")
+    term_rows = [
+        (tid, h, vid, model) for (tid, vid, model, _), h in zip(terminals, hashes, strict=True)
+    ]
     await conn.executemany(
         "INSERT INTO terminals (id, secret_hash, vehicle_id, model) VALUES ($1, $2, $3, $4)",
         term_rows,

@@ -155,8 +155,13 @@ def seed(
                     return
                 _echo(f"already seeded ({existing} vehicles); use `fleet db reset --yes` first")
                 raise typer.Exit(1)
+            t0 = time.perf_counter()
             async with conn.transaction():
-                report = await run_seed(conn, cfg, progress=lambda m: _echo(f"seed: {m}"))
+                report = await run_seed(
+                    conn,
+                    cfg,
+                    progress=lambda m: _echo(f"seed [{time.perf_counter() - t0:5.1f}s] {m}"),
+                )
             _echo(
                 f"seeded in {report.seconds:.1f}s: {report.cities} cities, {report.counties} "
                 f"counties, {report.units} units, {report.vehicles} vehicles, {report.drivers} "
