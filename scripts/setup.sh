@@ -83,8 +83,11 @@ if [[ -f web/frontend/package.json ]]; then
     say "installing front-end packages"
     (cd web/frontend && npm install --no-audit --no-fund --loglevel=error && touch node_modules/.stamp)
   fi
-  say "building front end"
-  (cd web/frontend && npm run --silent build >/dev/null)
+  # Rebuild only when a source is newer than the last build.
+  if [[ ! -f web/frontend/dist/index.html ]] || [[ -n "$(find web/frontend -path web/frontend/node_modules -prune -o -path web/frontend/dist -prune -o -type f -newer web/frontend/dist/index.html -print -quit)" ]]; then
+    say "building front end"
+    (cd web/frontend && npm run --silent build >/dev/null)
+  fi
 fi
 
 # --- database -----------------------------------------------------------------
