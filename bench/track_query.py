@@ -118,10 +118,13 @@ async def generate(vehicles: int, days: int, interval_s: int) -> None:
             await conn.execute(f"ALTER INDEX {stage}_pkey RENAME TO {tbl}_pkey")
             await conn.execute(
                 f"ALTER TABLE positions ATTACH PARTITION {tbl}"
-                f" FOR VALUES FROM ('{lo.isoformat()}') TO ('{(lo + timedelta(days=1)).isoformat()}')"
+                f" FOR VALUES FROM ('{lo.isoformat()}')"
+                f" TO ('{(lo + timedelta(days=1)).isoformat()}')"
             )
             await conn.execute(f"ANALYZE {tbl}")
-            n = await conn.fetchval("SELECT reltuples::bigint FROM pg_class WHERE relname = $1", tbl)
+            n = await conn.fetchval(
+                "SELECT reltuples::bigint FROM pg_class WHERE relname = $1", tbl
+            )
             _echo(
                 f"{tbl}: {n:,} rows, load {t1 - t0:.0f}s, index+attach "
                 f"{time.perf_counter() - t1:.0f}s"
@@ -149,8 +152,12 @@ async def measure(samples: int, days: int, vehicles: int, seed: int) -> dict[str
             for _ in range(samples)
         ]
         ref = VehicleRef(0, "桂A00000", 0, "1", None, "none", "in_service", 0.0, 0.0)
-        results: dict[str, list[float]] = {"cold_sql": [], "cold_api": [], "warm_sql": [],
-                                            "warm_api": []}
+        results: dict[str, list[float]] = {
+            "cold_sql": [],
+            "cold_api": [],
+            "warm_sql": [],
+            "warm_api": [],
+        }
         npoints: list[int] = []
         for phase in ("cold", "warm"):
             for vid, d in picks:

@@ -22,6 +22,7 @@ per shard); within a shard an advisory lock keeps a single runner.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -138,8 +139,10 @@ class Deriver:
                 "SELECT position FROM derive_cursors WHERE name = $1 FOR UPDATE", self.cursor_name
             )
             cursor = cursor or floor
-            upto = min(now - timedelta(seconds=self.cfg.settle_s),
-                       cursor + timedelta(seconds=self.cfg.window_s))
+            upto = min(
+                now - timedelta(seconds=self.cfg.settle_s),
+                cursor + timedelta(seconds=self.cfg.window_s),
+            )
             if upto > cursor:
                 rows = await conn.fetch(_NEW_POINTS_SQL, cursor, upto, floor, now, n, i)
                 await self._process(conn, rows, now, rep)
@@ -159,7 +162,10 @@ class Deriver:
         return rep
 
     async def _process(
-        self, conn: asyncpg.Connection, rows: list[asyncpg.Record], now: datetime,
+        self,
+        conn: asyncpg.Connection,
+        rows: list[asyncpg.Record],
+        now: datetime,
         rep: CycleReport,
     ) -> None:
         by_vehicle: dict[int, list[asyncpg.Record]] = defaultdict(list)
@@ -284,14 +290,15 @@ class Deriver:
         affected days' mileage with PostGIS. Alerts are upserted by dedup key, so episodes that
         were already reported are not reported twice.
         """
+        # Start from a stop: a stop begins on a standing point, exactly where a clean state
+        # begins too, so the re-run reproduces the boundaries before the late points.
         anchor = await conn.fetchval(
-            "SELECT max(s) FROM (SELECT max(started_at) AS s FROM vehicle_trips"
-            " WHERE vehicle_id = $1 AND started_at <= $2 UNION ALL SELECT max(started_at)"
-            " FROM vehicle_stops WHERE vehicle_id = $1 AND started_at <= $2) x",
+            "SELECT coalesce((SELECT max(started_at) FROM vehicle_stops"
+            " WHERE vehicle_id = $1 AND started_at <= $2),"
+            " least((SELECT min(started_at) FROM vehicle_trips WHERE vehicle_id = $1), $2))",
             vid,
             since,
         )
-        anchor = anchor or since
         await conn.execute(
             "DELETE FROM vehicle_trips WHERE vehicle_id = $1 AND started_at >= $2", vid, anchor
         )
@@ -525,7 +532,10 @@ class Deriver:
     # ---- status ---------------------------------------------------------------------------
 
     async def _moving_parked(
-        self, conn: asyncpg.Connection, states: list[dict[str, Any]], now: datetime,
+        self,
+        conn: asyncpg.Connection,
+        states: list[dict[str, Any]],
+        now: datetime,
         rep: CycleReport,
     ) -> None:
         wanted = [
@@ -781,10 +791,8 @@ async def run_forever(
             if once:
                 break
             elapsed = asyncio.get_running_loop().time() - started
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=max(0.5, cfg.cycle_s - elapsed))
-            except TimeoutError:
-                pass
     finally:
         if conn is not None and not conn.is_closed():
             await conn.close()

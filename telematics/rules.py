@@ -23,7 +23,6 @@ import chinese_calendar
 
 from telematics.derive_config import DeriveSettings
 
-
 # ---- calendar --------------------------------------------------------------------------
 
 
@@ -143,8 +142,13 @@ class EpisodeRule:
             ep["info"].update({k: v for k, v in props.items() if k.startswith("_")})
             if len(ep["pts"]) < self.cfg.evidence_max_points:
                 ep["pts"].append(
-                    [t, round(p.lon, 6), round(p.lat, 6), p.speed_kmh]
-                    + [{k: v for k, v in props.items() if not k.startswith("_")}]
+                    [
+                        t,
+                        round(p.lon, 6),
+                        round(p.lat, 6),
+                        p.speed_kmh,
+                        {k: v for k, v in props.items() if not k.startswith("_")},
+                    ]
                 )
             if ep["last"] - ep["start"] >= self.min_s:
                 d = self._draft(vehicle_id, ep, closed=False)
@@ -223,7 +227,9 @@ class Overspeed(EpisodeRule):
         vmax = max((pt[3] or 0.0) for pt in ep["pts"])
         limit = ep["info"].get("_limit_kmh")
         dur = ep["last"] - ep["start"]
-        msg = f"超速 overspeed: up to {vmax:.0f} km/h over the {limit:.0f} km/h limit for {dur:.0f} s"
+        msg = (
+            f"超速 overspeed: up to {vmax:.0f} km/h over the {limit:.0f} km/h limit for {dur:.0f} s"
+        )
         return (
             self.kind,
             msg,
@@ -280,8 +286,10 @@ class OffHours(EpisodeRule):
         reason = str(ep["info"].get("_reason", ""))
         kind = "holiday_movement" if reason != "after_hours" else "off_hours_movement"
         dur = ep["last"] - ep["start"]
-        what = "节假日用车 movement on a non-working day" if kind == "holiday_movement" else (
-            "非工作时间用车 movement outside working hours"
+        what = (
+            "节假日用车 movement on a non-working day"
+            if kind == "holiday_movement"
+            else ("非工作时间用车 movement outside working hours")
         )
         return (
             kind,

@@ -88,7 +88,8 @@ def visibility_sql(
     paths = list(principal.require(roles))
     clause = (
         f"({org}.path <@ CAST(:scope_paths AS ltree[])"
-        f" OR ({org}.system_path IS NOT NULL AND {org}.system_path <@ CAST(:scope_paths AS ltree[])))"
+        f" OR ({org}.system_path IS NOT NULL"
+        f" AND {org}.system_path <@ CAST(:scope_paths AS ltree[])))"
     )
     params: dict[str, Any] = {"scope_paths": paths}
     disp = list(principal.paths(("dispatcher",)))

@@ -109,7 +109,9 @@ class Segmenter:
             t = p.ts.timestamp()
             if st.last_ts is not None and t <= st.last_ts:
                 continue
-            step = 0.0 if st.last_ts is None else haversine_m(st.last_lat, st.last_lon, p.lat, p.lon)
+            step = (
+                0.0 if st.last_ts is None else haversine_m(st.last_lat, st.last_lon, p.lat, p.lon)
+            )
             moving = self.moving(p)
             if st.mode is None:
                 self._open(st, "trip" if moving else "stop", t, p)
@@ -124,8 +126,9 @@ class Segmenter:
                         st.still_ts, st.still_lat, st.still_lon = t, p.lat, p.lon
                     if p.acc is False or t - st.still_ts >= self.stop_min_s:
                         end_ts = st.still_ts
-                        out[("trip", st.start_ts)] = self._segment(st, end_ts, st.still_lat,
-                                                                  st.still_lon, p)
+                        out[("trip", st.start_ts)] = self._segment(
+                            st, end_ts, st.still_lat, st.still_lon, p
+                        )
                         lat, lon = st.still_lat, st.still_lon
                         self._open(st, "stop", end_ts, p, lat=lat, lon=lon)
                         st.ignition_off = p.acc is False

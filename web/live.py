@@ -1,0 +1,365 @@
+"""Live fan-out: ``/api/v1/live`` pushes positions, status changes, alerts, trip changes and
+notifications to authenticated consoles, each scoped to its user's orgs.
+
+One Redis subscriber per API process (started in ``lifespan``) receives every committed
+ingest batch and every event (telematics.bus) and hands them to the local consoles without
+ever awaiting a console: each console has a bounded queue drained by its own writer task, so
+a slow console can only fall behind itself. Positions are coalesced per console: a vehicle's
+position is forwarded at once if that console has not had one for the vehicle within the
+last second, otherwise it waits (latest wins) until the second is over — at most one
+position per vehicle per second per console, with no added delay for the common case of a
+ping every few seconds. A console whose queue stays full longer than ``MAX_LAG_S`` is
+disconnected (close code 4008); while it is full, positions keep coalescing instead of
+queueing, so nothing stale piles up.
+
+Protocol (JSON text frames). Client → server: ``{"type": "auth", "token": …}`` as first
+message unless ``?token=`` was given; ``{"type": "subscribe", "bbox": [w, s, e, n] | null}``;
+``{"type": "ping"}``. Server → client: ``hello``, ``positions`` (``items`` each with
+vehicle_id and the ping's ts), ``status``, ``alert``, ``trip``, ``notification``, ``pong``,
+``error``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, FastAPI, WebSocket, WebSocketDisconnect
+from redis.asyncio import Redis
+from sqlalchemy import text
+
+from fleet.deps import load_principal
+from fleet.errors import FleetError
+from fleet.identity.principal import Principal
+from fleet.identity.security import read_token
+from fleet.logging import get_logger
+from telematics import bus
+from telematics.scope import visibility_sql
+
+log = get_logger("live")
+router = APIRouter()
+
+LIVE_ROLES = ("admin", "dispatcher", "auditor")
+COALESCE_S = 1.0  # at most one position per vehicle per console per this many seconds
+TICK_S = 0.2  # how often held-back positions are checked
+QUEUE_MAX = 32  # messages waiting for one console
+MAX_LAG_S = 5.0  # a console whose queue stays full this long is dropped
+SEND_TIMEOUT_S = 5.0
+AUTH_TIMEOUT_S = 5.0
+REFRESH_SCOPE_S = 300.0
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_LAGGING = 4008
+
+
+@dataclass(eq=False)
+class Console:
+    ws: WebSocket
+    principal: Principal
+    visible: frozenset[int]
+    bbox: tuple[float, float, float, float] | None = None
+    queue: asyncio.Queue[bytes] = field(default_factory=lambda: asyncio.Queue(QUEUE_MAX))
+    last_sent: dict[int, float] = field(default_factory=dict)
+    held: dict[int, dict[str, Any]] = field(default_factory=dict)
+    full_since: float | None = None
+    dropped: int = 0
+    closing: bool = False
+
+    def wants_position(self, item: dict[str, Any]) -> bool:
+        if item.get("vehicle_id") not in self.visible:
+            return False
+        if self.bbox is not None:
+            w, s, e, n = self.bbox
+            lat, lon = item.get("lat"), item.get("lon")
+            if lat is None or lon is None or not (w <= lon <= e and s <= lat <= n):
+                return False
+        return True
+
+    def wants_event(self, event: dict[str, Any]) -> bool:
+        user_ids = event.get("user_ids") or ()
+        if self.principal.user_id in user_ids:
+            return True
+        path = event.get("org_path")
+        if path and self.principal.covers(LIVE_ROLES, str(path)):
+            return True
+        data = event.get("data") or {}
+        vid = data.get("vehicle_id") if isinstance(data, dict) else None
+        return vid is not None and vid in self.visible
+
+    def offer(self, message: bytes, now: float) -> bool:
+        """Queue without waiting; False (and lag bookkeeping) when the queue is full."""
+        try:
+            self.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            self.dropped += 1
+            if self.full_since is None:
+                self.full_since = now
+            return False
+        self.full_since = None
+        return True
+
+    def lagging(self, now: float) -> bool:
+        return self.full_since is not None and now - self.full_since > MAX_LAG_S
+
+
+def _positions_message(items: list[dict[str, Any]]) -> bytes:
+    return orjson.dumps({"type": "positions", "items": items, "sent_at": time.time()})
+
+
+class Hub:
+    """The process's one Redis subscriber and its consoles."""
+
+    def __init__(self, redis_url: str) -> None:
+        self.redis_url = redis_url
+        self.consoles: set[Console] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._drops: set[asyncio.Task[None]] = set()
+        self.received = 0
+
+    def add(self, c: Console) -> None:
+        self.consoles.add(c)
+
+    def remove(self, c: Console) -> None:
+        self.consoles.discard(c)
+
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._subscribe(), name="live.subscribe"),
+            asyncio.create_task(self._tick(), name="live.tick"),
+        ]
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+
+    async def _subscribe(self) -> None:
+        while True:
+            redis: Redis | None = None
+            try:
+                redis = bus.redis_client(self.redis_url)
+                pubsub = redis.pubsub(ignore_subscribe_messages=True)
+                await pubsub.subscribe(bus.POSITIONS, bus.EVENTS)
+                log.info("live.subscribed")
+                async for msg in pubsub.listen():
+                    if msg.get("type") != "message":
+                        continue
+                    self.received += 1
+                    try:
+                        body = orjson.loads(msg["data"])
+                    except orjson.JSONDecodeError:
+                        log.warning("live.bad_message")
+                        continue
+                    self.dispatch(body)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis restarts must not end the fan-out
+                log.warning("live.subscriber_error", error=repr(exc)[:200])
+                await asyncio.sleep(1.0)
+            finally:
+                if redis is not None:
+                    with contextlib.suppress(Exception):
+                        await redis.aclose()
+
+    def dispatch(self, body: dict[str, Any]) -> None:
+        """Route one bus message to the consoles (never awaits)."""
+        now = time.monotonic()
+        if body.get("type") == "positions":
+            items = body.get("items") or []
+            for c in list(self.consoles):
+                out: list[dict[str, Any]] = []
+                for item in items:
+                    if not c.wants_position(item):
+                        continue
+                    vid = item["vehicle_id"]
+                    if now - c.last_sent.get(vid, -1e9) >= COALESCE_S and c.full_since is None:
+                        out.append(item)
+                    else:
+                        prev = c.held.get(vid)
+                        if prev is None or str(item.get("ts")) >= str(prev.get("ts")):
+                            c.held[vid] = item
+                if out and c.offer(_positions_message(out), now):
+                    for item in out:
+                        c.last_sent[item["vehicle_id"]] = now
+                        c.held.pop(item["vehicle_id"], None)
+                elif out:
+                    for item in out:
+                        c.held[item["vehicle_id"]] = item
+        else:
+            message = orjson.dumps(body, default=str)
+            for c in list(self.consoles):
+                if c.wants_event(body):
+                    c.offer(message, now)
+
+    def flush_held(self, now: float) -> None:
+        for c in list(self.consoles):
+            if c.lagging(now) and not c.closing:
+                c.closing = True
+                task = asyncio.create_task(_drop(c))
+                self._drops.add(task)
+                task.add_done_callback(self._drops.discard)
+                continue
+            if not c.held:
+                continue
+            due = [
+                item
+                for vid, item in c.held.items()
+                if now - c.last_sent.get(vid, -1e9) >= COALESCE_S
+            ]
+            if due and c.offer(_positions_message(due), now):
+                for item in due:
+                    c.last_sent[item["vehicle_id"]] = now
+                    c.held.pop(item["vehicle_id"], None)
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_S)
+            self.flush_held(time.monotonic())
+
+
+async def _drop(c: Console) -> None:
+    log.info("live.console_dropped", user=c.principal.username, dropped=c.dropped)
+    with contextlib.suppress(Exception):
+        await c.ws.close(code=CLOSE_LAGGING, reason="console too slow")
+
+
+async def _writer(c: Console) -> None:
+    while True:
+        message = await c.queue.get()
+        try:
+            await asyncio.wait_for(c.ws.send_text(message.decode()), SEND_TIMEOUT_S)
+        except TimeoutError:
+            c.closing = True
+            await _drop(c)
+            return
+        except Exception:
+            return
+
+
+async def _visible_vehicles(app: FastAPI, principal: Principal) -> frozenset[int]:
+    if not principal.has_any(LIVE_ROLES):
+        return frozenset()
+    clause, params = visibility_sql(principal, LIVE_ROLES, org="o", vehicle="v")
+    async with app.state.sessionmaker() as session:
+        rows = await session.execute(
+            text(f"SELECT v.id FROM vehicles v JOIN orgs o ON o.id = v.unit_id WHERE {clause}"),
+            params,
+        )
+        return frozenset(int(r[0]) for r in rows)
+
+
+async def _authenticate(ws: WebSocket, token: str | None) -> Principal | None:
+    app = ws.app
+    settings = app.state.settings
+    if token is None:
+        try:
+            first = await asyncio.wait_for(ws.receive_text(), AUTH_TIMEOUT_S)
+            msg = orjson.loads(first)
+            token = (
+                msg.get("token") if isinstance(msg, dict) and msg.get("type") == "auth" else None
+            )
+        except (TimeoutError, orjson.JSONDecodeError, WebSocketDisconnect):
+            token = None
+        if not token:
+            await _refuse(ws, "token_missing", 'send {"type": "auth", "token": …} first')
+            return None
+    try:
+        user_id = read_token(settings.auth, token)
+        async with app.state.sessionmaker() as session:
+            return await load_principal(session, user_id)
+    except FleetError as exc:
+        await _refuse(ws, exc.code, exc.message)
+        return None
+
+
+async def _refuse(ws: WebSocket, code: str, message: str) -> None:
+    with contextlib.suppress(Exception):
+        await ws.send_text(
+            orjson.dumps({"type": "error", "code": code, "message": message}).decode()
+        )
+        await ws.close(code=CLOSE_UNAUTHENTICATED, reason=code)
+
+
+@router.websocket("/live")
+async def live(ws: WebSocket, token: str | None = None) -> None:
+    """Live updates for a console (see the module docstring for the protocol)."""
+    hub: Hub = ws.app.state.live_hub
+    await ws.accept()
+    principal = await _authenticate(ws, token)
+    if principal is None:
+        return
+    console = Console(ws, principal, await _visible_vehicles(ws.app, principal))
+    hub.add(console)
+    writer = asyncio.create_task(_writer(console))
+    refresher = asyncio.create_task(_refresh(console))
+    console.offer(
+        orjson.dumps(
+            {
+                "type": "hello",
+                "user": principal.username,
+                "vehicles": len(console.visible),
+                "coalesce_s": COALESCE_S,
+            }
+        ),
+        time.monotonic(),
+    )
+    log.info("live.connected", user=principal.username, vehicles=len(console.visible))
+    try:
+        while True:
+            raw = await ws.receive_text()
+            try:
+                msg = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                continue
+            if not isinstance(msg, dict):
+                continue
+            if msg.get("type") == "subscribe":
+                console.bbox = _bbox(msg.get("bbox"))
+                console.offer(
+                    orjson.dumps({"type": "subscribed", "bbox": console.bbox}), time.monotonic()
+                )
+            elif msg.get("type") == "ping":
+                console.offer(orjson.dumps({"type": "pong", "ts": time.time()}), time.monotonic())
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        hub.remove(console)
+        writer.cancel()
+        refresher.cancel()
+        log.info("live.disconnected", user=principal.username, dropped=console.dropped)
+
+
+def _bbox(value: Any) -> tuple[float, float, float, float] | None:
+    if not isinstance(value, list | tuple) or len(value) != 4:
+        return None
+    try:
+        w, s, e, n = (float(x) for x in value)
+    except (TypeError, ValueError):
+        return None
+    return (w, s, e, n) if w < e and s < n else None
+
+
+async def _refresh(c: Console) -> None:
+    """New vehicles and changed pools reach an open console within REFRESH_SCOPE_S."""
+    while True:
+        await asyncio.sleep(REFRESH_SCOPE_S)
+        with contextlib.suppress(Exception):
+            c.visible = await _visible_vehicles(c.ws.app, c.principal)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    hub = Hub(app.state.settings.redis.url)
+    app.state.live_hub = hub
+    await hub.start()
+    try:
+        yield
+    finally:
+        await hub.stop()
