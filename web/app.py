@@ -19,6 +19,7 @@ from fleet.config import Settings, get_settings
 from fleet.db import make_engine, make_sessionmaker
 from fleet.errors import FleetError
 from fleet.logging import get_logger
+from web.static import install_frontend
 
 log = get_logger("web")
 
@@ -33,6 +34,8 @@ API_MODULES = (
     "telematics.api",
     "dispatch.api",
     "web.live",
+    "web.ui",
+    "web.exports",
 )
 
 
@@ -141,4 +144,6 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    # Last: the built front end and its SPA fallback (never answers under /api).
+    install_frontend(app)
     return app

@@ -1,0 +1,295 @@
+// HTTP client for /api/v1: bearer token, JSON errors, and the list of endpoints the pages use.
+// Endpoints owned by the telematics and dispatch packages are called through this one module,
+// so a contract change is a one-line change here (see docs/web.md, "API contract").
+
+const TOKEN = "fleet.token";
+
+export class ApiError extends Error {
+  constructor(
+    public status: number,
+    public code: string,
+    message: string,
+    public field?: string,
+  ) {
+    super(message);
+  }
+  /** The route itself does not exist (yet): the server answered FastAPI's own 404/405. */
+  get missing(): boolean {
+    return (this.status === 404 && this.message === "Not Found") || this.status === 405;
+  }
+}
+
+export function token(): string | null {
+  return localStorage.getItem(TOKEN);
+}
+export function setToken(v: string | null): void {
+  if (v) localStorage.setItem(TOKEN, v);
+  else localStorage.removeItem(TOKEN);
+}
+
+type Query = Record<string, string | number | boolean | null | undefined>;
+
+function qs(q?: Query): string {
+  if (!q) return "";
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(q)) if (v !== undefined && v !== null && v !== "") p.set(k, String(v));
+  const s = p.toString();
+  return s ? `?${s}` : "";
+}
+
+export async function request<T>(method: string, path: string, body?: unknown, q?: Query): Promise<T> {
+  const headers: Record<string, string> = { Accept: "application/json" };
+  const tk = token();
+  if (tk) headers.Authorization = `Bearer ${tk}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const res = await fetch(`/api/v1${path}${qs(q)}`, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (res.status === 204) return undefined as T;
+  const data = await res.json().catch(() => null);
+  if (!res.ok) {
+    const e = data?.error ?? {};
+    if (res.status === 401 && path !== "/auth/login") {
+      setToken(null);
+      window.dispatchEvent(new Event("fleet:unauthenticated"));
+    }
+    throw new ApiError(res.status, e.code ?? "http_error", e.message ?? res.statusText, e.field);
+  }
+  return data as T;
+}
+
+export const get = <T>(path: string, q?: Query) => request<T>("GET", path, undefined, q);
+export const post = <T>(path: string, body?: unknown) => request<T>("POST", path, body ?? {});
+
+export interface Page<T> {
+  items: T[];
+  total: number;
+  limit: number;
+  offset: number;
+}
+
+// ---- identity and registry (foundation, available) ----
+export type Role = "requester" | "approver" | "dispatcher" | "driver" | "auditor" | "admin";
+export interface Binding {
+  role: Role;
+  org_id: number;
+  org_name: string;
+}
+export interface Me {
+  id: number;
+  username: string;
+  display_name: string;
+  org_id: number;
+  locale: string;
+  roles: Binding[];
+}
+export interface Vehicle {
+  id: number;
+  plate: string;
+  body_type: string;
+  category: string;
+  energy: string;
+  seats: number;
+  unit_id: number;
+  status: string;
+  shared_pool: string;
+}
+export interface Driver {
+  id: number;
+  name: string;
+  phone: string | null;
+  unit_id: number;
+  licence_class: string;
+  status: string;
+  user_id: number | null;
+}
+export interface Org {
+  id: number;
+  name: string;
+  kind: string;
+  path: string;
+  code: string;
+}
+
+export const api = {
+  login: (username: string, password: string) =>
+    post<{ access_token: string; user: Me }>("/auth/login", { username, password }),
+  me: () => get<Me>("/auth/me"),
+  orgs: (q: Query) => get<Page<Org>>("/orgs", q),
+  vehicles: (q: Query) => get<Page<Vehicle>>("/vehicles", q),
+  vehicle: (id: number) => get<Vehicle>(`/vehicles/${id}`),
+  drivers: (q: Query) => get<Page<Driver>>("/drivers", q),
+
+  // ---- web (this package): runtime config and the console's compact fleet index ----
+  uiConfig: () => get<UiConfig>("/ui-config"),
+  fleetIndex: () => get<FleetIndex>("/ui/fleet-index"),
+
+  // ---- telematics (issue 3) ----
+  track: (vehicleId: number, start: string, end: string) =>
+    get<TrackGeoJSON>(`/vehicles/${vehicleId}/track`, { start, end }),
+  alerts: (q: Query) => get<Page<Alert>>("/alerts", q),
+  ackAlert: (id: number, comment: string) => post<Alert>(`/alerts/${id}/acknowledge`, { comment }),
+  latestPositions: () => get<LatestPositions>("/positions/latest"),
+
+  // ---- dispatch (issue 4) ----
+  trips: (q: Query) => get<Page<Trip>>("/trips", q),
+  trip: (id: number) => get<Trip>(`/trips/${id}`),
+  tripHistory: (id: number) => get<TripHistory[]>(`/trips/${id}/history`),
+  tripAssignments: (id: number) => get<Assignment[]>(`/trips/${id}/assignments`),
+  createTrip: (body: TripIn) => post<Trip>("/trips", body),
+  /** approve {comment?} · reject/return {reason} · assign {vehicle_id, driver_id} · settle. */
+  tripAction: (id: number, action: string, body: Record<string, unknown> = {}) =>
+    post<Trip>(`/trips/${id}/${action}`, body),
+  inbox: () => get<Page<{ step: { id: number; level: string; due_at: string | null }; trip: Trip }>>("/approvals/inbox", { limit: 200 }),
+  queue: () => get<Trip[]>("/dispatch/queue"),
+  myAssignments: () => get<Page<MyAssignment>>("/me/assignments", { limit: 50 }),
+  /** accept · decline {reason} · depart {odometer_km, at} · arrive {at} · complete {odometer_km, tolls_cny, ...}. */
+  assignmentAction: (id: number, action: string, body: Record<string, unknown> = {}) =>
+    post<Assignment>(`/assignments/${id}/${action}`, body),
+  // The optimizer run itself is pending in the dispatch API (documented contract in docs/web.md).
+  proposal: (q: Query) => post<Proposal>("/dispatch/proposals", q),
+  applyAssignments: (items: { trip_id: number; vehicle_id: number; driver_id: number }[]) =>
+    post<{ trip_id: number; ok: boolean; error: { message?: string } | null }[]>("/dispatch/assignments", { items, source: "optimizer" }),
+};
+
+export interface UiConfig {
+  tiles: { id: string; name: string; url: string | null; crs: "wgs84" | "gcj02"; attribution: string; max_zoom: number }[];
+  default_tiles: string;
+  center: [number, number];
+  zoom: number;
+  offline_after_s: number;
+  exports: Record<string, string>;
+  timezone: string;
+}
+export interface FleetIndex {
+  // Parallel arrays keep 26,638 vehicles to a few hundred kB.
+  fields: string[];
+  rows: (string | number | null)[][];
+  units: Record<string, string>;
+  generated_at: string;
+}
+export interface TrackGeoJSON {
+  type: "FeatureCollection";
+  features: {
+    type: "Feature";
+    geometry: { type: "LineString" | "Point"; coordinates: number[] | number[][] };
+    properties: Record<string, unknown>;
+  }[];
+}
+export interface Alert {
+  id: number;
+  kind: string;
+  severity: string;
+  vehicle_id: number | null;
+  plate?: string | null;
+  org_id: number | null;
+  trip_id: number | null;
+  started_at: string;
+  ended_at: string | null;
+  location?: { lat: number; lon: number } | null;
+  message: string;
+  evidence: Record<string, unknown> | null;
+  status: string;
+  ack_by?: number | null;
+  ack_at?: string | null;
+  ack_comment?: string | null;
+}
+export interface Place {
+  lat: number;
+  lon: number;
+  address: string;
+}
+export interface TripIn {
+  passengers: number;
+  nature: string;
+  purpose: string;
+  origin: Place;
+  destination: Place;
+  departure_at: string;
+  return_at: string;
+  round_trip: boolean;
+  urgency: string;
+  submit: boolean;
+}
+export interface Trip {
+  id: number;
+  state: string;
+  state_reason?: string | null;
+  requester_id: number;
+  unit_id: number;
+  serving_unit_id?: number | null;
+  passengers: number;
+  nature: string;
+  purpose: string;
+  origin: Place;
+  destination: Place;
+  departure_at: string;
+  return_at: string;
+  round_trip: boolean;
+  urgency: string;
+  kind: string;
+  allowed_body_types: string[];
+  planned_km: number;
+  approval_status?: string;
+  created_at: string;
+  updated_at: string;
+}
+export interface TripHistory {
+  at: string;
+  actor: string;
+  action: string;
+  from_state: string | null;
+  to_state: string | null;
+  reason: string | null;
+}
+export interface Assignment {
+  id: number;
+  trip_id: number;
+  vehicle_id: number;
+  driver_id: number;
+  starts_at: string;
+  ends_at: string;
+  state: string;
+  decline_reason: string | null;
+  departed_at: string | null;
+  arrived_at: string | null;
+  completed_at: string | null;
+  odometer_start_km: number | null;
+  odometer_end_km: number | null;
+  tolls_cny: string | number | null;
+  parking_cny: string | number | null;
+  energy_cny: string | number | null;
+  notes: string | null;
+}
+export interface MyAssignment extends Assignment {
+  plate: string;
+  trip_state: string;
+  purpose: string;
+  origin_address: string;
+  destination_address: string;
+  passengers: number;
+}
+export interface ProposalItem {
+  trip_id: number;
+  vehicle_id: number;
+  driver_id: number | null;
+  plate?: string;
+  driver_name?: string | null;
+  cost?: number;
+}
+export interface Proposal {
+  id: string | number;
+  items: ProposalItem[];
+  unassigned: number[];
+  objective?: number;
+}
+export interface LatestPositions {
+  type: "FeatureCollection";
+  features: {
+    id: number;
+    geometry: { type: "Point"; coordinates: [number, number] };
+    properties: { vehicle_id: number; ts: string; speed_kmh: number | null; heading_deg: number | null; acc: boolean | null; status: string };
+  }[];
+}

@@ -1,0 +1,164 @@
+// The console's in-memory fleet: one record per vehicle in scope, fed by the compact index
+// (/api/v1/ui/fleet-index) and then by live position batches and status/alert/trip events.
+import type { FleetIndex, LatestPositions } from "./api";
+import type { LiveMessage, LivePosition } from "./live";
+import { toMap } from "./map/coords";
+import type { VStatus } from "./ui";
+
+export interface VehicleState {
+  id: number;
+  plate: string;
+  unit_id: number;
+  unit: string;
+  body_type: string;
+  category: string;
+  lon: number | null;
+  lat: number | null;
+  ts: number; // ms epoch of the last ping, 0 if none
+  speed: number;
+  heading: number;
+  acc: boolean | null;
+  moving: boolean;
+  base: "moving" | "parked" | "offline";
+  trip: number | null;
+  alarm: boolean;
+  driver: string | null;
+}
+
+export const OFFLINE_AFTER_MS = 10 * 60 * 1000;
+const MOVING_KMH = 3;
+
+export class Fleet {
+  byId = new Map<number, VehicleState>();
+  version = 0; // bumped on every change; the map redraws at most once a second when it moved
+  lastBatchTs = 0; // newest ping ts seen in the last batch (ms)
+  lastBatchAt = 0; // performance.now() when it arrived
+  batches = 0;
+  offlineAfterMs = OFFLINE_AFTER_MS;
+
+  load(idx: FleetIndex): void {
+    const f = Object.fromEntries(idx.fields.map((k, i) => [k, i]));
+    for (const r of idx.rows) {
+      const id = r[f.id] as number;
+      const trip = (r[f.trip_id] as number | null) ?? null;
+      this.byId.set(id, {
+        id,
+        plate: r[f.plate] as string,
+        unit_id: r[f.unit_id] as number,
+        unit: idx.units[String(r[f.unit_id])] ?? "",
+        body_type: r[f.body_type] as string,
+        category: r[f.category] as string,
+        lon: null,
+        lat: null,
+        ts: 0,
+        speed: 0,
+        heading: 0,
+        acc: null,
+        moving: false,
+        base: "offline",
+        trip,
+        alarm: false,
+        driver: (r[f.driver] as string | null) ?? null,
+      });
+    }
+    this.version++;
+  }
+
+  /** The telematics snapshot (GET /positions/latest) before live batches take over. */
+  applyLatest(fc: LatestPositions): void {
+    for (const feat of fc.features) {
+      const p = feat.properties;
+      const v = this.byId.get(p.vehicle_id);
+      if (!v) continue;
+      const ts = Date.parse(p.ts);
+      if (ts < v.ts) continue;
+      [v.lon, v.lat] = feat.geometry.coordinates;
+      v.ts = ts;
+      v.speed = p.speed_kmh ?? 0;
+      v.heading = p.heading_deg ?? 0;
+      v.acc = p.acc;
+      v.moving = p.status === "moving";
+      v.base = p.status === "moving" || p.status === "parked" ? p.status : "offline";
+    }
+    this.version++;
+  }
+
+  /** Vehicles with an open alert show as "alarm". */
+  markAlarms(vehicleIds: Iterable<number>): void {
+    for (const id of vehicleIds) {
+      const v = this.byId.get(id);
+      if (v) v.alarm = true;
+    }
+    this.version++;
+  }
+
+  applyPositions(items: LivePosition[]): void {
+    let newest = 0;
+    for (const p of items) {
+      const v = this.byId.get(p.vehicle_id);
+      if (!v) continue;
+      const ts = Date.parse(p.ts);
+      if (ts < v.ts) continue; // a late buffered ping never drags the live position back
+      v.ts = ts;
+      v.lon = p.lon;
+      v.lat = p.lat;
+      v.speed = p.speed_kmh ?? 0;
+      v.heading = p.heading_deg ?? v.heading;
+      v.acc = p.acc;
+      v.moving = v.speed >= MOVING_KMH;
+      v.base = v.moving ? "moving" : "parked";
+      if (ts > newest) newest = ts;
+    }
+    this.lastBatchTs = newest;
+    this.lastBatchAt = performance.now();
+    this.batches++;
+    this.version++;
+  }
+
+  applyEvent(m: LiveMessage): boolean {
+    if (m.type === "positions") {
+      this.applyPositions(m.items);
+      return true;
+    }
+    const d = m.data as Record<string, unknown>;
+    const v = typeof d.vehicle_id === "number" ? this.byId.get(d.vehicle_id) : undefined;
+    if (!v) return false;
+    if (m.type === "status" && typeof d.status === "string") {
+      if (d.status === "moving" || d.status === "parked" || d.status === "offline") v.base = d.status;
+    } else if (m.type === "alert") {
+      v.alarm = d.status !== "closed" && d.status !== "acknowledged";
+    } else if (m.type === "trip") {
+      const st = String(d.state ?? "");
+      v.trip = st === "departed" || st === "arrived" ? Number(d.trip_id ?? d.id) : null;
+      if (typeof d.driver_name === "string") v.driver = d.driver_name;
+    }
+    this.version++;
+    return true;
+  }
+
+  status(v: VehicleState, now: number): VStatus {
+    if (v.alarm) return "alarm";
+    if (!v.ts || now - v.ts > this.offlineAfterMs || v.base === "offline") return "offline";
+    if (v.trip) return "on_trip";
+    return v.moving ? "moving" : "parked";
+  }
+
+  /** GeoJSON of the vehicles that pass `keep`, in display coordinates, plus counts per status. */
+  toGeoJSON(keep: (v: VehicleState, s: VStatus) => boolean): { fc: GeoJSON.FeatureCollection; counts: Record<VStatus, number>; shown: number } {
+    const now = Date.now();
+    const counts: Record<VStatus, number> = { moving: 0, parked: 0, on_trip: 0, offline: 0, alarm: 0 };
+    const features: GeoJSON.Feature[] = [];
+    for (const v of this.byId.values()) {
+      const s = this.status(v, now);
+      counts[s]++;
+      if (v.lon == null || v.lat == null || !keep(v, s)) continue;
+      features.push({
+        type: "Feature",
+        id: v.id,
+        geometry: { type: "Point", coordinates: toMap(v.lon, v.lat) },
+        properties: { id: v.id, s, h: v.heading },
+      });
+    }
+    return { fc: { type: "FeatureCollection", features }, counts, shown: features.length };
+  }
+}

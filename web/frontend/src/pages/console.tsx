@@ -1,0 +1,537 @@
+// Dispatcher console: live fleet map, filters, queue of approved requests, optimizer proposal,
+// alerts feed and a vehicle panel.
+import type { Map as MLMap } from "maplibre-gl";
+import maplibregl from "maplibre-gl";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { type Alert, api, ApiError, type Driver, type Proposal, type Trip } from "../api";
+import { Fleet, type VehicleState } from "../fleet";
+import { t, term, useLang } from "../i18n";
+import { type LiveState, onState, subscribe } from "../live";
+import { chooseTiles, createMap, currentTiles, uiConfig, whenBaseReady } from "../map/base";
+import { fromMap, geojsonToMap, toMap } from "../map/coords";
+import { addVehicleLayers, ClusterLabels, setSelected, setVehicles } from "../map/vehicles";
+import { Link } from "../router";
+import { fmtDateTime, fmtShort, fmtTime, shanghaiDay, shanghaiMidnight } from "../time";
+import { ErrorText, Modal, OrgName, Pending, StateTag, STATUS_COLORS, STATUSES, StatusDot, useAsync, type VStatus } from "../ui";
+
+const BODY_TYPES = ["sedan", "suv", "mpv", "minibus", "bus"];
+
+interface Filters {
+  q: string;
+  unit: string;
+  body: string;
+  statuses: Set<VStatus>;
+}
+
+declare global {
+  interface Window {
+    __fleetStats?: { frames: number; renders: number; latencies: number[]; batches: number; shown: number; total: number };
+  }
+}
+
+export function ConsolePage() {
+  useLang();
+  const mapEl = useRef<HTMLDivElement>(null);
+  const mapRef = useRef<MLMap | null>(null);
+  const fleet = useMemo(() => new Fleet(), []);
+  const [loaded, setLoaded] = useState(false);
+  const [live, setLive] = useState<LiveState>("closed");
+  const [filters, setFilters] = useState<Filters>({ q: "", unit: "", body: "", statuses: new Set(STATUSES) });
+  const filtersRef = useRef(filters);
+  filtersRef.current = filters;
+  const [counts, setCounts] = useState<Record<VStatus, number>>({ moving: 0, parked: 0, on_trip: 0, offline: 0, alarm: 0 });
+  const [shown, setShown] = useState(0);
+  const [units, setUnits] = useState<[string, string][]>([]);
+  const [selected, setSelectedId] = useState<number | null>(null);
+  const selectedRef = useRef<number | null>(null);
+  selectedRef.current = selected;
+  const [tab, setTab] = useState<"queue" | "proposal" | "alerts">("queue");
+  const [alertBump, setAlertBump] = useState(0);
+  const [tick, setTick] = useState(0);
+  const [loadError, setLoadError] = useState<unknown>(null);
+
+  // Map, index, live feed and a redraw at most once a second.
+  useEffect(() => {
+    const map = createMap(mapEl.current!);
+    mapRef.current = map;
+    let drawn = -1;
+    let alive = true;
+    const stats = { frames: 0, renders: 0, latencies: [] as number[], batches: 0, shown: 0, total: 0 };
+    window.__fleetStats = stats;
+    let pendingTs = 0; // newest ping ts in data handed to the map but not yet painted
+    let raf = 0;
+    const countFrames = () => {
+      stats.frames++;
+      raf = requestAnimationFrame(countFrames);
+    };
+    raf = requestAnimationFrame(countFrames);
+    map.on("render", () => {
+      stats.renders++;
+    });
+    map.on("sourcedata", (e) => {
+      if (e.sourceId === "vehicles" && e.isSourceLoaded && pendingTs) {
+        const ts = pendingTs;
+        pendingTs = 0;
+        map.once("render", () => {
+          stats.latencies.push(Date.now() - ts);
+          if (stats.latencies.length > 5000) stats.latencies.splice(0, 1000);
+        });
+      }
+    });
+
+    const redraw = () => {
+      if (!alive || !map.getSource("vehicles")) return;
+      if (drawn === fleet.version && fleet.version !== 0) return;
+      drawn = fleet.version;
+      const f = filtersRef.current;
+      const q = f.q.trim().toUpperCase();
+      const unit = f.unit ? Number(f.unit) : 0;
+      const { fc, counts, shown } = fleet.toGeoJSON(
+        (v, s) =>
+          f.statuses.has(s) &&
+          (!unit || v.unit_id === unit) &&
+          (!f.body || v.body_type === f.body) &&
+          (!q || v.plate.toUpperCase().includes(q)),
+      );
+      setVehicles(map, fc);
+      if (fleet.lastBatchTs) {
+        pendingTs = fleet.lastBatchTs;
+        fleet.lastBatchTs = 0;
+      }
+      stats.shown = shown;
+      stats.total = fleet.byId.size;
+      stats.batches = fleet.batches;
+      setCounts(counts);
+      setShown(shown);
+      const sel = selectedRef.current != null ? fleet.byId.get(selectedRef.current) : null;
+      setSelected(map, sel?.lon != null && sel.lat != null ? toMap(sel.lon, sel.lat) : null);
+      setTick((n) => n + 1);
+    };
+    const timer = window.setInterval(redraw, 1000);
+
+    whenBaseReady(map, () => {
+      addVehicleLayers(map);
+      new ClusterLabels(map);
+      map.on("click", "v-cluster", (e) => {
+        const f = e.features?.[0];
+        if (!f) return;
+        const src = map.getSource("vehicles") as maplibregl.GeoJSONSource;
+        src.getClusterExpansionZoom(f.properties.cluster_id).then((z) =>
+          map.easeTo({ center: (f.geometry as GeoJSON.Point).coordinates as [number, number], zoom: z + 0.2 }),
+        );
+      });
+      map.on("click", "v-point", (e) => {
+        const id = e.features?.[0]?.properties?.id;
+        if (typeof id === "number") setSelectedId(id);
+      });
+      for (const l of ["v-cluster", "v-point"]) {
+        map.on("mouseenter", l, () => (map.getCanvas().style.cursor = "pointer"));
+        map.on("mouseleave", l, () => (map.getCanvas().style.cursor = ""));
+      }
+      (async () => {
+        const idx = await api.fleetIndex();
+        if (!alive) return;
+        fleet.offlineAfterMs = (uiConfig()?.offline_after_s ?? 600) * 1000;
+        fleet.load(idx);
+        setUnits(Object.entries(idx.units).sort((a, b) => a[1].localeCompare(b[1], "zh-CN")));
+        const [latest, open] = await Promise.all([
+          api.latestPositions().catch((e) => (setLoadError(e), null)),
+          api.alerts({ status: "open", limit: 500 }).catch(() => null),
+        ]);
+        if (latest) fleet.applyLatest(latest);
+        if (open) fleet.markAlarms(open.items.map((a) => a.vehicle_id).filter((x): x is number => x != null));
+        setLoaded(true);
+        redraw();
+      })().catch((e) => setLoadError(e));
+    });
+
+    const unsub = subscribe((m) => {
+      if (fleet.applyEvent(m) && m.type === "alert") setAlertBump((n) => n + 1);
+      if (m.type === "trip") setAlertBump((n) => n + 1);
+    });
+    const unstate = onState(setLive);
+    return () => {
+      alive = false;
+      window.clearInterval(timer);
+      cancelAnimationFrame(raf);
+      unsub();
+      unstate();
+      map.remove();
+    };
+  }, []);
+
+  // Filters change: redraw now rather than at the next tick.
+  useEffect(() => {
+    fleet.version++;
+  }, [filters]);
+
+  const matches = useMemo(() => {
+    const q = filters.q.trim().toUpperCase();
+    if (!q && !filters.unit && !filters.body) return [] as VehicleState[];
+    const out: VehicleState[] = [];
+    const unit = Number(filters.unit || 0);
+    const now = Date.now();
+    for (const v of fleet.byId.values()) {
+      if (q && !v.plate.toUpperCase().includes(q)) continue;
+      if (unit && v.unit_id !== unit) continue;
+      if (filters.body && v.body_type !== filters.body) continue;
+      if (!filters.statuses.has(fleet.status(v, now))) continue;
+      out.push(v);
+      if (out.length >= 200) break;
+    }
+    return out;
+  }, [filters, loaded, Math.floor(tick / 5)]);
+
+  const focus = (v: VehicleState) => {
+    setSelectedId(v.id);
+    if (v.lon != null && v.lat != null) mapRef.current?.easeTo({ center: toMap(v.lon, v.lat), zoom: Math.max(mapRef.current.getZoom(), 13) });
+    fleet.version++;
+  };
+
+  const toggleStatus = (s: VStatus) => {
+    const next = new Set(filters.statuses);
+    if (next.has(s)) next.delete(s);
+    else next.add(s);
+    setFilters({ ...filters, statuses: next });
+  };
+
+  const sel = selected != null ? fleet.byId.get(selected) ?? null : null;
+  const total = fleet.byId.size;
+  const tiles = uiConfig()?.tiles ?? [];
+
+  return (
+    <div class="console">
+      <aside class="left">
+        <div class="section-title">
+          <span>{t("vehicles")}</span>
+          <span class="muted small num" data-testid="vehicle-count">
+            {shown.toLocaleString()} / {total.toLocaleString()} {t("shown")}
+          </span>
+        </div>
+        <div class="filters">
+          <input class="input" data-testid="plate-search" placeholder={`${t("search_plate")} / ${t("search")}`} value={filters.q}
+            onInput={(e) => setFilters({ ...filters, q: (e.target as HTMLInputElement).value })} />
+          <div class="row">
+            <select class="input" data-testid="unit-filter" value={filters.unit} onChange={(e) => setFilters({ ...filters, unit: (e.target as HTMLSelectElement).value })}>
+              <option value="">{t("unit")}: {t("all")}</option>
+              {units.map(([id, name]) => <option key={id} value={id}>{name}</option>)}
+            </select>
+            <select class="input" data-testid="body-filter" value={filters.body} onChange={(e) => setFilters({ ...filters, body: (e.target as HTMLSelectElement).value })}>
+              <option value="">{t("all_types")}</option>
+              {BODY_TYPES.map((b) => <option key={b} value={b}>{t(`bt_${b}` as never)}</option>)}
+            </select>
+          </div>
+          <div class="chips">
+            {STATUSES.map((s) => (
+              <span key={s} class={`chip ${filters.statuses.has(s) ? "on" : ""}`} data-testid={`status-chip-${s}`} onClick={() => toggleStatus(s)}>
+                <StatusDot status={s} /> {t(`st_${s}` as never)} <b class="num">{counts[s].toLocaleString()}</b>
+              </span>
+            ))}
+          </div>
+        </div>
+        <div class="scroll" data-testid="vehicle-results">
+          {loadError ? <div class="pending"><ErrorText error={loadError} /></div> : null}
+          {!loaded && !loadError && <div class="empty">{t("loading")}</div>}
+          {loaded && matches.length === 0 && (
+            <div class="empty small">{t("search_plate")} · {t("unit")} · {t("body_type")}</div>
+          )}
+          {matches.map((v) => {
+            const s = fleet.status(v, Date.now());
+            return (
+              <div key={v.id} class={`list-item ${selected === v.id ? "sel" : ""}`} onClick={() => focus(v)} data-testid="vehicle-row">
+                <div class="title"><span>{v.plate}</span><span class="tag"><StatusDot status={s} />&nbsp;{t(`st_${s}` as never)}</span></div>
+                <div class="meta"><span>{v.unit}</span><span>{t(`bt_${v.body_type}` as never)}</span><span>{fmtShort(v.ts || null)}</span></div>
+              </div>
+            );
+          })}
+        </div>
+      </aside>
+
+      <section class="mapbox">
+        <div class="map" ref={mapEl} data-testid="console-map" />
+        <div class="map-overlay">
+          <div class="legend" data-testid="legend">
+            <span class={`livebadge ${live}`} data-testid="live-state" data-state={live}>
+              <i class="dot" /> {live === "open" ? t("live") : live === "connecting" ? t("connecting") : t("disconnected")}
+            </span>
+            {STATUSES.map((s) => (
+              <span key={s}><i class="dot" style={{ background: STATUS_COLORS[s] }} />{t(`st_${s}` as never)} <b class="count" data-testid={`count-${s}`}>{counts[s].toLocaleString()}</b></span>
+            ))}
+          </div>
+        </div>
+        {tiles.length > 1 && (
+          <div class="map-tools">
+            <select aria-label="tiles" value={currentTiles()?.id} onChange={(e) => chooseTiles((e.target as HTMLSelectElement).value)}>
+              {tiles.map((x) => <option key={x.id} value={x.id}>{x.name}</option>)}
+            </select>
+          </div>
+        )}
+        {sel && <VehiclePanel v={sel} fleet={fleet} map={mapRef.current} onClose={() => { setSelectedId(null); fleet.version++; }} />}
+      </section>
+
+      <aside class="right">
+        <div class="tabs">
+          <button class={tab === "queue" ? "on" : ""} onClick={() => setTab("queue")} data-testid="tab-queue">{t("queue")}</button>
+          <button class={tab === "proposal" ? "on" : ""} onClick={() => setTab("proposal")} data-testid="tab-proposal">{t("proposal")}</button>
+          <button class={tab === "alerts" ? "on" : ""} onClick={() => setTab("alerts")} data-testid="tab-alerts">{t("alerts")}</button>
+        </div>
+        {tab === "queue" && <QueuePanel fleet={fleet} bump={alertBump} />}
+        {tab === "proposal" && <ProposalPanel />}
+        {tab === "alerts" && <AlertsPanel bump={alertBump} fleet={fleet} onFocus={(id) => { const v = fleet.byId.get(id); if (v) focus(v); }} />}
+      </aside>
+    </div>
+  );
+}
+
+function VehiclePanel(props: { v: VehicleState; fleet: Fleet; map: MLMap | null; onClose: () => void }) {
+  const { v, map } = props;
+  const s = props.fleet.status(v, Date.now());
+  const [trackInfo, setTrackInfo] = useState<string | null>(null);
+  const [trackErr, setTrackErr] = useState<unknown>(null);
+  useEffect(() => () => clearTrack(map), [v.id]);
+  const showTrack = async () => {
+    if (!map) return;
+    setTrackErr(null);
+    const day = shanghaiDay();
+    try {
+      const g = await api.track(v.id, shanghaiMidnight(day).toISOString(), new Date().toISOString());
+      const line = g.features.filter((f) => f.geometry.type === "LineString");
+      drawTrack(map, geojsonToMap({ type: "FeatureCollection", features: line }) as GeoJSON.FeatureCollection);
+      const n = g.features.reduce((acc, f) => acc + (f.geometry.type === "LineString" ? (f.geometry.coordinates as number[][]).length : 0), 0);
+      setTrackInfo(`${n} ${t("points")}`);
+    } catch (e) {
+      setTrackErr(e);
+    }
+  };
+  return (
+    <div class="vehicle-panel card" data-testid="vehicle-panel">
+      <header>
+        <span class="plate">{v.plate}</span>
+        <span class="row">
+          <span class="tag"><StatusDot status={s} />&nbsp;{t(`st_${s}` as never)}</span>
+          <button class="btn small" onClick={props.onClose}>{t("close")}</button>
+        </span>
+      </header>
+      <div class="body">
+        <dl class="kv">
+          <dt>{t("unit")}</dt><dd>{v.unit}</dd>
+          <dt>{t("body_type")}</dt><dd>{t(`bt_${v.body_type}` as never)} · {term(v.category)}</dd>
+          <dt>{t("last_ping")}</dt><dd data-testid="panel-last-ping">{fmtDateTime(v.ts || null)}</dd>
+          <dt>{t("speed")}</dt><dd>{v.speed.toFixed(0)} km/h · {Math.round(v.heading)}°</dd>
+          <dt>{t("driver")}</dt><dd>{v.driver ?? "—"}</dd>
+          <dt>{t("current_trip")}</dt><dd>{v.trip ? <Link href={`/audit/trips/${v.trip}`}>#{v.trip}</Link> : "—"}</dd>
+          <dt>{t("today_track")}</dt>
+          <dd>
+            <span class="row">
+              <button class="btn small" onClick={showTrack} data-testid="show-track">{t("show_track")}</button>
+              <Link href={`/audit/vehicles/${v.id}/${shanghaiDay()}`}>{t("playback")}</Link>
+            </span>
+            {trackInfo && <div class="small muted">{trackInfo}</div>}
+            {trackErr ? (trackErr instanceof ApiError && trackErr.missing ? <Pending what="GET /vehicles/{id}/track" /> : <ErrorText error={trackErr} />) : null}
+          </dd>
+        </dl>
+      </div>
+    </div>
+  );
+}
+
+function drawTrack(map: MLMap, fc: GeoJSON.FeatureCollection) {
+  const src = map.getSource("track") as maplibregl.GeoJSONSource | undefined;
+  if (src) src.setData(fc);
+  else {
+    map.addSource("track", { type: "geojson", data: fc });
+    map.addLayer({ id: "track-line", type: "line", source: "track", paint: { "line-color": "#1677ff", "line-width": 3, "line-opacity": 0.85 } }, "v-cluster");
+  }
+  const coords = fc.features.flatMap((f) => (f.geometry as GeoJSON.LineString).coordinates);
+  if (coords.length > 1) {
+    const b = coords.reduce((bb, c) => bb.extend(c as [number, number]), new maplibregl.LngLatBounds(coords[0] as [number, number], coords[0] as [number, number]));
+    map.fitBounds(b, { padding: 80, maxZoom: 15 });
+  }
+}
+
+function clearTrack(map: MLMap | null) {
+  const src = map?.getSource("track") as maplibregl.GeoJSONSource | undefined;
+  src?.setData({ type: "FeatureCollection", features: [] });
+}
+
+function QueuePanel(props: { fleet: Fleet; bump: number }) {
+  const q = useAsync(() => api.queue(), [props.bump]);
+  const [assigning, setAssigning] = useState<Trip | null>(null);
+  if (q.missing) return <Pending what="GET /dispatch/queue" />;
+  return (
+    <div class="scroll" data-testid="queue">
+      {q.loading && !q.data && <div class="empty">{t("loading")}</div>}
+      <ErrorText error={q.error} />
+      {q.data && q.data.length === 0 && <div class="empty">{t("empty")}</div>}
+      {q.data?.map((trip) => (
+        <div class="list-item" key={trip.id} data-testid="queue-item" data-trip={trip.id}>
+          <div class="title">
+            <span>#{trip.id} <OrgName id={trip.unit_id} /></span>
+            <StateTag state={trip.state} />
+          </div>
+          <div class="meta">
+            <span>{fmtShort(trip.departure_at)} → {fmtShort(trip.return_at)}</span>
+            <span>{trip.passengers} 人</span>
+            <span>{trip.allowed_body_types.map((b) => t(`bt_${b}` as never)).join("/")}</span>
+          </div>
+          <div class="meta"><span>{trip.origin?.address} → {trip.destination?.address}</span></div>
+          <div class="row" style={{ marginTop: 6 }}>
+            <button class="btn small primary" onClick={() => setAssigning(trip)} data-testid="assign-open">{t("assign")}</button>
+          </div>
+        </div>
+      ))}
+      {assigning && <AssignModal trip={assigning} fleet={props.fleet} onClose={() => setAssigning(null)} onDone={() => { setAssigning(null); q.reload(); }} />}
+    </div>
+  );
+}
+
+function AssignModal(props: { trip: Trip; fleet: Fleet; onClose: () => void; onDone: () => void }) {
+  const [plate, setPlate] = useState("");
+  const [driverId, setDriverId] = useState("");
+  const [err, setErr] = useState<unknown>(null);
+  const drivers = useAsync(() => api.drivers({ limit: 200 }), []);
+  const candidates = useMemo(() => {
+    const out: VehicleState[] = [];
+    const p = plate.trim().toUpperCase();
+    for (const v of props.fleet.byId.values()) {
+      if (p && !v.plate.toUpperCase().includes(p)) continue;
+      out.push(v);
+      if (out.length >= 30) break;
+    }
+    return out;
+  }, [plate]);
+  const chosen = [...props.fleet.byId.values()].find((v) => v.plate === plate.trim());
+  const submit = async () => {
+    setErr(null);
+    try {
+      await api.tripAction(props.trip.id, "assign", { vehicle_id: chosen?.id, driver_id: Number(driverId) });
+      props.onDone();
+    } catch (e) {
+      setErr(e instanceof ApiError && e.missing ? "POST /trips/{id}/assign — " + t("pending_api") : e);
+    }
+  };
+  return (
+    <Modal title={`${t("assign_manual")} · #${props.trip.id}`} onClose={props.onClose}
+      footer={<><button class="btn" onClick={props.onClose}>{t("cancel")}</button><button class="btn primary" disabled={!chosen || !driverId} onClick={submit} data-testid="assign-submit">{t("confirm")}</button></>}>
+      <label class="field">{t("choose_vehicle")}
+        <input class="input" list="assign-plates" value={plate} data-testid="assign-plate" onInput={(e) => setPlate((e.target as HTMLInputElement).value)} placeholder="桂A…" />
+        <datalist id="assign-plates">{candidates.map((v) => <option key={v.id} value={v.plate}>{v.unit} · {t(`bt_${v.body_type}` as never)}</option>)}</datalist>
+      </label>
+      <label class="field">{t("choose_driver")}
+        <select class="input" value={driverId} data-testid="assign-driver" onChange={(e) => setDriverId((e.target as HTMLSelectElement).value)}>
+          <option value="">—</option>
+          {drivers.data?.items.map((d: Driver) => <option key={d.id} value={d.id}>{d.name} · {d.licence_class}</option>)}
+        </select>
+      </label>
+      <ErrorText error={err} />
+    </Modal>
+  );
+}
+
+function ProposalPanel() {
+  const [p, setP] = useState<Proposal | null>(null);
+  const [err, setErr] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+  const [done, setDone] = useState(false);
+  const compute = async () => {
+    setBusy(true);
+    setErr(null);
+    setDone(false);
+    try {
+      setP(await api.proposal({}));
+    } catch (e) {
+      setErr(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const accept = async () => {
+    if (!p) return;
+    try {
+      const res = await api.applyAssignments(p.items.filter((i) => i.driver_id != null).map((i) => ({ trip_id: i.trip_id, vehicle_id: i.vehicle_id, driver_id: i.driver_id as number })));
+      const bad = res.filter((r) => !r.ok);
+      if (bad.length) setErr(`${bad.length} × ${bad[0].error?.message ?? "refused"}`);
+      setDone(true);
+    } catch (e) {
+      setErr(e);
+    }
+  };
+  return (
+    <div class="scroll" data-testid="proposal">
+      <div class="section-title">
+        <span>{t("proposal")}</span>
+        <button class="btn small" onClick={compute} disabled={busy} data-testid="proposal-compute">{t("request_proposal")}</button>
+      </div>
+      {err instanceof ApiError && err.missing ? <Pending what="POST /dispatch/proposals (optimizer run; accepting uses POST /dispatch/assignments)" /> : <ErrorText error={err} />}
+      {!p && !err && <div class="empty">{t("no_proposal")}</div>}
+      {p && (
+        <>
+          <table class="table">
+            <thead><tr><th>#</th><th>{t("vehicle")}</th><th>{t("driver")}</th><th /></tr></thead>
+            <tbody>
+              {p.items.map((it, i) => (
+                <tr key={it.trip_id}>
+                  <td>{it.trip_id}</td><td>{it.plate ?? it.vehicle_id}</td><td>{it.driver_name ?? it.driver_id ?? "—"}</td>
+                  <td><button class="btn small danger" onClick={() => setP({ ...p, items: p.items.filter((_, j) => j !== i), unassigned: [...p.unassigned, it.trip_id] })}>{t("remove")}</button></td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          <div class="row" style={{ padding: 12 }}>
+            <button class="btn primary" onClick={accept} disabled={!p.items.length || done}>{t("accept_proposal")}</button>
+            {done && <span class="tag ok">{t("saved")}</span>}
+          </div>
+        </>
+      )}
+    </div>
+  );
+}
+
+function AlertsPanel(props: { bump: number; fleet: Fleet; onFocus: (vehicleId: number) => void }) {
+  const a = useAsync(() => api.alerts({ status: "open", limit: 100 }), [props.bump]);
+  const [acking, setAcking] = useState<Alert | null>(null);
+  if (a.missing) return <Pending what="GET /alerts · POST /alerts/{id}/ack" />;
+  return (
+    <div class="scroll" data-testid="alerts">
+      {a.loading && !a.data && <div class="empty">{t("loading")}</div>}
+      <ErrorText error={a.error} />
+      {a.data && a.data.items.length === 0 && <div class="empty">{t("empty")}</div>}
+      {a.data?.items.map((al) => (
+        <div key={al.id} class={`list-item alert-item sev-${al.severity}`} data-testid="alert-item" onClick={() => al.vehicle_id && props.onFocus(al.vehicle_id)}>
+          <div class="title"><span>{term(al.kind)}</span><StateTag state={al.severity} /></div>
+          <div class="meta"><span>{al.plate ?? (al.vehicle_id ? props.fleet.byId.get(al.vehicle_id)?.plate : "")}</span><span>{fmtTime(al.started_at)}</span></div>
+          <div class="meta">{al.message}</div>
+          <div class="row" style={{ marginTop: 6 }}>
+            <button class="btn small" onClick={(e) => { e.stopPropagation(); setAcking(al); }} data-testid="ack-open">{t("ack")}</button>
+          </div>
+        </div>
+      ))}
+      {acking && <AckModal alert={acking} onClose={() => setAcking(null)} onDone={() => { setAcking(null); a.reload(); }} />}
+    </div>
+  );
+}
+
+function AckModal(props: { alert: Alert; onClose: () => void; onDone: () => void }) {
+  const [comment, setComment] = useState("");
+  const [err, setErr] = useState<unknown>(null);
+  const submit = async () => {
+    try {
+      await api.ackAlert(props.alert.id, comment);
+      props.onDone();
+    } catch (e) {
+      setErr(e);
+    }
+  };
+  return (
+    <Modal title={`${t("ack")} · ${term(props.alert.kind)}`} onClose={props.onClose}
+      footer={<><button class="btn" onClick={props.onClose}>{t("cancel")}</button><button class="btn primary" onClick={submit} data-testid="ack-submit">{t("confirm")}</button></>}>
+      <div class="small muted">{fmtDateTime(props.alert.started_at)} · {props.alert.message}</div>
+      <label class="field">{t("ack_comment")}
+        <textarea class="input" rows={3} value={comment} data-testid="ack-comment" onInput={(e) => setComment((e.target as HTMLTextAreaElement).value)} />
+      </label>
+      <ErrorText error={err} />
+    </Modal>
+  );
+}
+
+export { fromMap };
