@@ -683,12 +683,12 @@ class Deriver:
                 message, evidence, dedup_key)
             SELECT 'not_at_depot', 'warning', v.id, v.unit_id, $1, lp.geom,
                    format('夜间未入库 not back at the depot at %s: %s m away (radius %s m)',
-                          $5, round(ST_Distance(lp.geom::geography, v.depot::geography)),
+                          $5::text, round(ST_Distance(lp.geom::geography, v.depot::geography)),
                           $2::float8),
                    jsonb_build_object(
                        'type', 'FeatureCollection', 'rule', 'not_at_depot', 'vehicle_id', v.id,
                        'thresholds', jsonb_build_object('radius_m', $2::float8,
-                           'checked_at', $1::timestamptz, 'local_check_time', $5),
+                           'checked_at', $1::timestamptz, 'local_check_time', $5::text),
                        'distance_m', round(ST_Distance(lp.geom::geography, v.depot::geography)),
                        'features', jsonb_build_array(
                            jsonb_build_object('type', 'Feature',
@@ -699,7 +699,7 @@ class Deriver:
                                'geometry', ST_AsGeoJSON(lp.geom, 6)::jsonb,
                                'properties', jsonb_build_object('role', 'last_position',
                                    'ts', lp.ts, 'status', lp.status)))),
-                   'not_at_depot:' || v.id || ':' || $3
+                   'not_at_depot:' || v.id || ':' || $3::text
             FROM vehicles v JOIN latest_positions lp ON lp.vehicle_id = v.id
             WHERE v.status = 'in_service' AND v.id % $4 = $6
               AND NOT ST_DWithin(lp.geom::geography, v.depot::geography, $2)
