@@ -62,7 +62,7 @@ def _after_commit(sync_session: SyncSession) -> None:
     task.add_done_callback(_pending.discard)
 
 
-def _after_rollback(sync_session: SyncSession) -> None:
+def _after_rollback(sync_session: SyncSession, previous_transaction: object) -> None:
     # Only a rollback of the whole session transaction discards the queue.
     if not sync_session.in_transaction():
         sync_session.info.pop(_OUTBOX, None)

@@ -532,4 +532,4 @@ async def inbox(
     )
     total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
     rows = await session.execute(stmt.order_by(ApprovalStep.due_at).limit(limit).offset(offset))
-    return [(s, t) for s, t in rows.tuples()], int(total)
+    return [(s, t) for s, t in rows.all()], int(total)

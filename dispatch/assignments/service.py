@@ -404,7 +404,7 @@ async def list_mine(
         stmt.order_by(Assignment.starts_at.desc()).limit(limit).offset(offset)
     )
     out = []
-    for a, plate, trip in rows.tuples():
+    for a, plate, trip in rows.all():
         out.append(
             schemas.MyAssignmentOut(
                 **assignment_out(a).model_dump(),
@@ -661,6 +661,6 @@ async def bookings(
         )
     )
     out: dict[int, list[Busy]] = {}
-    for vid, s, e in rows.tuples():
+    for vid, s, e in rows.all():
         out.setdefault(int(vid), []).append(Busy(s, e))
     return out

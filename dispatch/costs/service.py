@@ -6,6 +6,7 @@ import csv
 import io
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import Subquery, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -109,7 +110,7 @@ async def vehicle_summary(
         .where(CostRecord.vehicle_id == vehicle_id)
         .group_by(CostRecord.kind)
     )
-    by_kind = {k: Decimal(v) for k, v in rows.tuples()}
+    by_kind = {k: Decimal(v) for k, v in rows.all()}
     km_row = (
         await session.execute(
             text(
@@ -222,7 +223,7 @@ async def due_soon(
             due_on=r[5],
             days_left=(r[5] - today).days,
         )
-        for r in rows.tuples()
+        for r in rows.all()
     ]
 
 
@@ -245,10 +246,11 @@ async def remind_due(
             .order_by(latest.c.due_on)
             .limit(5000)
         )
-    ).tuples()
+    ).all()
     count = 0
     now = datetime.now(UTC)
-    for record_id, kind, due_on, vehicle_id, plate, unit_path in list(rows):
+    due_rows: list[Any] = list(rows)
+    for record_id, kind, due_on, vehicle_id, plate, unit_path in due_rows:
         users = set(await notify.users_with_role_covering(session, "dispatcher", unit_path))
         users |= set(await notify.users_with_role_covering(session, "admin", unit_path))
         label = {"insurance": "保险", "inspection": "年检", "maintenance": "保养", "repair": "维修"}
@@ -388,7 +390,8 @@ async def cost_per_km(
         },
     )
     out = []
-    for unit_id, name, month, trips, km, cny in rows.tuples():
+    report_rows: list[Any] = list(rows.all())
+    for unit_id, name, month, trips, km, cny in report_rows:
         km_f = float(km or 0)
         cny_d = Decimal(cny or 0)
         out.append(

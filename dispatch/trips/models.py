@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from geoalchemy2 import Geometry, WKBElement
-from sqlalchemy import BigInteger, ForeignKey, SmallInteger, Text, func
+from sqlalchemy import BigInteger, DateTime, ForeignKey, SmallInteger, Text, func
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fleet.models import Base
 
+TZ = DateTime(timezone=True)
+
 
 class TripRequest(Base):
     __tablename__ = "trip_requests"
+    # Fetch server-set columns (created_at, updated_at) on flush: no lazy loads later.
+    __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     requester_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
@@ -33,8 +36,8 @@ class TripRequest(Base):
     destination_address: Mapped[str] = mapped_column(Text)
     destination_org_id: Mapped[int | None] = mapped_column(ForeignKey("orgs.id"))
     stops: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default="[]")
-    departure_at: Mapped[datetime] = mapped_column()
-    return_at: Mapped[datetime] = mapped_column()
+    departure_at: Mapped[datetime] = mapped_column(TZ)
+    return_at: Mapped[datetime] = mapped_column(TZ)
     round_trip: Mapped[bool] = mapped_column(server_default="false")
     urgency: Mapped[str] = mapped_column(Text, server_default="normal")
     special_needs: Mapped[str | None] = mapped_column(Text)
@@ -47,5 +50,5 @@ class TripRequest(Base):
     approval_status: Mapped[str] = mapped_column(Text, server_default="none")
     approval_round: Mapped[int] = mapped_column(server_default="0")
     state_reason: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
-    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now(), onupdate=func.now())
