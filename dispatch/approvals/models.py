@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, ForeignKey, SmallInteger, Text, func
 from sqlalchemy.dialects.postgresql import JSONB

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from geoalchemy2 import Geometry, WKBElement
 from sqlalchemy import BigInteger, DateTime, ForeignKey, SmallInteger, Text, func
