@@ -62,10 +62,14 @@ async def world(session: AsyncSession) -> World:
     )
     # The demo driver holds an A1 licence here so any body type fits unless a test says otherwise.
     await session.execute(
-        text("UPDATE drivers SET licence_class = 'A1', status = 'active', licence_expires = NULL"
-             " WHERE id = :d"),
+        text(
+            "UPDATE drivers SET licence_class = 'A1', status = 'active', licence_expires = NULL"
+            " WHERE id = :d"
+        ),
         {"d": driver},
     )
+    # Commit (to the test's outer transaction): a refused request rolls back to here, not further.
+    await session.commit()
     return World(
         requester_unit=unit,
         pool_unit=pool,
@@ -97,45 +101,50 @@ async def make_vehicle(
     engine = None if energy == "bev" else 1.5
     if energy != "ice" and nev_range_km is None:
         nev_range_km = 400
-    return int(
-        await session.scalar(
-            text(
-                "INSERT INTO vehicles (plate, vin, category, body_type, seats, energy, nev_range_km,"
-                " engine_l, price_cny, purchase_date, unit_id, depot, status, shared_pool) VALUES"
-                " (:plate, :vin, 'pool', :body, :seats, :energy, :range, :engine, 150000,"
-                " '2024-01-01', :unit, ST_SetSRID(ST_MakePoint(108.38, 22.82), 4326), :status,"
-                " :pool) RETURNING id"
-            ),
-            {
-                "plate": f"桂AT{n:05d}",
-                "vin": f"LTEST{n:012d}",
-                "body": body_type,
-                "seats": seats,
-                "energy": energy,
-                "range": nev_range_km,
-                "engine": engine,
-                "unit": unit_id,
-                "status": status,
-                "pool": shared_pool,
-            },
-        )
+    vid = await session.scalar(
+        text(
+            "INSERT INTO vehicles (plate, vin, category, body_type, seats, energy, nev_range_km,"
+            " engine_l, price_cny, purchase_date, unit_id, depot, status, shared_pool) VALUES"
+            " (:plate, :vin, 'pool', :body, :seats, :energy, :range, :engine, 150000,"
+            " '2024-01-01', :unit, ST_SetSRID(ST_MakePoint(108.38, 22.82), 4326), :status,"
+            " :pool) RETURNING id"
+        ),
+        {
+            "plate": f"桂AT{n:05d}",
+            "vin": f"LTEST{n:012d}",
+            "body": body_type,
+            "seats": seats,
+            "energy": energy,
+            "range": nev_range_km,
+            "engine": engine,
+            "unit": unit_id,
+            "status": status,
+            "pool": shared_pool,
+        },
     )
+    await session.commit()
+    return int(vid)
 
 
 async def make_driver(
     session: AsyncSession, unit_id: int, licence: str = "C1", user_id: int | None = None
 ) -> int:
     n = next(_VIN_SEQ)
-    return int(
-        await session.scalar(
-            text(
-                "INSERT INTO drivers (name, licence_class, licence_no, unit_id, user_id)"
-                " VALUES (:name, :lic, :no, :unit, :user) RETURNING id"
-            ),
-            {"name": f"测试驾驶员{n}", "lic": licence, "no": f"T{n:010d}", "unit": unit_id,
-             "user": user_id},
-        )
+    did = await session.scalar(
+        text(
+            "INSERT INTO drivers (name, licence_class, licence_no, unit_id, user_id)"
+            " VALUES (:name, :lic, :no, :unit, :user) RETURNING id"
+        ),
+        {
+            "name": f"测试驾驶员{n}",
+            "lic": licence,
+            "no": f"T{n:010d}",
+            "unit": unit_id,
+            "user": user_id,
+        },
     )
+    await session.commit()
+    return int(did)
 
 
 def trip_body(
@@ -169,7 +178,9 @@ async def approved_trip(
 ) -> dict[str, Any]:
     """A trip filed by requester.qingxiu and approved by approver.qingxiu."""
     req = await login("requester.qingxiu")
-    r = await client.post(f"{API}/trips", json={**trip_body(world, **kw), "submit": True}, headers=req)
+    r = await client.post(
+        f"{API}/trips", json={**trip_body(world, **kw), "submit": True}, headers=req
+    )
     assert r.status_code == 201, r.text
     trip = r.json()
     r = await client.post(
@@ -196,9 +207,7 @@ class EventTap:
             if m and m["type"] == "subscribe":
                 return
 
-    async def wait_for(
-        self, pred: Any, timeout_s: float = 5.0
-    ) -> dict[str, Any]:
+    async def wait_for(self, pred: Any, timeout_s: float = 5.0) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         for e in self.events:

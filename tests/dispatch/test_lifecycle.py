@@ -33,9 +33,11 @@ async def test_trip_from_request_to_settlement(
     r = await client.post(f"{API}/trips/{tid}/submit", headers=req)
     assert r.status_code == 200 and r.json()["state"] == "submitted"
     await events.wait_for(
-        lambda e: e["type"] == "notification"
-        and e["data"]["kind"] == "approval_needed"
-        and uid["approver.qingxiu"] in (e["user_ids"] or [])
+        lambda e: (
+            e["type"] == "notification"
+            and e["data"]["kind"] == "approval_needed"
+            and uid["approver.qingxiu"] in (e["user_ids"] or [])
+        )
     )
 
     # The approver sees it in the inbox and approves.
@@ -44,15 +46,19 @@ async def test_trip_from_request_to_settlement(
     r = await client.post(f"{API}/trips/{tid}/approve", json={"comment": "同意"}, headers=appr)
     assert r.status_code == 200 and r.json()["state"] == "approved"
     await events.wait_for(
-        lambda e: e["type"] == "notification"
-        and e["data"]["kind"] == "approved"
-        and e["user_ids"] == [uid["requester.qingxiu"]]
+        lambda e: (
+            e["type"] == "notification"
+            and e["data"]["kind"] == "approved"
+            and e["user_ids"] == [uid["requester.qingxiu"]]
+        )
     )
     await events.wait_for(
-        lambda e: e["type"] == "notification"
-        and e["data"]["kind"] == "dispatch_waiting"
-        and uid["dispatcher.qingxiu"] in e["user_ids"]
-        and uid["dispatcher.nanning"] in e["user_ids"]
+        lambda e: (
+            e["type"] == "notification"
+            and e["data"]["kind"] == "dispatch_waiting"
+            and uid["dispatcher.qingxiu"] in e["user_ids"]
+            and uid["dispatcher.nanning"] in e["user_ids"]
+        )
     )
 
     # The dispatcher finds it in the queue and assigns a vehicle and the demo driver.
@@ -67,14 +73,18 @@ async def test_trip_from_request_to_settlement(
     assert r.status_code == 201, r.text
     aid = r.json()["id"]
     await events.wait_for(
-        lambda e: e["type"] == "notification"
-        and e["data"]["kind"] == "new_assignment"
-        and e["user_ids"] == [uid["driver.qingxiu"]]
+        lambda e: (
+            e["type"] == "notification"
+            and e["data"]["kind"] == "new_assignment"
+            and e["user_ids"] == [uid["driver.qingxiu"]]
+        )
     )
     await events.wait_for(
-        lambda e: e["type"] == "notification"
-        and e["data"]["kind"] == "assigned"
-        and uid["requester.qingxiu"] in e["user_ids"]
+        lambda e: (
+            e["type"] == "notification"
+            and e["data"]["kind"] == "assigned"
+            and uid["requester.qingxiu"] in e["user_ids"]
+        )
     )
     r = await client.get(f"{API}/trips/{tid}", headers=req)
     assert r.json()["state"] == "assigned"
@@ -139,7 +149,9 @@ async def test_trip_from_request_to_settlement(
     # Costs booked at completion; the passenger rates; the dispatcher settles.
     r = await client.get(f"{API}/costs", params={"trip_id": tid}, headers=disp)
     assert sorted(c["kind"] for c in r.json()["items"]) == ["fuel", "parking", "toll"]
-    r = await client.post(f"{API}/trips/{tid}/ratings", json={"score": 5, "comment": "准时"}, headers=req)
+    r = await client.post(
+        f"{API}/trips/{tid}/ratings", json={"score": 5, "comment": "准时"}, headers=req
+    )
     assert r.status_code == 201, r.text
     r = await client.post(f"{API}/trips/{tid}/settle", json={"note": "费用已核"}, headers=disp)
     assert r.status_code == 200 and r.json()["state"] == "settled"
@@ -161,7 +173,9 @@ async def test_trip_from_request_to_settlement(
         r[0]
         for r in (
             await session.execute(
-                text("SELECT id FROM audit_log WHERE entity = 'trip' AND entity_id = :t ORDER BY id"),
+                text(
+                    "SELECT id FROM audit_log WHERE entity = 'trip' AND entity_id = :t ORDER BY id"
+                ),
                 {"t": str(tid)},
             )
         ).all()
@@ -178,7 +192,9 @@ async def test_trip_from_request_to_settlement(
     )
     assert linked is True
     await events.wait_for(
-        lambda e: e["type"] == "trip" and e["data"]["trip_id"] == tid and e["data"]["to"] == "settled"
+        lambda e: (
+            e["type"] == "trip" and e["data"]["trip_id"] == tid and e["data"]["to"] == "settled"
+        )
     )
 
 
@@ -197,14 +213,18 @@ async def test_decline_goes_back_to_dispatch_and_reassign(
         headers=disp,
     )
     aid = r.json()["id"]
-    r = await client.post(f"{API}/assignments/{aid}/decline", json={"reason": "身体不适"}, headers=drv)
+    r = await client.post(
+        f"{API}/assignments/{aid}/decline", json={"reason": "身体不适"}, headers=drv
+    )
     assert r.status_code == 200 and r.json()["state"] == "declined"
     r = await client.get(f"{API}/trips/{trip['id']}", headers=disp)
     assert r.json()["state"] == "reassigned" and r.json()["state_reason"] == "身体不适"
     await events.wait_for(
-        lambda e: e["type"] == "notification"
-        and e["data"]["kind"] == "driver_declined"
-        and world.users["dispatcher.qingxiu"] in e["user_ids"]
+        lambda e: (
+            e["type"] == "notification"
+            and e["data"]["kind"] == "driver_declined"
+            and world.users["dispatcher.qingxiu"] in e["user_ids"]
+        )
     )
     # The declined booking no longer holds the vehicle: it can be booked again, with a new driver.
     from tests.dispatch.conftest import make_driver
@@ -238,7 +258,9 @@ async def test_cancel_before_departure_frees_the_vehicle(
         headers=disp,
     )
     assert r.status_code == 201
-    r = await client.post(f"{API}/trips/{trip['id']}/cancel", json={"reason": "会议取消"}, headers=req)
+    r = await client.post(
+        f"{API}/trips/{trip['id']}/cancel", json={"reason": "会议取消"}, headers=req
+    )
     assert r.status_code == 200 and r.json()["state"] == "cancelled"
     r = await client.get(f"{API}/trips/{trip['id']}/assignments", headers=disp)
     assert r.json()[0]["state"] == "cancelled"
