@@ -8,12 +8,14 @@ already in Mosquitto's `$7$` format, so the password file is written without any
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import os
 import signal
 import socket
 import string
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -234,6 +236,84 @@ class Broker:
                 return True
             time.sleep(0.05)
         raise BrokerError(f"mosquitto (pid {pid}) did not stop within {timeout_s}s")
+
+    # ---- ingest readiness (probe) and gated restart --------------------------------------
+
+    def probe_topics(self) -> list[str]:
+        """Topics the service user may publish to (the ACL pattern covers its own name)."""
+        base = f"{self.topic_prefix}/{self.service_user}"
+        return [f"{base}/position", f"{base}/positions"]
+
+    def ingest_subscribed(self, *, timeout_s: float = 5.0) -> bool:
+        """Does a subscriber (the ingest) match both ping topics right now?
+
+        Publishes a probe as the service user with MQTT v5: the broker answers PUBACK
+        "No matching subscribers" (0x10) when nobody would receive it. The ingest drops
+        probes (terminal id = service user) without storing them.
+        """
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        codes: dict[int, int] = {}
+        done = threading.Event()
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"{self.service_user}-probe-{os.getpid()}",
+            protocol=mqtt.MQTTv5,
+        )
+        client.username_pw_set(self.service_user, self.service_password)
+
+        def on_publish(_c: object, _u: object, mid: int, rc: object, _p: object) -> None:
+            codes[mid] = int(getattr(rc, "value", 0))
+            if len(codes) == 2:
+                done.set()
+
+        client.on_publish = on_publish
+        try:
+            client.connect(self.host, self.port, keepalive=10)
+        except OSError:
+            return False
+        client.loop_start()
+        try:
+            for topic in self.probe_topics():
+                client.publish(topic, b'{"probe": true}', qos=1)
+            done.wait(timeout_s)
+        finally:
+            client.disconnect()
+            client.loop_stop()
+        return len(codes) == 2 and all(c == 0 for c in codes.values())
+
+    def wait_for_ingest(self, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.ingest_subscribed(timeout_s=max(0.5, min(5.0, deadline - time.monotonic()))):
+                return True
+            time.sleep(0.3)
+        return False
+
+    async def restart(self, dsn: str | None, *, gate_s: float = 30.0) -> bool:
+        """Stop, then start admitting terminals only once an ingest has resubscribed.
+
+        Mosquitto 2.0 does not persist shared subscriptions: after a restart the ingest's
+        session (and the pings queued for it) is back, but its `$share/...` subscription is
+        not until the ingest resubscribes. A ping accepted in between would match no
+        subscriber and be dropped although the terminal got its PUBACK. So the broker comes
+        back with only the service user in its password file; terminals are refused (they
+        keep their pings and retry) until a probe shows an ingest subscribed, or `gate_s`
+        passes. Returns whether an ingest was seen.
+        """
+        self.stop()
+        self.render()
+        terminals = await self.load_terminals(dsn) if dsn else None
+        self.write_passwords([])
+        self.start()
+        seen = await asyncio.to_thread(self.wait_for_ingest, gate_s)
+        if not seen:
+            log.warning("broker.no_ingest", gate_s=gate_s)
+        self.write_passwords(terminals or [])
+        self.reload()
+        log.info("broker.gate_open", ingest_seen=seen)
+        return seen
 
     def reload(self) -> None:
         """SIGHUP: Mosquitto re-reads its password and ACL files."""

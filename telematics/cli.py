@@ -46,6 +46,26 @@ def broker_start() -> None:
     _echo(f"broker {state} on {b.host}:{b.port} (pid {b.pid()}), {n} terminals provisioned")
 
 
+@broker_app.command("restart")
+def broker_restart(
+    gate_s: Annotated[
+        float, typer.Option(min=0, max=600, help="max seconds to wait for an ingest")
+    ] = 30,
+) -> None:
+    """Restart the broker without dropping pings: terminals are admitted only once an
+    ingest has resubscribed (Mosquitto 2.0 does not persist shared subscriptions)."""
+    from telematics.broker import Broker, BrokerError
+
+    settings = get_settings()
+    b = Broker.from_settings(settings)
+    try:
+        seen = asyncio.run(b.restart(settings.db.dsn(), gate_s=gate_s))
+    except BrokerError as exc:
+        _echo(f"broker: {exc}")
+        raise typer.Exit(1) from exc
+    _echo(f"broker restarted (pid {b.pid()}); ingest subscribed before admitting terminals: {seen}")
+
+
 @broker_app.command("stop")
 def broker_stop() -> None:
     """Stop the broker (SIGTERM; it writes its persistence file first)."""
@@ -60,10 +80,12 @@ def broker_status() -> None:
     """Show whether the broker runs and listens; exit 1 if it does not."""
     from telematics.broker import Broker
 
-    s = Broker.from_settings(get_settings()).status()
+    b = Broker.from_settings(get_settings())
+    s = b.status()
+    ingest = b.ingest_subscribed(timeout_s=3) if s.listening else False
     _echo(
         f"broker: {'running' if s.running else 'stopped'} pid={s.pid} "
-        f"listening={s.listening} {s.host}:{s.port} dir={s.var_dir}"
+        f"listening={s.listening} {s.host}:{s.port} dir={s.var_dir} ingest_subscribed={ingest}"
     )
     raise typer.Exit(0 if s.running and s.listening else 1)
 

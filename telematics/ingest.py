@@ -76,7 +76,7 @@ class MqttSource:
         )
         m = settings.mqtt
         self.client.username_pw_set(m.service_user, m.service_password.get_secret_value())
-        self.client.reconnect_delay_set(min_delay=1, max_delay=5)
+        self.client.reconnect_delay_set(min_delay=0.25, max_delay=2)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_subscribe = self._on_subscribe
@@ -208,7 +208,12 @@ class Ingest:
         partitions = asyncio.create_task(self._partitions_daily(pool))
         directory = store.TerminalDirectory(pool, ttl_s=self.ingest.terminal_cache_s)
         n = await directory.load_all()
-        ctx = Context(self.ingest, directory, topic_prefix=self.settings.mqtt.topic_prefix)
+        ctx = Context(
+            self.ingest,
+            directory,
+            topic_prefix=self.settings.mqtt.topic_prefix,
+            probe_id=self.settings.mqtt.service_user,
+        )
         redis = _redis(self.settings)
         if redis is not None:
             self.hooks.post_commit.insert(0, _publisher(redis))

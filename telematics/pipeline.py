@@ -119,6 +119,8 @@ class Context:
     settings: IngestSettings
     terminals: TerminalLookup
     topic_prefix: str = "fleet/v1/terminals"
+    # Readiness probes (`fleet broker` publishes as the service user) are dropped silently.
+    probe_id: str = "fleet-ingest"
     refs: dict[int, _Ref] = field(default_factory=dict)
     now: Callable[[], float] = time.time
 
@@ -144,6 +146,9 @@ async def decode(batch: Batch, ctx: Context) -> None:
         batch.stats["messages"] += 1
         tid, _, kind = d.topic.removeprefix(prefix).partition("/")
         item = Item(tid, d.topic, d.payload, d.received_at)
+        if tid == ctx.probe_id:
+            batch.stats["probes"] += 1
+            continue
         if not d.topic.startswith(prefix) or not tid or kind not in ("position", "positions"):
             batch.reject(item, "bad_topic", d.topic)
             continue

@@ -209,6 +209,7 @@ class Publisher:
         )
         self.client.max_queued_messages_set(0)
         self.client.max_inflight_messages_set(1000)
+        self.client.reconnect_delay_set(0.2, 2)
         self.client.username_pw_set(terminal, password or derived_secret(TERMINAL_KEY, terminal))
         self.connack: Any = None
         self._connected = threading.Event()
@@ -230,6 +231,12 @@ class Publisher:
         self, kind: str, payloads: list[Any], *, timeout: float = 30.0, topic: str | None = None
     ) -> int:
         """Publish QoS 1; returns how many the broker acknowledged (PUBACK) within timeout."""
+        return sum(self.send_tracked(kind, payloads, timeout=timeout, topic=topic))
+
+    def send_tracked(
+        self, kind: str, payloads: list[Any], *, timeout: float = 30.0, topic: str | None = None
+    ) -> list[bool]:
+        """Publish QoS 1; per payload, whether the broker acknowledged it within timeout."""
         infos = []
         for p in payloads:
             body = p if isinstance(p, bytes) else orjson.dumps(p)
@@ -243,7 +250,7 @@ class Publisher:
                 info.wait_for_publish(remaining)
             except (RuntimeError, ValueError):
                 pass
-        return sum(1 for i in infos if _published(i))
+        return [_published(i) for i in infos]
 
     def close(self) -> None:
         self.client.disconnect()
