@@ -1,0 +1,371 @@
+"""The web front end in a real headless Chromium against a real server, database and Redis.
+
+One session-scoped server; each test logs in through the UI. Screenshots of every page go to
+test-artifacts/web/. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+
+from fleet.config import Settings
+from telematics import bus
+from tests.web import fleetdata
+from tests.web.conftest import ARTIFACTS, run_async
+
+pytestmark = pytest.mark.timeout(150)
+
+DESKTOP = {"width": 1440, "height": 900}
+PHONE = {"width": 375, "height": 667}
+WAIT_MS = 15_000
+
+
+def new_context(browser: Browser, base_url: str, viewport: dict[str, int] = DESKTOP) -> BrowserContext:
+    ctx = browser.new_context(
+        base_url=base_url,
+        viewport=viewport,
+        locale="zh-CN",
+        timezone_id="Asia/Shanghai",
+        service_workers="allow",
+    )
+    ctx.set_default_timeout(WAIT_MS)
+    return ctx
+
+
+def login(page: Page, username: str, password: str, path: str = "/") -> None:
+    page.goto(path)
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    expect(page.locator("input[name=password]")).to_have_count(0)
+
+
+def shot(page: Page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def api_token(base_url: str, username: str, password: str) -> dict[str, str]:
+    r = httpx.post(f"{base_url}/api/v1/auth/login", json={"username": username, "password": password})
+    r.raise_for_status()
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+@pytest.mark.parametrize(
+    ("username", "home", "nav"),
+    [
+        ("dispatcher.qingxiu", "/console", "调度台"),
+        ("requester.qingxiu", "/requests", "用车申请"),
+        ("approver.qingxiu", "/approvals", "审批"),
+        ("auditor", "/audit", "监督检查"),
+        ("driver.qingxiu", "/driver", None),
+        ("admin", "/console", "监督检查"),
+    ],
+)
+def test_login_lands_on_role_home(
+    browser: Browser, base_url: str, password: str, username: str, home: str, nav: str | None
+) -> None:
+    ctx = new_context(browser, base_url, PHONE if username.startswith("driver") else DESKTOP)
+    page = ctx.new_page()
+    page.goto("/")
+    expect(page.locator(".login-card h1")).to_have_text("公务用车管理平台")
+    shot(page, "login")
+    login(page, username, password)
+    page.wait_for_url(f"**{home}")
+    if nav:
+        expect(page.locator(".topbar nav")).to_contain_text(nav)
+    else:
+        expect(page.get_by_test_id("driver-page")).to_be_visible()
+    page.wait_for_timeout(800)
+    shot(page, f"home-{username}")
+    ctx.close()
+
+
+def test_wrong_password_is_refused(browser: Browser, base_url: str) -> None:
+    ctx = new_context(browser, base_url)
+    page = ctx.new_page()
+    page.goto("/login")
+    page.fill("input[name=username]", "dispatcher.qingxiu")
+    page.fill("input[name=password]", "not-the-password")
+    page.click("button[type=submit]")
+    expect(page.get_by_role("alert")).to_have_text("用户名或密码错误")
+    ctx.close()
+
+
+def test_english_switch_is_remembered(browser: Browser, base_url: str, password: str) -> None:
+    ctx = new_context(browser, base_url)
+    page = ctx.new_page()
+    login(page, "auditor", password)
+    page.get_by_test_id("lang-switch").first.click()
+    expect(page.locator(".topbar nav")).to_contain_text("Supervision")
+    page.reload()
+    expect(page.locator(".topbar nav")).to_contain_text("Supervision")
+    shot(page, "audit-en")
+    ctx.close()
+
+
+def _positions(page: Page) -> dict[str, Any]:
+    return page.evaluate(
+        "() => { const f = window.__fleet; const out = {}; if (!f) return out;"
+        " for (const v of f.byId.values()) if (v.lon != null) out[v.id] = [v.lon, v.lat, v.ts];"
+        " return out; }"
+    )
+
+
+async def _publish(settings: Settings, cars: list[fleetdata.Car], ts: datetime) -> None:
+    redis = bus.redis_client(settings.redis.url)
+    try:
+        await bus.publish_positions(redis, fleetdata.batch_items(cars, ts))
+    finally:
+        await redis.aclose()
+
+
+async def _cars(settings: Settings) -> list[fleetdata.Car]:
+    conn = await asyncpg.connect(settings.db.dsn())
+    try:
+        return await fleetdata.load_cars(conn)
+    finally:
+        await conn.close()
+
+
+def test_live_map_moves_vehicles(
+    browser: Browser, base_url: str, password: str, web_settings: Settings
+) -> None:
+    ctx = new_context(browser, base_url)
+    page = ctx.new_page()
+    login(page, "dispatcher.nanning", password, "/console")
+    page.wait_for_url("**/console")
+    expect(page.get_by_test_id("live-state")).to_have_attribute("data-state", "open")
+    page.wait_for_function("() => window.__fleetStats && window.__fleetStats.shown > 0", timeout=WAIT_MS)
+    first = _positions(page)
+    assert first, "no vehicle positions on the console"
+
+    # Two batches through Redis (the real fan-out path), one second apart.
+    cars = run_async(_cars(web_settings))
+    rng = random.Random(3)
+    for _ in range(2):
+        fleetdata.step(cars, 60, rng)
+        run_async(_publish(web_settings, cars, datetime.now(UTC)))
+        page.wait_for_timeout(1100)
+    page.wait_for_function(
+        "(before) => { const f = window.__fleet; let moved = 0;"
+        " for (const [id, p] of Object.entries(before)) { const v = f.byId.get(Number(id));"
+        " if (v && (v.lon !== p[0] || v.lat !== p[1])) moved++; } return moved > 0; }",
+        arg=first,
+        timeout=WAIT_MS,
+    )
+    second = _positions(page)
+    moved = [vid for vid, p in second.items() if vid in first and p[:2] != first[vid][:2]]
+    assert moved, "positions did not change between two reads"
+    # The GPU layer drew them (rendered features from the vehicles source).
+    page.wait_for_function(
+        "() => window.__map.queryRenderedFeatures({layers: ['v-point', 'v-cluster']}).length > 0",
+        timeout=WAIT_MS,
+    )
+    expect(page.get_by_test_id("count-moving")).not_to_have_text("0")
+    shot(page, "console-live")
+
+    # Search by plate and open the vehicle panel.
+    plate = cars[0].plate if str(cars[0].id) in second else None
+    plate = plate or page.locator("[data-testid=vehicle-row] .title span").first.inner_text()
+    page.get_by_test_id("plate-search").fill(plate)
+    page.get_by_test_id("vehicle-row").first.click()
+    expect(page.get_by_test_id("vehicle-panel")).to_contain_text(plate)
+    page.wait_for_timeout(1200)
+    shot(page, "console-vehicle-panel")
+    page.get_by_test_id("tab-alerts").click()
+    page.wait_for_timeout(500)
+    shot(page, "console-alerts")
+    ctx.close()
+
+
+def _pick_vehicle(base_url: str, headers: dict[str, str], trip: dict[str, Any]) -> dict[str, Any]:
+    r = httpx.get(
+        f"{base_url}/api/v1/vehicles",
+        params={"status": "in_service", "limit": 500},
+        headers=headers,
+    )
+    r.raise_for_status()
+    for v in r.json()["items"]:
+        if v["body_type"] in trip["allowed_body_types"] and v["seats"] > trip["passengers"] and v["energy"] != "bev":
+            return v
+    raise AssertionError("no vehicle fits the trip in the dispatcher's scope")
+
+
+async def _drive(settings: Settings, vehicle_id: int, start: datetime, end: datetime, trip: dict[str, Any]) -> int:
+    conn = await asyncpg.connect(settings.db.dsn())
+    try:
+        seconds = max(2.0, (end - start).total_seconds())
+        n = 60
+        rows = []
+        o, d = trip["origin"], trip["destination"]
+        for i in range(n + 1):
+            f = i / n
+            ts = start + timedelta(seconds=seconds * f)
+            speed = 0.0 if i in (0, n) else 30 + 40 * f * (1 - f) * 4
+            rows.append((vehicle_id, ts, f"GX{vehicle_id:08d}", o["lon"] + (d["lon"] - o["lon"]) * f,
+                         o["lat"] + (d["lat"] - o["lat"]) * f + 0.003 * (f * (1 - f)), speed))
+        await conn.executemany(
+            "INSERT INTO positions (vehicle_id, ts, terminal_id, geom, speed_kmh, heading_deg, acc, fix, flags)"
+            " VALUES ($1, $2, $3, ST_SetSRID(ST_MakePoint($4, $5), 4326), $6, 90, true, true, 0)"
+            " ON CONFLICT DO NOTHING",
+            rows,
+        )
+        return len(rows)
+    finally:
+        await conn.close()
+
+
+def test_trip_flow_through_the_ui(
+    browser: Browser, base_url: str, password: str, web_settings: Settings
+) -> None:
+    # 1. Requester files a request, origin and destination picked on the map.
+    ctx = new_context(browser, base_url)
+    page = ctx.new_page()
+    login(page, "requester.qingxiu", password, "/requests")
+    page.wait_for_url("**/requests")
+    page.wait_for_function("() => document.querySelector('[data-testid=request-map] canvas')")
+    page.wait_for_timeout(800)
+    box = page.get_by_test_id("request-map").bounding_box()
+    assert box
+    page.get_by_test_id("pick-origin").click()
+    page.mouse.click(box["x"] + box["width"] * 0.45, box["y"] + box["height"] * 0.5)
+    expect(page.get_by_test_id("origin-value")).to_be_visible()
+    page.get_by_test_id("pick-destination").click()
+    page.mouse.click(box["x"] + box["width"] * 0.62, box["y"] + box["height"] * 0.38)
+    expect(page.get_by_test_id("destination-value")).to_be_visible()
+    page.get_by_test_id("purpose").fill("赴自治区政府参加工作会议")
+    page.get_by_test_id("request-submit").click()
+    created = page.get_by_test_id("request-created")
+    expect(created).to_be_visible()
+    trip_id = int(created.inner_text().split("·")[0].strip().lstrip("#"))
+    expect(page.locator(f"[data-testid=my-request]").first).to_be_visible()
+    shot(page, "requests")
+    requester_page = page
+
+    # 2. Approver approves it from the inbox.
+    actx = new_context(browser, base_url)
+    ap = actx.new_page()
+    login(ap, "approver.qingxiu", password, "/approvals")
+    row = ap.locator(f"[data-testid=inbox-row][data-trip='{trip_id}']")
+    expect(row).to_be_visible()
+    row.click()
+    shot(ap, "approvals")
+    ap.get_by_test_id("approval-reason").fill("同意")
+    ap.get_by_test_id("approve").click()
+    expect(row).to_have_count(0)
+    actx.close()
+    # The requester's list follows the state live (trip event over the websocket).
+    expect(requester_page.locator("[data-testid=my-request]").first).to_have_attribute(
+        "data-state", "approved", timeout=WAIT_MS
+    )
+
+    # 3. Dispatcher assigns a vehicle and the demo driver from the queue.
+    headers = api_token(base_url, "dispatcher.qingxiu", password)
+    trip = httpx.get(f"{base_url}/api/v1/trips/{trip_id}", headers=headers).json()
+    vehicle = _pick_vehicle(base_url, headers, trip)
+    dctx = new_context(browser, base_url)
+    dp = dctx.new_page()
+    login(dp, "dispatcher.qingxiu", password, "/console")
+    item = dp.locator(f"[data-testid=queue-item][data-trip='{trip_id}']")
+    expect(item).to_be_visible()
+    item.get_by_test_id("assign-open").click()
+    dp.get_by_test_id("assign-plate").fill(vehicle["plate"])
+    dp.get_by_test_id("assign-driver").select_option(label="示范驾驶员 · C1")
+    shot(dp, "console-assign")
+    dp.get_by_test_id("assign-submit").click()
+    expect(item).to_have_count(0)
+    dctx.close()
+
+    # 4. Driver, on a phone: accept, depart, then complete while offline (queued, sent later).
+    pctx = new_context(browser, base_url, PHONE)
+    pp = pctx.new_page()
+    login(pp, "driver.qingxiu", password, "/driver")
+    task = pp.locator(f"[data-testid=task][data-trip='{trip_id}']")
+    expect(task).to_be_visible()
+    expect(pp.locator("link[rel=manifest]")).to_have_count(1)
+    shot(pp, "driver-assigned")
+    task.get_by_test_id("accept").click()
+    expect(task).to_have_attribute("data-state", "accepted")
+    task.get_by_test_id("depart").click()
+    pp.get_by_test_id("odometer").fill("1000")
+    pp.get_by_test_id("action-submit").click()
+    expect(task).to_have_attribute("data-state", "departed")
+    href = task.get_by_test_id("navigate").get_attribute("href") or ""
+    assert href.startswith(("https://uri.amap.com/", "geo:"))
+    shot(pp, "driver-departed")
+    departed_at = datetime.now(UTC) - timedelta(seconds=2)
+    pp.wait_for_timeout(1500)
+    n = run_async(_drive(web_settings, vehicle["id"], departed_at, datetime.now(UTC) - timedelta(milliseconds=200), trip))
+    assert n > 10
+    pctx.set_offline(True)
+    pp.evaluate("() => window.dispatchEvent(new Event('offline'))")
+    expect(pp.get_by_test_id("offline-banner")).to_be_visible()
+    task.get_by_test_id("complete").click()
+    pp.get_by_test_id("odometer").fill("1025")
+    pp.get_by_test_id("tolls").fill("15")
+    pp.get_by_test_id("parking").fill("10")
+    pp.get_by_test_id("fuel").fill("60")
+    pp.get_by_test_id("action-submit").click()
+    expect(pp.get_by_test_id("outbox-count")).to_contain_text("1")
+    expect(task).to_have_attribute("data-state", "completed")
+    shot(pp, "driver-offline-queued")
+    pctx.set_offline(False)
+    pp.evaluate("() => window.dispatchEvent(new Event('online'))")
+    expect(pp.get_by_test_id("outbox-count")).to_have_count(0)
+    shot(pp, "driver-synced")
+    a = httpx.get(f"{base_url}/api/v1/trips/{trip_id}/assignments", headers=headers).json()
+    assert a[-1]["state"] == "completed" and a[-1]["odometer_end_km"] == 1025
+    pctx.close()
+    ctx.close()
+
+    # 5. Auditor replays the track, planned vs actual, prints the report.
+    uctx = new_context(browser, base_url)
+    up = uctx.new_page()
+    login(up, "auditor", password, "/audit")
+    up.get_by_test_id("audit-search").click()
+    expect(up.locator("[data-testid=audit-trip-row]").first).to_be_visible()
+    shot(up, "audit-trips")
+    up.get_by_test_id("audit-tab-alerts").click()
+    up.get_by_test_id("audit-search").click()
+    up.wait_for_timeout(800)
+    shot(up, "audit-alerts")
+    up.goto(f"/audit/trips/{trip_id}")
+    expect(up.get_by_test_id("planned-actual")).to_contain_text("25.0")
+    up.wait_for_function("() => window.__playbackReady === true", timeout=WAIT_MS)
+    slider = up.get_by_test_id("time-slider")
+    before = up.get_by_test_id("playback-time").inner_text()
+    slider.fill("30")
+    expect(up.get_by_test_id("playback-time")).not_to_have_text(before)
+    expect(up.locator("[data-testid=speed-chart] canvas")).to_have_count(1)
+    up.wait_for_timeout(600)
+    shot(up, "audit-trip-playback")
+    up.goto(f"/trips/{trip_id}/report")
+    expect(up.get_by_test_id("trip-report")).to_contain_text("1025")
+    up.wait_for_function("() => window.__playbackReady === true", timeout=WAIT_MS)
+    up.emulate_media(media="print")
+    up.wait_for_timeout(500)
+    shot(up, "trip-report-print")
+    uctx.close()
+
+
+def test_exports_and_spa_fallback(base_url: str, password: str) -> None:
+    headers = api_token(base_url, "auditor", password)
+    csv = httpx.get(f"{base_url}/api/v1/exports/trips.csv", headers=headers)
+    assert csv.status_code == 200 and csv.text.startswith("\ufeff编号 ID")
+    xlsx = httpx.get(f"{base_url}/api/v1/exports/alerts.xlsx", headers=headers)
+    assert xlsx.status_code == 200 and xlsx.content[:2] == b"PK"
+    # Client routes get the HTML shell; /api never does.
+    assert "<div id=\"app\">" in httpx.get(f"{base_url}/audit/trips/1").text
+    r = httpx.get(f"{base_url}/api/v1/no-such-route")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    cfg = httpx.get(f"{base_url}/api/v1/ui-config").json()
+    assert cfg["default_tiles"] == "offline" and cfg["timezone"] == "Asia/Shanghai"
+    geo = httpx.get(f"{base_url}/geo/guangxi-counties.geojson").json()
+    assert len(geo["features"]) >= 100
