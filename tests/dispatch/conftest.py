@@ -236,3 +236,30 @@ async def events() -> AsyncIterator[EventTap]:
         yield tap
     finally:
         await tap.close()
+
+
+_TOKENS: dict[str, dict[str, str]] = {}
+_DEMO = {
+    "admin",
+    "auditor",
+    "dispatcher.nanning",
+    "dispatcher.qingxiu",
+    "dispatcher.xingning",
+    "approver.qingxiu",
+    "requester.qingxiu",
+    "driver.qingxiu",
+}
+
+
+@pytest.fixture
+def login(login: Login) -> Login:
+    """The root `login`, with demo users' tokens reused across tests (password hashing is slow)."""
+
+    async def _login(username: str, password: str | None = None) -> dict[str, str]:
+        if username in _DEMO and password is None:
+            if username not in _TOKENS:
+                _TOKENS[username] = await login(username)
+            return _TOKENS[username]
+        return await login(username) if password is None else await login(username, password)
+
+    return _login
