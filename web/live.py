@@ -69,6 +69,16 @@ class Console:
     full_since: float | None = None
     dropped: int = 0
     closing: bool = False
+    gone: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def drop(self, why: str) -> None:
+        """Mark for disconnection; the endpoint closes the socket and cleans up."""
+        if not self.closing:
+            self.closing = True
+            log.info(
+                "live.console_dropped", user=self.principal.username, why=why, dropped=self.dropped
+            )
+        self.gone.set()
 
     def wants_position(self, item: dict[str, Any]) -> bool:
         if item.get("vehicle_id") not in self.visible:
@@ -118,7 +128,6 @@ class Hub:
         self.redis_url = redis_url
         self.consoles: set[Console] = set()
         self._tasks: list[asyncio.Task[None]] = []
-        self._drops: set[asyncio.Task[None]] = set()
         self.received = 0
 
     def add(self, c: Console) -> None:
@@ -200,11 +209,9 @@ class Hub:
 
     def flush_held(self, now: float) -> None:
         for c in list(self.consoles):
-            if c.lagging(now) and not c.closing:
-                c.closing = True
-                task = asyncio.create_task(_drop(c))
-                self._drops.add(task)
-                task.add_done_callback(self._drops.discard)
+            if c.lagging(now):
+                c.drop("lagging")
+                self.remove(c)
                 continue
             if not c.held:
                 continue
@@ -224,20 +231,13 @@ class Hub:
             self.flush_held(time.monotonic())
 
 
-async def _drop(c: Console) -> None:
-    log.info("live.console_dropped", user=c.principal.username, dropped=c.dropped)
-    with contextlib.suppress(Exception):
-        await c.ws.close(code=CLOSE_LAGGING, reason="console too slow")
-
-
 async def _writer(c: Console) -> None:
     while True:
         message = await c.queue.get()
         try:
             await asyncio.wait_for(c.ws.send_text(message.decode()), SEND_TIMEOUT_S)
         except TimeoutError:
-            c.closing = True
-            await _drop(c)
+            c.drop("send_timeout")
             return
         except Exception:
             return
@@ -311,29 +311,41 @@ async def live(ws: WebSocket, token: str | None = None) -> None:
         time.monotonic(),
     )
     log.info("live.connected", user=principal.username, vehicles=len(console.visible))
+    reader = asyncio.create_task(_reader(console))
+    gone = asyncio.create_task(console.gone.wait())
+    tasks = (reader, writer, refresher, gone)
     try:
+        await asyncio.wait((reader, writer, gone), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        hub.remove(console)
+        for t in tasks:
+            t.cancel()
+        if console.closing:
+            # a stalled peer never drains: do not wait for the close frame to go out
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    ws.close(code=CLOSE_LAGGING, reason="console too slow"), SEND_TIMEOUT_S
+                )
+        log.info("live.disconnected", user=principal.username, dropped=console.dropped)
+
+
+async def _reader(console: Console) -> None:
+    """Client messages: subscription filters and pings; returns when the client leaves."""
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
         while True:
-            raw = await ws.receive_text()
+            raw = await console.ws.receive_text()
             try:
                 msg = orjson.loads(raw)
             except orjson.JSONDecodeError:
                 continue
             if not isinstance(msg, dict):
                 continue
+            now = time.monotonic()
             if msg.get("type") == "subscribe":
                 console.bbox = _bbox(msg.get("bbox"))
-                console.offer(
-                    orjson.dumps({"type": "subscribed", "bbox": console.bbox}), time.monotonic()
-                )
+                console.offer(orjson.dumps({"type": "subscribed", "bbox": console.bbox}), now)
             elif msg.get("type") == "ping":
-                console.offer(orjson.dumps({"type": "pong", "ts": time.time()}), time.monotonic())
-    except (WebSocketDisconnect, RuntimeError):
-        pass
-    finally:
-        hub.remove(console)
-        writer.cancel()
-        refresher.cancel()
-        log.info("live.disconnected", user=principal.username, dropped=console.dropped)
+                console.offer(orjson.dumps({"type": "pong", "ts": time.time()}), now)
 
 
 def _bbox(value: Any) -> tuple[float, float, float, float] | None:
