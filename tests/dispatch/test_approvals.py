@@ -49,23 +49,36 @@ async def test_cross_city_needs_the_city_platform_too(
     assert trip["kind"] == "cross_city" and trip["state"] == "submitted"
     tid = trip["id"]
     # The city approver cannot act on the unit step…
-    r = await client.post(f"{API}/trips/{tid}/approve", json={}, headers=await login("approver.nanning"))
+    r = await client.post(
+        f"{API}/trips/{tid}/approve", json={}, headers=await login("approver.nanning")
+    )
     assert r.status_code == 403 and r.json()["error"]["code"] == "out_of_scope"
     # …the unit head approves first, which opens the city step.
-    r = await client.post(f"{API}/trips/{tid}/approve", json={}, headers=await login("approver.qingxiu"))
+    r = await client.post(
+        f"{API}/trips/{tid}/approve", json={}, headers=await login("approver.qingxiu")
+    )
     assert r.status_code == 200 and r.json()["state"] == "submitted"
     await events.wait_for(
-        lambda e: e["type"] == "notification"
-        and e["data"]["kind"] == "approval_needed"
-        and e["data"]["level"] == "city"
-        and e["user_ids"] == [city_approver]
+        lambda e: (
+            e["type"] == "notification"
+            and e["data"]["kind"] == "approval_needed"
+            and e["data"]["level"] == "city"
+            and e["user_ids"] == [city_approver]
+        )
     )
-    r = await client.post(f"{API}/trips/{tid}/approve", json={}, headers=await login("approver.qingxiu"))
+    r = await client.post(
+        f"{API}/trips/{tid}/approve", json={}, headers=await login("approver.qingxiu")
+    )
     assert r.status_code == 403  # the unit approver holds no city-level binding
-    r = await client.post(f"{API}/trips/{tid}/approve", json={}, headers=await login("approver.nanning"))
+    r = await client.post(
+        f"{API}/trips/{tid}/approve", json={}, headers=await login("approver.nanning")
+    )
     assert r.status_code == 200 and r.json()["state"] == "approved"
     r = await client.get(f"{API}/trips/{tid}/approvals", headers=await login("requester.qingxiu"))
-    assert [(s["level"], s["state"]) for s in r.json()] == [("unit", "approved"), ("city", "approved")]
+    assert [(s["level"], s["state"]) for s in r.json()] == [
+        ("unit", "approved"),
+        ("city", "approved"),
+    ]
 
     # Cross-county (same city) follows its own chain: unit, then county.
     trip = await _submit(client, login, world, dest=world.xingning)
@@ -87,7 +100,9 @@ async def test_emergency_dispatches_first_and_approves_after(
     assert r.status_code == 201, r.text
     # The approval follows while the trip runs.
     r = await client.post(
-        f"{API}/trips/{trip['id']}/approve", json={"comment": "补批"}, headers=await login("approver.qingxiu")
+        f"{API}/trips/{trip['id']}/approve",
+        json={"comment": "补批"},
+        headers=await login("approver.qingxiu"),
     )
     assert r.status_code == 200, r.text
     assert r.json()["state"] == "assigned" and r.json()["approval_status"] == "approved"
@@ -101,7 +116,9 @@ async def test_emergency_dispatches_first_and_approves_after(
     )
     assert r.status_code == 201
     r = await client.post(
-        f"{API}/trips/{other['id']}/reject", json={"reason": "不属于应急"}, headers=await login("approver.qingxiu")
+        f"{API}/trips/{other['id']}/reject",
+        json={"reason": "不属于应急"},
+        headers=await login("approver.qingxiu"),
     )
     assert r.status_code == 200 and r.json()["state"] == "cancelled"
     assert r.json()["approval_status"] == "rejected"
@@ -115,17 +132,23 @@ async def test_reject_and_return_for_changes(
     trip = await _submit(client, login, world)
     r = await client.post(f"{API}/trips/{trip['id']}/reject", json={}, headers=appr)
     assert r.status_code == 422 and r.json()["error"]["field"] == "reason"
-    r = await client.post(f"{API}/trips/{trip['id']}/reject", json={"reason": "可视频会议"}, headers=appr)
+    r = await client.post(
+        f"{API}/trips/{trip['id']}/reject", json={"reason": "可视频会议"}, headers=appr
+    )
     assert r.status_code == 200 and r.json()["state"] == "rejected"
     assert r.json()["state_reason"] == "可视频会议"
     await events.wait_for(
-        lambda e: e["type"] == "notification"
-        and e["data"]["kind"] == "rejected"
-        and e["user_ids"] == [world.users["requester.qingxiu"]]
+        lambda e: (
+            e["type"] == "notification"
+            and e["data"]["kind"] == "rejected"
+            and e["user_ids"] == [world.users["requester.qingxiu"]]
+        )
     )
 
     trip = await _submit(client, login, world)
-    r = await client.post(f"{API}/trips/{trip['id']}/return", json={"reason": "请补充乘车人"}, headers=appr)
+    r = await client.post(
+        f"{API}/trips/{trip['id']}/return", json={"reason": "请补充乘车人"}, headers=appr
+    )
     assert r.status_code == 200 and r.json()["state"] == "draft"
     body = {**trip_body(world), "passenger_names": ["张伟", "李娜"], "submit": True}
     r = await client.put(f"{API}/trips/{trip['id']}", json=body, headers=req)
@@ -161,24 +184,32 @@ async def test_delegate_then_only_the_delegate_decides(
     )
     assert r.status_code == 422 and r.json()["error"]["field"] == "user_id"
     r = await client.post(
-        f"{API}/trips/{trip['id']}/delegate", json={"user_id": deputy, "reason": "出差"}, headers=appr
+        f"{API}/trips/{trip['id']}/delegate",
+        json={"user_id": deputy, "reason": "出差"},
+        headers=appr,
     )
     assert r.status_code == 200 and r.json()["assignee_id"] == deputy
     await events.wait_for(
-        lambda e: e["type"] == "notification"
-        and e["data"]["kind"] == "approval_needed"
-        and e["user_ids"] == [deputy]
+        lambda e: (
+            e["type"] == "notification"
+            and e["data"]["kind"] == "approval_needed"
+            and e["user_ids"] == [deputy]
+        )
     )
     r = await client.post(f"{API}/trips/{trip['id']}/approve", json={}, headers=appr)
     assert r.status_code == 403 and r.json()["error"]["code"] == "not_assignee"
-    r = await client.post(f"{API}/trips/{trip['id']}/approve", json={}, headers=await login("deputy.qingxiu"))
+    r = await client.post(
+        f"{API}/trips/{trip['id']}/approve", json={}, headers=await login("deputy.qingxiu")
+    )
     assert r.status_code == 200 and r.json()["state"] == "approved"
 
 
 async def test_overdue_step_escalates_one_level(
     client: httpx.AsyncClient, login: Login, session: AsyncSession, world: World, events: EventTap
 ) -> None:
-    county_approver = await _user(client, login, "approver.qingxiu.county", world.county, "approver")
+    county_approver = await _user(
+        client, login, "approver.qingxiu.county", world.county, "approver"
+    )
     trip = await _submit(client, login, world)
     # Nothing is overdue yet.
     assert await escalate_overdue(session, datetime.now(UTC)) == 0
@@ -186,12 +217,16 @@ async def test_overdue_step_escalates_one_level(
     assert await escalate_overdue(session, later) >= 1
     await session.commit()
     await events.wait_for(
-        lambda e: e["type"] == "notification"
-        and e["data"]["kind"] == "approval_escalated"
-        and e["data"]["trip_id"] == trip["id"]
-        and county_approver in e["user_ids"]
+        lambda e: (
+            e["type"] == "notification"
+            and e["data"]["kind"] == "approval_escalated"
+            and e["data"]["trip_id"] == trip["id"]
+            and county_approver in e["user_ids"]
+        )
     )
-    r = await client.get(f"{API}/trips/{trip['id']}/approvals", headers=await login("requester.qingxiu"))
+    r = await client.get(
+        f"{API}/trips/{trip['id']}/approvals", headers=await login("requester.qingxiu")
+    )
     step = r.json()[0]
     assert step["level"] == "county" and step["escalations"] == 1 and step["state"] == "pending"
     audit = await session.execute(
@@ -203,7 +238,9 @@ async def test_overdue_step_escalates_one_level(
     )
     assert audit.one() == ("dispatch-worker", "unit", "county")
     # The unit approver no longer decides; the county platform does.
-    r = await client.post(f"{API}/trips/{trip['id']}/approve", json={}, headers=await login("approver.qingxiu"))
+    r = await client.post(
+        f"{API}/trips/{trip['id']}/approve", json={}, headers=await login("approver.qingxiu")
+    )
     assert r.status_code == 403
     r = await client.post(
         f"{API}/trips/{trip['id']}/approve", json={}, headers=await login("approver.qingxiu.county")
@@ -221,13 +258,18 @@ async def test_chains_are_data_an_admin_edits(
         json={
             "org_id": world.county,
             "kind": "in_county",
-            "steps": [{"level": "unit", "timeout_hours": 2}, {"level": "county", "timeout_hours": 2}],
+            "steps": [
+                {"level": "unit", "timeout_hours": 2},
+                {"level": "county", "timeout_hours": 2},
+            ],
         },
         headers=admin,
     )
     assert r.status_code == 200, r.text
     trip = await _submit(client, login, world)
-    r = await client.post(f"{API}/trips/{trip['id']}/approve", json={}, headers=await login("approver.qingxiu"))
+    r = await client.post(
+        f"{API}/trips/{trip['id']}/approve", json={}, headers=await login("approver.qingxiu")
+    )
     assert r.json()["state"] == "submitted"  # a second step is now required
     r = await client.put(
         f"{API}/approval-chains",
