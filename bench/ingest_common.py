@@ -230,7 +230,7 @@ def subscribe_session(settings: Settings, client_id: str, topics: list[str]) -> 
     m = settings.mqtt
     c.username_pw_set(m.service_user, m.service_password.get_secret_value())
     c.on_subscribe = lambda *_a: done.set()
-    props = Properties(PacketTypes.CONNECT)
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.SessionExpiryInterval = 3600
     c.connect(m.host, m.port, clean_start=False, properties=props)
     c.loop_start()

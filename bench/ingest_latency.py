@@ -48,8 +48,17 @@ class Steady(threading.Thread):
                 ms = max(int(time.time() * 1000), self.last_ms[tid] + 1)
                 self.last_ms[tid] = ms
                 body = orjson.dumps(
-                    {"ts": ms, "lat": 22.8, "lon": 108.3, "speed_kmh": 0.0, "heading_deg": 0.0,
-                     "acc": True, "fix": True, "sats": 9, "seq": self.sent}
+                    {
+                        "ts": ms,
+                        "lat": 22.8,
+                        "lon": 108.3,
+                        "speed_kmh": 0.0,
+                        "heading_deg": 0.0,
+                        "acc": True,
+                        "fix": True,
+                        "sats": 9,
+                        "seq": self.sent,
+                    }
                 )
                 self.pubs.publish(tid, self.sent, body)
                 self.sent += 1
@@ -132,12 +141,22 @@ def main(argv: list[str] | None = None) -> int:
     print(
         table(
             rows,
-            ("pings/s", "seconds", "PUBACKed", "committed", "p50 ms", "p99 ms", "max ms", "mean ms"),
+            (
+                "pings/s",
+                "seconds",
+                "PUBACKed",
+                "committed",
+                "p50 ms",
+                "p99 ms",
+                "max ms",
+                "mean ms",
+            ),
         )
     )
     print(
         f"\npublisher fell behind schedule by at most {pub.behind_s * 1000:.0f} ms; "
-        f"ingest batches={totals.get('batches')} (mean {acked / max(1, totals.get('batches', 1)):.0f} pings/batch)"
+        f"ingest batches={totals.get('batches')} "
+        f"(mean {acked / max(1, totals.get('batches', 1)):.0f} pings/batch)"
     )
     ok = len(lat_ms) == acked and pct(lat_ms, 99) <= 1000
     print("target (p99 <= 1000 ms, every ping committed):", "met" if ok else "NOT met")

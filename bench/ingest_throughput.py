@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -64,7 +63,9 @@ def payloads(tids: list[str], per_terminal: int, t0: datetime) -> list[tuple[str
     return out
 
 
-def publish_all(settings: Settings, tids: list[str], items: list[tuple[str, int, bytes]]) -> tuple[int, float]:
+def publish_all(
+    settings: Settings, tids: list[str], items: list[tuple[str, int, bytes]]
+) -> tuple[int, float]:
     pubs = Publishers(settings, tids)
     try:
         t = time.monotonic()
@@ -92,7 +93,7 @@ class BareConsumer:
         self.client.on_message = self._on_message
         topics = subscriptions(m.topic_prefix, group)
         self.client.on_connect = lambda c, *_a: c.subscribe([(t, 1) for t in topics])
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = 3600
         self.client.connect(m.host, m.port, clean_start=False, properties=props)
 
@@ -116,7 +117,9 @@ class BareConsumer:
         self.client.loop_stop()
 
 
-async def wait_stored(dsn: str, since: datetime, expected: int, idle_s: float = 20.0) -> tuple[int, float, float]:
+async def wait_stored(
+    dsn: str, since: datetime, expected: int, idle_s: float = 20.0
+) -> tuple[int, float, float]:
     """Poll until `expected` rows with received_at >= since; returns (n, first_rx, t_done)."""
     conn = await asyncpg.connect(dsn)
     try:
@@ -145,9 +148,7 @@ async def dup_rows(dsn: str) -> int:
     conn = await asyncpg.connect(dsn)
     try:
         return int(
-            await conn.fetchval(
-                "SELECT count(*) - count(DISTINCT (vehicle_id, ts)) FROM positions"
-            )
+            await conn.fetchval("SELECT count(*) - count(DISTINCT (vehicle_id, ts)) FROM positions")
         )
     finally:
         await conn.close()
@@ -191,12 +192,30 @@ def main(argv: list[str] | None = None) -> int:
         dups = asyncio.run(dup_rows(dsn))
 
     rows = [
-        ("bare paho consumer (QoS 1, JSON, no DB)", f"{bare.count:,}", f"{bare_rate:,.0f}",
-         "1.00", f"{acked - len(bare.keys)}", f"{bare.count - len(bare.keys)}"),
-        ("full ingest, queued burst", f"{n:,}", f"{ingest_rate:,.0f}",
-         f"{ingest_rate / bare_rate:.2f}", f"{acked - n}", f"{dups}"),
-        ("full ingest, live burst", f"{n2:,}", f"{n2 / max(done2 - first2, 1e-6):,.0f}",
-         "", f"{acked2 - n2}", f"{dups}"),
+        (
+            "bare paho consumer (QoS 1, JSON, no DB)",
+            f"{bare.count:,}",
+            f"{bare_rate:,.0f}",
+            "1.00",
+            f"{acked - len(bare.keys)}",
+            f"{bare.count - len(bare.keys)}",
+        ),
+        (
+            "full ingest, queued burst",
+            f"{n:,}",
+            f"{ingest_rate:,.0f}",
+            f"{ingest_rate / bare_rate:.2f}",
+            f"{acked - n}",
+            f"{dups}",
+        ),
+        (
+            "full ingest, live burst",
+            f"{n2:,}",
+            f"{n2 / max(done2 - first2, 1e-6):,.0f}",
+            "",
+            f"{acked2 - n2}",
+            f"{dups}",
+        ),
     ]
     print()
     print(table(rows, ("consumer", "pings", "pings/s", "ratio", "lost", "duplicates")))

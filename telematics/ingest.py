@@ -76,7 +76,7 @@ class MqttSource:
         )
         m = settings.mqtt
         self.client.username_pw_set(m.service_user, m.service_password.get_secret_value())
-        self.client.reconnect_delay_set(min_delay=0.25, max_delay=2)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=2)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_subscribe = self._on_subscribe
@@ -118,26 +118,24 @@ class MqttSource:
     # asyncio side ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self._ingest.session_expiry_s
         m = self._settings.mqtt
-        self.client.connect_async(
-            m.host, m.port, keepalive=30, clean_start=False, properties=props
-        )
+        self.client.connect_async(m.host, m.port, keepalive=30, clean_start=False, properties=props)
         self.client.loop_start()
 
     def stop(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
 
-    async def _wait_for(self, n: int, timeout: float | None) -> bool:
+    async def _wait_for(self, n: int, wait_s: float | None) -> bool:
         self._want = n
         self._signalled = False
         self._wake.clear()
         if len(self._buf) >= n:
             return True
         try:
-            await asyncio.wait_for(self._wake.wait(), timeout)
+            await asyncio.wait_for(self._wake.wait(), wait_s)
         except TimeoutError:
             return False
         return True

@@ -37,7 +37,7 @@ class Delivery:
     """One MQTT message as received (mid/gen identify it for the broker acknowledgement)."""
 
     topic: str
-    payload: bytes
+    payload: bytes | bytearray
     received_at: float  # epoch seconds, ingest clock
     mid: int = 0
     gen: int = 0
@@ -81,7 +81,8 @@ class Batch:
     stats: Counter[str] = field(default_factory=Counter)
 
     def reject(self, item: Item, reason: str, detail: str | None = None) -> None:
-        payload = orjson.dumps(item.raw) if not isinstance(item.raw, bytes) else item.raw
+        raw = item.raw
+        payload = bytes(raw) if isinstance(raw, bytes | bytearray) else orjson.dumps(raw)
         self.rejected.append(
             Rejection(item.received_at, item.terminal_id, item.topic, reason, detail, payload)
         )

@@ -16,6 +16,7 @@ while driving, off while parked; the odometer accumulates the distance driven.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
 import time
@@ -86,7 +87,9 @@ def road_path(
         off = 0.7 * off + rng.gauss(0, amp / 2)
         taper = math.sin(math.pi * f)  # no drift at either end
         ox, oy = nx * off * taper, ny * off * taper
-        pts.append((a[0] + (b[0] - a[0]) * f + ox / kx, a[1] + (b[1] - a[1]) * f + oy / M_PER_DEG_LAT))
+        pts.append(
+            (a[0] + (b[0] - a[0]) * f + ox / kx, a[1] + (b[1] - a[1]) * f + oy / M_PER_DEG_LAT)
+        )
     pts.append(b)
     return pts
 
@@ -241,7 +244,9 @@ class Counters:
 async def load_fleet(
     settings: Settings, n: int, seed: int
 ) -> tuple[list[tuple[str, Place]], list[Place]]:
-    conn = await asyncpg.connect(settings.db.dsn(), server_settings={"application_name": "simulator"})
+    conn = await asyncpg.connect(
+        settings.db.dsn(), server_settings={"application_name": "simulator"}
+    )
     try:
         rows = await conn.fetch(
             "SELECT t.id, ST_X(v.depot) AS lon, ST_Y(v.depot) AS lat, o.path::text AS path"
@@ -324,20 +329,16 @@ async def run_terminal(
                         counters.published += 1
                         await client.publish(f"{topic}/position", body, qos=1, timeout=30)
                         counters.acked += 1
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), cfg.interval_s)
-                    except TimeoutError:
-                        pass
             finally:
                 counters.connected -= 1
                 await client.__aexit__(None, None, None)
         except (aiomqtt.MqttError, OSError, TimeoutError) as exc:
             counters.errors += 1
             log.debug("simulate.reconnect", terminal=v.terminal_id, error=str(exc))
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), rng.uniform(2, 6))
-            except TimeoutError:
-                pass
 
 
 async def run_simulation(settings: Settings, cfg: SimConfig) -> Counters:

@@ -20,6 +20,7 @@ Reusable by every telematics test (T2's too):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import secrets
@@ -178,7 +179,9 @@ class IngestProcs:
         self.group = f"t{uuid.uuid4().hex[:8]}"
         self.procs: list[IngestProcess] = []
 
-    def start(self, client_id: str | None = None, *, ready: bool = True, **env: str) -> IngestProcess:
+    def start(
+        self, client_id: str | None = None, *, ready: bool = True, **env: str
+    ) -> IngestProcess:
         cid = client_id or f"ingest-{self.group}-{len(self.procs) + 1}"
         p = IngestProcess(self.settings, cid, self.group, **env)
         self.procs.append(p)
@@ -246,10 +249,8 @@ class Publisher:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            try:
+            with contextlib.suppress(RuntimeError, ValueError):
                 info.wait_for_publish(remaining)
-            except (RuntimeError, ValueError):
-                pass
         return [_published(i) for i in infos]
 
     def close(self) -> None:
@@ -279,12 +280,12 @@ def publisher(mq_settings: Settings) -> Iterator[Callable[..., Publisher]]:
 
 
 async def wait_rows(
-    dsn: str, sql: str, args: tuple[Any, ...], expected: int, timeout: float = 30.0
+    dsn: str, sql: str, args: tuple[Any, ...], expected: int, timeout_s: float = 30.0
 ) -> int:
     """Poll `sql` (a count) until it reaches `expected` or the timeout; returns the last count."""
     conn = await asyncpg.connect(dsn)
     try:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout_s
         n = -1
         while time.monotonic() < deadline:
             n = int(await conn.fetchval(sql, *args))

@@ -64,7 +64,9 @@ class Burst(threading.Thread):
                         timeout=20,
                     )
                     self.sent += len(tss)
-                    self.acked.update((pub.terminal, ts) for ts, a in zip(tss, ok, strict=True) if a)
+                    self.acked.update(
+                        (pub.terminal, ts) for ts, a in zip(tss, ok, strict=True) if a
+                    )
                 if self.pause_s:
                     time.sleep(self.pause_s)
         finally:
@@ -89,7 +91,7 @@ async def assert_nothing_lost(settings: Settings, burst: Burst, tids: list[str])
         "SELECT count(*) FROM positions WHERE terminal_id = ANY($1::text[])",
         (tids,),
         len(burst.acked),
-        timeout=60,
+        timeout_s=60,
     )
     have, total = await stored(settings, tids)
     lost = burst.acked - have
@@ -123,7 +125,7 @@ async def test_kill9_ingest_mid_burst(
         "SELECT count(*) FROM positions WHERE terminal_id = ANY($1::text[])",
         (tids,),
         2000,
-        timeout=60,
+        timeout_s=60,
     )
     first.kill9()
     await asyncio.sleep(1.0)  # the burst goes on; the broker queues for the session

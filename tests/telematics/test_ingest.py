@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -111,7 +110,10 @@ async def test_bad_pings_rejected_with_reason(
         dsn, "SELECT count(*) FROM rejected_pings WHERE terminal_id = $1", (tid,), len(bad)
     )
     assert n == len(bad)
-    assert await wait_rows(dsn, "SELECT count(*) FROM positions WHERE terminal_id = $1", (tid,), 1) == 1
+    assert (
+        await wait_rows(dsn, "SELECT count(*) FROM positions WHERE terminal_id = $1", (tid,), 1)
+        == 1
+    )
     rows = await q(
         mq_settings,
         "SELECT reason, payload FROM rejected_pings WHERE terminal_id = $1 ORDER BY id",
@@ -178,7 +180,10 @@ async def test_suspect_points_flagged_not_dropped(
     ]
     assert pub.send("positions", [pts]) == 1
     dsn = mq_settings.db.dsn()
-    assert await wait_rows(dsn, "SELECT count(*) FROM positions WHERE terminal_id = $1", (tid,), 7) == 7
+    assert (
+        await wait_rows(dsn, "SELECT count(*) FROM positions WHERE terminal_id = $1", (tid,), 7)
+        == 7
+    )
     rows = await q(
         mq_settings, "SELECT seq, flags FROM positions WHERE terminal_id = $1 ORDER BY ts", tid
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from datetime import UTC, datetime
 
@@ -21,7 +22,7 @@ def test_road_path_bends_and_ends_where_asked() -> None:
     assert path[0] == a and path[-1] == b
     assert len(path) > 10  # a bend every ~1.5 km over ~35 km
     straight = distance_m(a[1], a[0], b[1], b[0])
-    along = sum(distance_m(p[1], p[0], q[1], q[0]) for p, q in zip(path, path[1:], strict=False))
+    along = sum(distance_m(p[1], p[0], q[1], q[0]) for p, q in itertools.pairwise(path))
     assert straight < along < 1.6 * straight  # longer than a straight line, still plausible
 
 
@@ -60,9 +61,7 @@ async def test_simulated_fleet_reaches_the_database(
     try:
         tids = [
             r["id"]
-            for r in await conn.fetch(
-                "SELECT id FROM terminals ORDER BY md5(id || '9') LIMIT 20"
-            )
+            for r in await conn.fetch("SELECT id FROM terminals ORDER BY md5(id || '9') LIMIT 20")
         ]
     finally:
         await conn.close()
