@@ -99,8 +99,9 @@ _EXISTING = text(
     """
     SELECT id FROM alerts
     WHERE kind = 'private_use' AND vehicle_id = :vehicle_id
-      AND started_at <= :ended_at
-      AND coalesce(ended_at, started_at) >= :started_at - make_interval(secs => :gap_s)
+      AND started_at <= CAST(:ended_at AS timestamptz)
+      AND coalesce(ended_at, started_at)
+          >= CAST(:started_at AS timestamptz) - make_interval(secs => :gap_s)
     ORDER BY started_at LIMIT 1
     """
 )
@@ -219,7 +220,8 @@ _OVERTIME = text(
     JOIN trip_requests t ON t.id = a.trip_id
     JOIN vehicles v ON v.id = a.vehicle_id
     JOIN orgs o ON o.id = v.unit_id
-    WHERE ((a.state = 'departed' AND :now > t.return_at + make_interval(secs => :grace_s))
+    WHERE ((a.state = 'departed'
+            AND CAST(:now AS timestamptz) > t.return_at + make_interval(secs => :grace_s))
         OR (a.state = 'completed' AND a.completed_at >= :since AND a.completed_at < :until
             AND a.completed_at > t.return_at + make_interval(secs => :grace_s)))
     """
