@@ -92,7 +92,7 @@ async def _redis_tap(url: str, until: float, lat: list[float], t_start: float) -
                 if ts >= t_start:
                     lat.append(now - ts)
     finally:
-        await pubsub.aclose()
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
         await redis.aclose()
 
 

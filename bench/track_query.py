@@ -193,6 +193,77 @@ async def measure(samples: int, days: int, vehicles: int, seed: int) -> dict[str
         await conn.close()
 
 
+LATEST_DB = "fleet_live_latestbench"
+
+
+async def measure_latest(vehicles: int, repeats: int) -> dict[str, float]:
+    """The live map's first paint: GET /positions/latest for a region admin (every vehicle),
+    timed through the endpoint's own functions on a seeded throw-away database."""
+    import gzip
+
+    from dispatch.seed import SeedConfig, seed
+    from fleet.cli import migrate
+    from fleet.db import make_engine, make_sessionmaker
+    from fleet.identity.principal import Principal
+    from telematics.scope import TRACK_READ, visibility_sql
+    from telematics.track import latest_geojson, latest_positions
+
+    settings = get_settings().model_copy(deep=True)
+    settings.db.name = LATEST_DB
+    await _admin(f'DROP DATABASE IF EXISTS "{LATEST_DB}" WITH (FORCE)')
+    await _admin(f'CREATE DATABASE "{LATEST_DB}"')
+    try:
+        await asyncio.to_thread(migrate, settings.db.url())
+        conn = await asyncpg.connect(settings.db.dsn())
+        try:
+            async with conn.transaction():
+                await seed(conn, SeedConfig(vehicles=vehicles, seed=3, terminal_key="bench"))
+            await conn.execute(
+                "INSERT INTO latest_positions (vehicle_id, ts, terminal_id, geom, speed_kmh,"
+                " heading_deg, acc, status, status_since)"
+                " SELECT v.id, now() - random() * interval '10 min', 'GX' || lpad(v.id::text, 8,"
+                " '0'), ST_SetSRID(ST_MakePoint(ST_X(v.depot) + random() / 50,"
+                " ST_Y(v.depot) + random() / 50), 4326), (random() * 80)::real,"
+                " (random() * 360)::real, random() > 0.3, 'moving', now() FROM vehicles v"
+            )
+            await conn.execute("ANALYZE")
+        finally:
+            await conn.close()
+        engine = make_engine(settings.db, application_name="bench")
+        factory = make_sessionmaker(engine)
+        admin = Principal(user_id=0, username="bench", org_id=0, bindings={"admin": ("1",)})
+        clause, params = visibility_sql(admin, TRACK_READ, org="o", vehicle="v")
+        times: list[float] = []
+        gz_times: list[float] = []
+        body = b""
+        packed = b""
+        try:
+            for _ in range(repeats):
+                async with factory() as session:
+                    t0 = time.perf_counter()
+                    rows, total = await latest_positions(
+                        session, clause, params, bbox=None, status=None, limit=50_000, offset=0
+                    )
+                    body = latest_geojson(rows, total, 50_000, 0)
+                    t1 = time.perf_counter()
+                    packed = gzip.compress(body, compresslevel=1)
+                    t2 = time.perf_counter()
+                times.append((t1 - t0) * 1000)
+                gz_times.append((t2 - t0) * 1000)
+        finally:
+            await engine.dispose()
+        return {
+            "features": float(total),
+            "p50": _percentile(times, 0.5),
+            "max": max(times),
+            "gz_p50": _percentile(gz_times, 0.5),
+            "raw_mb": len(body) / 1e6,
+            "gz_mb": len(packed) / 1e6,
+        }
+    finally:
+        await _admin(f'DROP DATABASE IF EXISTS "{LATEST_DB}" WITH (FORCE)')
+
+
 def _machine() -> str:
     cpu = "?"
     try:
@@ -213,8 +284,24 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the database afterwards")
     ap.add_argument("--generate-only", action="store_true")
     ap.add_argument("--min-free-gb", type=float, default=15.0)
+    ap.add_argument(
+        "--latest-only",
+        action="store_true",
+        help="only time the live map's first paint (latest positions of 26,638 vehicles)",
+    )
     args = ap.parse_args()
 
+    if args.latest_only:
+        lat = asyncio.run(measure_latest(args.vehicles, 10))
+        _echo(f"machine: {_machine()}")
+        _echo(
+            f"GET /positions/latest as region admin: {lat['features']:,.0f} features,"
+            f" {lat['raw_mb']:.1f} MB GeoJSON, {lat['gz_mb']:.2f} MB gzip-1"
+        )
+        _echo(f"{'measure':<34}{'p50 ms':>10}{'max ms':>10}")
+        _echo(f"{'query + GeoJSON (orjson)':<34}{lat['p50']:>10.0f}{lat['max']:>10.0f}")
+        _echo(f"{'query + GeoJSON + gzip':<34}{lat['gz_p50']:>10.0f}")
+        return
     free_gb = shutil.disk_usage("/work").free / 1e9
     if not asyncio.run(_exists()) and free_gb < args.min_free_gb:
         sys.exit(f"only {free_gb:.0f} GB free on /work; need {args.min_free_gb:.0f} GB")
