@@ -63,8 +63,18 @@ def start_server(settings: Settings, port: int, log_path: Path) -> subprocess.Po
     env = {**os.environ, "FLEET_DB__NAME": settings.db.name, "FLEET_WEB__DEFAULT_TILES": "offline"}
     log = log_path.open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "web.main:app", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "web.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
         cwd=ROOT,
         env=env,
         stdout=log,

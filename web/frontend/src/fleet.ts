@@ -120,20 +120,26 @@ export class Fleet {
       this.applyPositions(m.items);
       return true;
     }
-    const d = m.data as Record<string, unknown>;
+    const d = (m as { data?: Record<string, unknown> }).data;
+    if (!d) return false; // hello, pong, subscribed
     const v = typeof d.vehicle_id === "number" ? this.byId.get(d.vehicle_id) : undefined;
     if (!v) return false;
     if (m.type === "status" && typeof d.status === "string") {
       if (d.status === "moving" || d.status === "parked" || d.status === "offline") v.base = d.status;
     } else if (m.type === "alert") {
       v.alarm = d.status !== "closed" && d.status !== "acknowledged";
-    } else if (m.type === "trip") {
-      const st = String(d.state ?? "");
-      v.trip = st === "departed" || st === "arrived" ? Number(d.trip_id ?? d.id) : null;
-      if (typeof d.driver_name === "string") v.driver = d.driver_name;
     }
     this.version++;
     return true;
+  }
+
+  /** A trip departed or ended (trip events carry no vehicle: the caller looks it up). */
+  setTrip(vehicleId: number, tripId: number | null, driver: string | null): void {
+    const v = this.byId.get(vehicleId);
+    if (!v) return;
+    v.trip = tripId;
+    if (driver !== null) v.driver = driver;
+    this.version++;
   }
 
   status(v: VehicleState, now: number): VStatus {

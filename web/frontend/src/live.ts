@@ -53,10 +53,10 @@ function connect() {
     }
     handlers.forEach((h) => h(msg));
   };
-  ws.onclose = () => {
+  ws.onclose = (ev) => {
     ws = null;
     setState("closed");
-    if (wanted) {
+    if (wanted && ev.code !== 4401) {
       retry = Math.min(retry + 1, 6);
       timer = window.setTimeout(connect, 500 * 2 ** retry);
     }

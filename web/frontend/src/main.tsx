@@ -10,6 +10,7 @@ import { DriverPage } from "./pages/driver";
 import { LoginPage } from "./pages/login";
 import { RequestsPage } from "./pages/requests";
 import { TripReportPage } from "./pages/report";
+import { subscribe } from "./live";
 import { Link, match, navigate, useLocation } from "./router";
 import { hasRole, homeFor, restore, signOut, useUser } from "./session";
 import type { Role } from "./api";
@@ -75,6 +76,25 @@ function TopBar(props: { active: string }) {
   );
 }
 
+function Toasts() {
+  const [items, setItems] = useState<{ id: number; text: string }[]>([]);
+  useEffect(() => {
+    let n = 0;
+    return subscribe((m) => {
+      if (m.type !== "notification") return;
+      const id = ++n;
+      const text = String((m.data as { message?: string }).message ?? "");
+      setItems((xs) => [...xs.slice(-3), { id, text }]);
+      window.setTimeout(() => setItems((xs) => xs.filter((x) => x.id !== id)), 8000);
+    });
+  }, []);
+  return (
+    <div class="toasts" data-testid="toasts">
+      {items.map((x) => <div class="toast" key={x.id}>{x.text}</div>)}
+    </div>
+  );
+}
+
 function App() {
   const [ready, setReady] = useState(false);
   const user = useUser();
@@ -101,12 +121,13 @@ function App() {
     if (!params) continue;
     const allowed = hasRole(...r.roles);
     const body = allowed ? r.page(params) : <div class="empty">{t("forbidden")}</div>;
-    if (r.bare) return body;
+    if (r.bare) return <>{body}<Toasts /></>;
     const navPath = ROUTES.find((x) => x.nav && path.startsWith(x.path))?.path ?? r.path;
     return (
       <div class="shell">
         <TopBar active={navPath} />
         <main class="main">{body}</main>
+        <Toasts />
       </div>
     );
   }

@@ -277,7 +277,7 @@ export function AuditTripPage(props: { id: number }) {
         </span>
       </h1>
       <Timeline state={trip.state} />
-      <div style={{ display: "grid", gridTemplateColumns: "1fr 380px", gap: 16, marginTop: 12 }}>
+      <div class="detail-grid">
         <div>
           {trackError ? (trackError instanceof ApiError && trackError.missing ? <Pending what="GET /vehicles/{id}/track" /> : <ErrorText error={trackError} />) : null}
           <Playback points={pts} planned={{ origin: [trip.origin.lon, trip.origin.lat], destination: [trip.destination.lon, trip.destination.lat] }} evidence={evidence} />
@@ -363,7 +363,7 @@ export function AuditVehicleDayPage(props: { id: number; day: string }) {
         <button class="btn small" onClick={() => download(withQuery(`/api/v1/vehicles/${props.id}/track`, { start, end }), `track-${props.id}-${props.day}.geojson`)} data-testid="export-geojson">GeoJSON</button>
         <button class="btn small" onClick={() => download(withQuery(`/api/v1/vehicles/${props.id}/track`, { start, end, format: "gpx" }), `track-${props.id}-${props.day}.gpx`)} data-testid="export-gpx">GPX</button>
       </h1>
-      <div style={{ display: "grid", gridTemplateColumns: "1fr 360px", gap: 16 }}>
+      <div class="detail-grid">
         <Playback points={pts} evidence={evidence ?? data.data!.evidence} />
         <div class="stack">
           <div class="card">

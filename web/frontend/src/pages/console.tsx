@@ -58,6 +58,9 @@ export function ConsolePage() {
     let alive = true;
     const stats = { frames: 0, renders: 0, latencies: [] as number[], batches: 0, shown: 0, total: 0 };
     window.__fleetStats = stats;
+    // Handles for the browser tests and bench/console_load.py (read-only use).
+    (window as unknown as { __fleet: Fleet; __map: MLMap }).__fleet = fleet;
+    (window as unknown as { __fleet: Fleet; __map: MLMap }).__map = map;
     let pendingTs = 0; // newest ping ts in data handed to the map but not yet painted
     let raf = 0;
     const countFrames = () => {
@@ -107,7 +110,15 @@ export function ConsolePage() {
       setSelected(map, sel?.lon != null && sel.lat != null ? toMap(sel.lon, sel.lat) : null);
       setTick((n) => n + 1);
     };
-    const timer = window.setInterval(redraw, 1000);
+    // Redraw when something changed and the last redraw is at least a second old: a batch
+    // arriving after a quiet second is drawn at once, a stream of batches once a second.
+    let lastDraw = 0;
+    const timer = window.setInterval(() => {
+      const now = performance.now();
+      if (now - lastDraw < 1000 || (drawn === fleet.version && fleet.version !== 0)) return;
+      lastDraw = now;
+      redraw();
+    }, 100);
 
     whenBaseReady(map, () => {
       addVehicleLayers(map);
@@ -142,12 +153,22 @@ export function ConsolePage() {
         if (open) fleet.markAlarms(open.items.map((a) => a.vehicle_id).filter((x): x is number => x != null));
         setLoaded(true);
         redraw();
+        fitToFleet(map, fleet);
       })().catch((e) => setLoadError(e));
     });
 
     const unsub = subscribe((m) => {
       if (fleet.applyEvent(m) && m.type === "alert") setAlertBump((n) => n + 1);
-      if (m.type === "trip") setAlertBump((n) => n + 1);
+      if (m.type === "trip") {
+        setAlertBump((n) => n + 1);
+        const d = m.data as { trip_id?: number; to?: string };
+        if (d.trip_id && (d.to === "departed" || d.to === "completed")) {
+          api.tripAssignments(d.trip_id).then((as) => {
+            const a = as.find((x) => x.departed_at) ?? as[as.length - 1];
+            if (a) fleet.setTrip(a.vehicle_id, d.to === "departed" ? d.trip_id! : null, null);
+          }, () => undefined);
+        }
+      }
     });
     const unstate = onState(setLive);
     return () => {
@@ -167,7 +188,6 @@ export function ConsolePage() {
 
   const matches = useMemo(() => {
     const q = filters.q.trim().toUpperCase();
-    if (!q && !filters.unit && !filters.body) return [] as VehicleState[];
     const out: VehicleState[] = [];
     const unit = Number(filters.unit || 0);
     const now = Date.now();
@@ -232,9 +252,7 @@ export function ConsolePage() {
         <div class="scroll" data-testid="vehicle-results">
           {loadError ? <div class="pending"><ErrorText error={loadError} /></div> : null}
           {!loaded && !loadError && <div class="empty">{t("loading")}</div>}
-          {loaded && matches.length === 0 && (
-            <div class="empty small">{t("search_plate")} · {t("unit")} · {t("body_type")}</div>
-          )}
+          {loaded && matches.length === 0 && <div class="empty small">{t("empty")}</div>}
           {matches.map((v) => {
             const s = fleet.status(v, Date.now());
             return (
@@ -333,6 +351,17 @@ function VehiclePanel(props: { v: VehicleState; fleet: Fleet; map: MLMap | null;
       </div>
     </div>
   );
+}
+
+/** A county dispatcher starts on their county, not on the whole region. */
+function fitToFleet(map: MLMap, fleet: Fleet) {
+  let w = 180, so = 90, e = -180, n = -90, k = 0;
+  for (const v of fleet.byId.values()) {
+    if (v.lon == null || v.lat == null) continue;
+    const [x, y] = toMap(v.lon, v.lat);
+    w = Math.min(w, x); e = Math.max(e, x); so = Math.min(so, y); n = Math.max(n, y); k++;
+  }
+  if (k > 0) map.fitBounds([[w, so], [e, n]], { padding: 80, maxZoom: 12, duration: 0 });
 }
 
 function drawTrack(map: MLMap, fc: GeoJSON.FeatureCollection) {

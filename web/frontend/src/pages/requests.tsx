@@ -44,7 +44,12 @@ export function RequestsPage() {
       const which = pickingRef.current;
       if (!which) return;
       const [lon, lat] = fromMap(e.lngLat.lng, e.lngLat.lat);
-      const p = { lon, lat, address: `${lat.toFixed(5)}, ${lon.toFixed(5)}` };
+      // Name the county under the click from the offline borders (no geocoder needed).
+      const county = map.getLayer("county-line")
+        ? map.queryRenderedFeatures(e.point).find((f) => f.source === "counties")?.properties?.name
+        : undefined;
+      const coords = `${lat.toFixed(5)}, ${lon.toFixed(5)}`;
+      const p = { lon, lat, address: county ? `${county} (${coords})` : coords };
       if (which === "origin") setOrigin(p);
       else setDestination(p);
       setPicking(null);
@@ -104,13 +109,13 @@ export function RequestsPage() {
               <div style={{ flex: 1 }}><PlaceSearch testid="origin-search" onPick={setOrigin} /></div>
               <button type="button" class={`btn ${picking === "origin" ? "primary" : ""}`} onClick={() => setPicking("origin")} data-testid="pick-origin">{t("pick_on_map")}</button>
             </div>
-            {origin && <div class="small" data-testid="origin-value">🟢 {origin.address}</div>}
+            {origin && <div class="small" data-testid="origin-value"><i class="pin-dot" style={{ background: "#16a34a" }} />{origin.address}</div>}
             <div class="field small muted">{t("destination")}</div>
             <div class="row">
               <div style={{ flex: 1 }}><PlaceSearch testid="destination-search" onPick={setDestination} /></div>
               <button type="button" class={`btn ${picking === "destination" ? "primary" : ""}`} onClick={() => setPicking("destination")} data-testid="pick-destination">{t("pick_on_map")}</button>
             </div>
-            {destination && <div class="small" data-testid="destination-value">🔴 {destination.address}</div>}
+            {destination && <div class="small" data-testid="destination-value"><i class="pin-dot" style={{ background: "#dc2626" }} />{destination.address}</div>}
             <div class="grid2">
               <label class="field">{t("departure_time")}<input class="input" type="datetime-local" value={form.depart} onInput={set("depart")} /></label>
               <label class="field">{t("return_time")}<input class="input" type="datetime-local" value={form.ret} onInput={set("ret")} /></label>

@@ -1,0 +1,212 @@
+"""Console under load: 26,638 vehicles moving every second on the dispatcher map.
+
+One command: `python -m bench.console_load [--seconds 30] [--vehicles 26638]`. It seeds a
+throw-away database (kept between runs unless --fresh), starts a real API server, opens the
+console in Debian's headless Chromium as the region admin (who sees every vehicle), then
+publishes synthetic position batches through Redis — the real fan-out path into the
+websocket (telematics.bus.publish_positions), ten batches a second, every vehicle once a
+second — and reads from the page:
+
+* frame rate: a requestAnimationFrame counter over the measuring window;
+* update latency: the ping's `ts` (set at publish) → the frame that first draws it, for the
+  newest ping of each map update (the map redraws at most once a second, so older pings in
+  the same second wait up to a second more by design).
+
+Prints a table; figures are recorded in docs/benchmarks-web.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import random
+import statistics
+import threading
+import time
+from datetime import UTC, datetime
+
+import asyncpg
+from playwright.sync_api import sync_playwright
+
+from fleet.config import get_settings
+from telematics import bus
+from tests.conftest import drop_database, prepare_database
+from tests.web import fleetdata
+from tests.web.conftest import ARTIFACTS, free_port, launch_chromium, run_async, start_server
+
+DB = "fleet_bench_web"
+PASSWORD = "bench-password-1"
+
+
+async def _db_ready(name: str, vehicles: int) -> bool:
+    try:
+        conn = await asyncpg.connect(get_settings().db.dsn(name=name))
+    except (asyncpg.InvalidCatalogNameError, OSError):
+        return False
+    try:
+        n = await conn.fetchval("SELECT count(*) FROM vehicles")
+        return int(n or 0) == vehicles
+    except asyncpg.PostgresError:
+        return False
+    finally:
+        await conn.close()
+
+
+async def _seed(dsn: str, vehicles: int) -> None:
+    from dispatch.seed import SeedConfig, seed
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with conn.transaction():
+            await seed(conn, SeedConfig(vehicles=vehicles, seed=42, demo_password=PASSWORD))
+    finally:
+        await conn.close()
+
+
+async def _cars(dsn: str) -> list[fleetdata.Car]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        cars = await fleetdata.load_cars(conn)
+        await fleetdata.write_latest(conn, cars, datetime.now(UTC))
+        return cars
+    finally:
+        await conn.close()
+
+
+async def _publish_loop(url: str, cars: list[fleetdata.Car], seconds: float) -> int:
+    """Every vehicle once a second, in ten batches (like ingest commits), for `seconds`."""
+    redis = bus.redis_client(url)
+    rng = random.Random(5)
+    parts = 10
+    size = (len(cars) + parts - 1) // parts
+    sent = 0
+    start = time.monotonic()
+    try:
+        tick = 0
+        while time.monotonic() - start < seconds:
+            fleetdata.step(cars, 1.0, rng)
+            for k in range(parts):
+                chunk = cars[k * size : (k + 1) * size]
+                await bus.publish_positions(redis, fleetdata.batch_items(chunk, datetime.now(UTC)))
+                sent += len(chunk)
+                target = start + tick + (k + 1) / parts
+                await asyncio.sleep(max(0.0, target - time.monotonic()))
+            tick += 1
+    finally:
+        await redis.aclose()
+    return sent
+
+
+def pct(xs: list[float], p: float) -> float:
+    if not xs:
+        return float("nan")
+    s = sorted(xs)
+    return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=30, help="measuring window (s)")
+    ap.add_argument("--vehicles", type=int, default=26_638, help="fleet size to seed")
+    ap.add_argument("--fresh", action="store_true", help="re-create the benchmark database")
+    ap.add_argument("--drop", action="store_true", help="drop the benchmark database at the end")
+    args = ap.parse_args()
+
+    settings = get_settings().model_copy(deep=True)
+    settings.db.name = DB
+    t0 = time.monotonic()
+    if args.fresh or not run_async(_db_ready(DB, args.vehicles)):
+        print(f"seeding {args.vehicles} vehicles into {DB} …", flush=True)
+        settings = prepare_database(DB, seeded=False)
+        run_async(_seed(settings.db.dsn(), args.vehicles))
+    cars = run_async(_cars(settings.db.dsn()))
+    print(f"database ready in {time.monotonic() - t0:.0f} s; {len(cars)} vehicles", flush=True)
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    os.environ["FLEET_SEED__DEMO_PASSWORD"] = PASSWORD
+    server = start_server(settings, port, ARTIFACTS / "bench-server.log")
+    try:
+        with sync_playwright() as pw:
+            browser = launch_chromium(pw)
+            page = browser.new_page(viewport={"width": 1440, "height": 900}, locale="zh-CN")
+            page.set_default_timeout(60_000)
+            page.goto(f"http://127.0.0.1:{port}/login")
+            page.fill("input[name=username]", "admin")
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url("**/console")
+            t_load = time.monotonic()
+            page.wait_for_function(
+                f"() => window.__fleetStats && window.__fleetStats.shown >= {len(cars)}",
+                timeout=120_000,
+            )
+            load_s = time.monotonic() - t_load
+            page.wait_for_function(
+                "() => document.querySelector('[data-testid=live-state]')?.dataset.state === 'open'"
+            )
+            # Warm-up: 3 s of traffic, then the measuring window.
+            box: dict[str, int] = {}
+
+            def publish() -> None:
+                box["sent"] = run_async(_publish_loop(settings.redis.url, cars, args.seconds + 3))
+
+            th = threading.Thread(target=publish, daemon=True)
+            th.start()
+            time.sleep(3)
+            s0 = page.evaluate(
+                "() => ({...window.__fleetStats, latencies: window.__fleetStats.latencies.length})"
+            )
+            w0 = time.monotonic()
+            time.sleep(args.seconds)
+            s1 = page.evaluate("() => window.__fleetStats")
+            w1 = time.monotonic()
+            th.join(timeout=30)
+            # Interactivity: a zoom while updates run, time to the next idle frame.
+            t_zoom = page.evaluate(
+                "() => new Promise(r => { const m = window.__map; const t = performance.now();"
+                " m.once('moveend', () => r(performance.now() - t));"
+                " m.zoomTo(m.getZoom() + 1, {duration: 0}); })"
+            )
+            page.screenshot(path=str(ARTIFACTS / "bench-console.png"))
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(10)
+        if args.drop:
+            run_async(drop_database(DB))
+
+    lat = [float(x) for x in s1["latencies"][s0["latencies"] :]]
+    frames = s1["frames"] - s0["frames"]
+    fps = frames / (w1 - w0)
+    updates = len(lat)
+    rows = [
+        (
+            "machine",
+            f"{platform.machine()} · {os.cpu_count()} cores · {platform.platform()}",
+        ),
+        ("date (UTC)", datetime.now(UTC).strftime("%Y-%m-%d %H:%M")),
+        ("vehicles on the map", f"{s1['shown']:,} of {s1['total']:,}"),
+        ("positions published", f"{box.get('sent', 0):,} ({len(cars):,}/s in 10 batches/s)"),
+        ("initial load (index + latest)", f"{load_s:.1f} s"),
+        ("measuring window", f"{w1 - w0:.1f} s"),
+        ("frame rate (rAF)", f"{fps:.1f} fps"),
+        ("map updates drawn", f"{updates} ({updates / (w1 - w0):.2f}/s)"),
+        ("latency ts→drawn p50", f"{pct(lat, 50):.0f} ms"),
+        ("latency ts→drawn p95", f"{pct(lat, 95):.0f} ms"),
+        ("latency ts→drawn max", f"{max(lat) if lat else float('nan'):.0f} ms"),
+        ("latency mean", f"{statistics.mean(lat) if lat else float('nan'):.0f} ms"),
+        ("zoom while updating", f"{t_zoom:.0f} ms to moveend"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    print()
+    print(f"{'metric':<{width}} | value")
+    print(f"{'-' * width}-+-{'-' * 40}")
+    for k, v in rows:
+        print(f"{k:<{width}} | {v}")
+
+
+if __name__ == "__main__":
+    main()
