@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Subquery, func, select, text
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dispatch import notify
@@ -177,7 +178,7 @@ def _latest_due() -> Subquery:
     """The newest record per (vehicle, kind): only its due date is still current."""
     return (
         select(ServiceRecord)
-        .distinct(ServiceRecord.vehicle_id, ServiceRecord.kind)
+        .ext(distinct_on(ServiceRecord.vehicle_id, ServiceRecord.kind))
         .where(ServiceRecord.due_on.is_not(None))
         .order_by(
             ServiceRecord.vehicle_id,
