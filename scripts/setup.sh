@@ -35,6 +35,8 @@ for p in "postgresql-${PG_VER}-postgis-3" mosquitto mosquitto-clients; do
 done
 if [[ $WANT_TEST -eq 1 ]]; then
   have_pkg chromium || need_pkgs+=(chromium)
+  # CJK glyphs for the browser tests' screenshots (the UI is in Chinese)
+  have_pkg fonts-noto-cjk || need_pkgs+=(fonts-noto-cjk)
 fi
 command -v npm >/dev/null 2>&1 || need_pkgs+=(nodejs npm)
 if [[ ${#need_pkgs[@]} -gt 0 ]]; then apt_install "${need_pkgs[@]}"; fi
