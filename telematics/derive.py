@@ -763,6 +763,7 @@ async def run_forever(
     conn: asyncpg.Connection | None = None
     try:
         while not stop.is_set():
+            behind = False
             started = asyncio.get_running_loop().time()
             try:
                 if conn is None or conn.is_closed():
@@ -771,6 +772,12 @@ async def run_forever(
                     )
                 rep = await deriver.cycle(conn)
                 await publish(redis, rep)
+                behind = (
+                    rep.ran
+                    and rep.cursor is not None
+                    and rep.cursor
+                    < datetime.now(UTC) - timedelta(seconds=cfg.settle_s + cfg.cycle_s)
+                )
                 if rep.points or rep.events:
                     log.info(
                         "derive.cycle",
@@ -790,6 +797,8 @@ async def run_forever(
                 conn = None
             if once:
                 break
+            if behind:
+                continue  # catching up: the next window at once
             elapsed = asyncio.get_running_loop().time() - started
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=max(0.5, cfg.cycle_s - elapsed))
