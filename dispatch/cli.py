@@ -102,7 +102,7 @@ def register(app: typer.Typer) -> None:
         once: Annotated[bool, typer.Option("--once", help="run one round and exit")] = False,
         lookback: Annotated[
             float, typer.Option(min=1, max=1440, help="minutes of positions re-checked each round")
-        ] = 30,
+        ] = 10,
     ) -> None:
         """Periodic dispatch jobs: approval escalation, insurance/inspection reminders, and
         trip-aware alerts (private use, overtime, destination deviation)."""

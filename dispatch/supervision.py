@@ -79,30 +79,54 @@ _PRIVATE_USE = text(
                     ELSE 0 END AS km,
                max(speed_kmh) AS max_speed_kmh,
                (array_agg(geom ORDER BY ts))[1] AS first_geom,
-               (array_agg(json_build_array(round(ST_X(geom)::numeric, 6),
-                                           round(ST_Y(geom)::numeric, 6), ts, speed_kmh)
+               (array_agg(jsonb_build_array(round(ST_X(geom)::numeric, 6),
+                                            round(ST_Y(geom)::numeric, 6), ts, speed_kmh)
                           ORDER BY ts))[1:(:max_pts)] AS pts
         FROM grouped GROUP BY vehicle_id, episode
+    ),
+    flagged AS (
+        SELECT e.*, extract(epoch FROM e.ended_at - e.started_at) / 60 AS minutes,
+               v.plate, v.unit_id,
+               -- an alert of an earlier, overlapping window for the same movement
+               (SELECT a.id FROM alerts a
+                 WHERE a.kind = 'private_use' AND a.vehicle_id = e.vehicle_id
+                   AND a.started_at <= e.ended_at
+                   AND coalesce(a.ended_at, a.started_at)
+                       >= e.started_at - make_interval(secs => :gap_s)
+                 ORDER BY a.started_at LIMIT 1) AS existing
+        FROM episodes e JOIN vehicles v ON v.id = e.vehicle_id
+        WHERE e.km >= :min_km OR e.ended_at - e.started_at >= make_interval(secs => :min_s)
+    ),
+    extended AS (
+        UPDATE alerts a SET ended_at = greatest(a.ended_at, f.ended_at)
+        FROM flagged f WHERE a.id = f.existing
+        RETURNING a.id
+    ),
+    inserted AS (
+        INSERT INTO alerts (kind, severity, vehicle_id, org_id, started_at, ended_at, location,
+                            message, evidence, dedup_key)
+        SELECT 'private_use', 'warning', f.vehicle_id, f.unit_id, f.started_at, f.ended_at,
+               f.first_geom,
+               format('%s 无有效派车行驶 %s km / %s 分钟 (疑似公车私用)', f.plate,
+                      round(f.km::numeric, 1), round(f.minutes::numeric)),
+               jsonb_build_object(
+                   'rule', 'moving without an active approved trip',
+                   'distance_km', round(f.km::numeric, 3),
+                   'duration_min', round(f.minutes::numeric, 1),
+                   'max_speed_kmh', f.max_speed_kmh,
+                   'points', f.points,
+                   'positions', to_jsonb(f.pts),
+                   'positions_format', jsonb_build_array('lon', 'lat', 'ts', 'speed_kmh')),
+               'private_use:' || f.vehicle_id || ':'
+                   || to_char(f.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+        FROM flagged f WHERE f.existing IS NULL
+        ON CONFLICT (dedup_key) DO NOTHING
+        RETURNING id, vehicle_id, org_id, started_at, message
     )
-    SELECT e.vehicle_id, e.started_at, e.ended_at, e.points, e.km, e.max_speed_kmh,
-           ST_X(e.first_geom) AS lon, ST_Y(e.first_geom) AS lat, to_json(e.pts) AS pts,
-           v.plate, v.unit_id, o.path::text AS unit_path
-    FROM episodes e
-    JOIN vehicles v ON v.id = e.vehicle_id
-    JOIN orgs o ON o.id = v.unit_id
-    WHERE e.km >= :min_km OR e.ended_at - e.started_at >= make_interval(secs => :min_s)
-    ORDER BY e.vehicle_id, e.started_at
-    """
-)
-
-_EXISTING = text(
-    """
-    SELECT id FROM alerts
-    WHERE kind = 'private_use' AND vehicle_id = :vehicle_id
-      AND started_at <= CAST(:ended_at AS timestamptz)
-      AND coalesce(ended_at, started_at)
-          >= CAST(:started_at AS timestamptz) - make_interval(secs => :gap_s)
-    ORDER BY started_at LIMIT 1
+    SELECT i.id, i.vehicle_id, i.started_at, i.message, o.path::text AS unit_path,
+           (SELECT count(*) FROM extended) AS extended
+    FROM inserted i JOIN orgs o ON o.id = i.org_id
+    ORDER BY i.vehicle_id, i.started_at
     """
 )
 
@@ -132,27 +156,26 @@ async def _insert_alert(
     if alert_id is None:
         return None
     report.alert_ids.append(int(alert_id))
-    notify.queue(
+    _announce(
         session,
-        "alert",
-        {
-            "id": int(alert_id),
-            "kind": values["kind"],
-            "severity": values["severity"],
-            "vehicle_id": values["vehicle_id"],
-            "trip_id": values["trip_id"],
-            "started_at": values["started_at"],
-            "message": values["message"],
-        },
-        org_path=unit_path,
+        unit_path,
+        id=int(alert_id),
+        **{k: values[k] for k in ("kind", "severity", "vehicle_id", "trip_id", "started_at")},
+        message=values["message"],
     )
     return int(alert_id)
+
+
+def _announce(session: AsyncSession, unit_path: str, **data: Any) -> None:
+    """A new alert on the live bus (type "alert"), to consoles whose scope covers the unit."""
+    notify.queue(session, "alert", data, org_path=unit_path)
 
 
 async def detect_private_use(
     session: AsyncSession, since: datetime, until: datetime, rules: Rules, report: CheckReport
 ) -> None:
-    """Movement with no trip covering it (公车私用嫌疑)."""
+    """Movement with no trip covering it (公车私用嫌疑): one set-based statement finds the
+    episodes, extends alerts an overlapping earlier window already raised, inserts the rest."""
     rows = (
         await session.execute(
             _PRIVATE_USE,
@@ -168,48 +191,19 @@ async def detect_private_use(
         )
     ).mappings()
     for r in list(rows):
-        existing = await session.scalar(
-            _EXISTING,
-            {
-                "vehicle_id": r["vehicle_id"],
-                "started_at": r["started_at"],
-                "ended_at": r["ended_at"],
-                "gap_s": rules.episode_gap_minutes * 60,
-            },
-        )
-        if existing is not None:
-            # Same episode seen by an overlapping window: extend it, do not alert twice.
-            await session.execute(
-                text("UPDATE alerts SET ended_at = greatest(ended_at, :ended_at) WHERE id = :id"),
-                {"id": existing, "ended_at": r["ended_at"]},
-            )
-            continue
-        km = float(r["km"])
-        minutes = (r["ended_at"] - r["started_at"]).total_seconds() / 60
-        await _insert_alert(
+        report.alert_ids.append(int(r["id"]))
+        report.private_use += 1
+        _announce(
             session,
             r["unit_path"],
-            report,
+            id=int(r["id"]),
             kind="private_use",
+            severity="warning",
             vehicle_id=r["vehicle_id"],
-            org_id=r["unit_id"],
+            trip_id=None,
             started_at=r["started_at"],
-            ended_at=r["ended_at"],
-            lon=r["lon"],
-            lat=r["lat"],
-            message=f"{r['plate']} 无有效派车行驶 {km:.1f} km / {minutes:.0f} 分钟 (疑似公车私用)",
-            evidence={
-                "rule": "moving without an active approved trip",
-                "distance_km": round(km, 3),
-                "duration_min": round(minutes, 1),
-                "max_speed_kmh": r["max_speed_kmh"],
-                "points": r["points"],
-                "positions": r["pts"],
-                "positions_format": ["lon", "lat", "ts", "speed_kmh"],
-            },
-            dedup_key=f"private_use:{r['vehicle_id']}:{r['started_at'].isoformat()}",
+            message=r["message"],
         )
-        report.private_use += 1
 
 
 _OVERTIME = text(
