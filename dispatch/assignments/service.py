@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.exc import IntegrityError
@@ -31,6 +32,7 @@ from fleet.identity.models import Org
 from fleet.identity.principal import Principal, scope_clause
 from fleet.identity.service import get_org
 
+LOCAL_TZ = ZoneInfo("Asia/Shanghai")  # cost dates are local (settings.timezone)
 DISPATCH = ("dispatcher",)
 SETTLE = ("dispatcher", "admin")
 DRIVE = ("driver",)
@@ -526,7 +528,7 @@ async def complete(
                     trip_id=trip.id,
                     kind=kind,
                     amount_cny=amount,
-                    occurred_on=at.date(),
+                    occurred_on=at.astimezone(LOCAL_TZ).date(),
                     recorded_by=principal.user_id,
                     note="recorded at trip completion",
                 )
