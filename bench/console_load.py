@@ -120,8 +120,8 @@ def main() -> None:
     if args.fresh or not run_async(_db_ready(DB, args.vehicles)):
         print(f"seeding {args.vehicles} vehicles into {DB} …", flush=True)
         settings = prepare_database(DB, seeded=False)
-        run_async(_seed(settings.db.dsn(), args.vehicles))
-    cars = run_async(_cars(settings.db.dsn()))
+        run_async(_seed(settings.db.dsn(), args.vehicles), timeout=1800)
+    cars = run_async(_cars(settings.db.dsn()), timeout=600)
     print(f"database ready in {time.monotonic() - t0:.0f} s; {len(cars)} vehicles", flush=True)
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -157,7 +157,9 @@ def main() -> None:
             th.start()
             time.sleep(3)
             s0 = page.evaluate(
-                "() => ({...window.__fleetStats, latencies: window.__fleetStats.latencies.length})"
+                "() => { const s = window.__fleetStats; return {...s,"
+                " latencies: s.latencies.length, arrivals: s.arrivals.length,"
+                " redrawMs: s.redrawMs.length}; }"
             )
             w0 = time.monotonic()
             time.sleep(args.seconds)
@@ -179,6 +181,9 @@ def main() -> None:
             run_async(drop_database(DB))
 
     lat = [float(x) for x in s1["latencies"][s0["latencies"] :]]
+    arr = [float(x) for x in s1["arrivals"][s0["arrivals"] :]]
+    redraw = [float(x) for x in s1["redrawMs"][s0["redrawMs"] :]]
+    received = s1["positions"] - s0["positions"]
     frames = s1["frames"] - s0["frames"]
     fps = frames / (w1 - w0)
     updates = len(lat)
@@ -194,6 +199,9 @@ def main() -> None:
         ("measuring window", f"{w1 - w0:.1f} s"),
         ("frame rate (rAF)", f"{fps:.1f} fps"),
         ("map updates drawn", f"{updates} ({updates / (w1 - w0):.2f}/s)"),
+        ("positions received by the page", f"{received:,} ({received / (w1 - w0):,.0f}/s)"),
+        ("latency ts→arrived p50 / p95", f"{pct(arr, 50):.0f} / {pct(arr, 95):.0f} ms"),
+        ("map update (build + setData) mean", f"{statistics.mean(redraw) if redraw else 0:.0f} ms"),
         ("latency ts→drawn p50", f"{pct(lat, 50):.0f} ms"),
         ("latency ts→drawn p95", f"{pct(lat, 95):.0f} ms"),
         ("latency ts→drawn max", f"{max(lat) if lat else float('nan'):.0f} ms"),

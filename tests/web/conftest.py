@@ -42,11 +42,11 @@ CHROMIUM_ARGS = [
 ]
 
 
-def run_async(coro: Coroutine[Any, Any, T]) -> T:
+def run_async(coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
     """Run a coroutine to completion in a worker thread: Playwright's sync API keeps an event
     loop running in the test thread, so asyncio.run cannot be used there."""
     with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result(timeout=60)
+        return pool.submit(asyncio.run, coro).result(timeout=timeout)
 
 
 def free_port() -> int:

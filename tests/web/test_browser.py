@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
@@ -21,6 +22,7 @@ from tests.web import fleetdata
 from tests.web.conftest import ARTIFACTS, run_async
 
 pytestmark = pytest.mark.timeout(150)
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 DESKTOP = {"width": 1440, "height": 900}
 PHONE = {"width": 375, "height": 667}
@@ -303,6 +305,13 @@ def test_trip_flow_through_the_ui(
     task = pp.locator(f"[data-testid=task][data-trip='{trip_id}']")
     expect(task).to_be_visible()
     expect(pp.locator("link[rel=manifest]")).to_have_count(1)
+    # Installable: the manifest parses and the service worker activates (bounded wait).
+    manifest = httpx.get(f"{base_url}/manifest.webmanifest").json()
+    assert manifest["start_url"] == "/driver" and manifest["display"] == "standalone"
+    assert pp.evaluate(
+        "() => Promise.race([navigator.serviceWorker.ready.then(r => !!r.active),"
+        " new Promise(r => setTimeout(() => r(false), 10000))])"
+    )
     shot(pp, "driver-assigned")
     task.get_by_test_id("accept").click()
     expect(task).to_have_attribute("data-state", "accepted")
@@ -377,7 +386,32 @@ def test_trip_flow_through_the_ui(
     up.emulate_media(media="print")
     up.wait_for_timeout(500)
     shot(up, "trip-report-print")
+    up.emulate_media(media="screen")
+
+    # A vehicle-day replay of a 40-minute drive (10-second pings) with its speed chart.
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    if start.astimezone(SHANGHAI).date() != datetime.now(SHANGHAI).date():
+        start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=45)
+    run_async(_day_track(web_settings, vehicle["id"], start))
+    day = start.astimezone(SHANGHAI).date().isoformat()
+    up.evaluate("() => { window.__playbackReady = false; }")
+    up.goto(f"/audit/vehicles/{vehicle['id']}/{day}")
+    up.wait_for_function("() => window.__playbackReady === true", timeout=WAIT_MS)
+    assert int(up.get_by_test_id("track-points").inner_text()) >= 240
+    up.get_by_test_id("time-slider").fill("120")
+    up.wait_for_timeout(500)
+    shot(up, "audit-vehicle-day")
     uctx.close()
+
+
+async def _day_track(settings: Settings, vehicle_id: int, start: datetime) -> None:
+    conn = await asyncpg.connect(settings.db.dsn())
+    try:
+        await fleetdata.write_track(
+            conn, vehicle_id, start, origin=(108.30, 22.80), end=(108.42, 22.86), minutes=40
+        )
+    finally:
+        await conn.close()
 
 
 def test_exports_and_spa_fallback(base_url: str, password: str) -> None:

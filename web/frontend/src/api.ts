@@ -148,6 +148,7 @@ export const api = {
   /** accept · decline {reason} · depart {odometer_km, at} · arrive {at} · complete {odometer_km, tolls_cny, ...}. */
   assignmentAction: (id: number, action: string, body: Record<string, unknown> = {}) =>
     post<Assignment>(`/assignments/${id}/${action}`, body),
+  planningInput: () => get<{ requests: unknown[]; vehicles: unknown[]; drivers: unknown[] }>("/dispatch/planning-input"),
   // The optimizer run itself is pending in the dispatch API (documented contract in docs/web.md).
   proposal: (q: Query) => post<Proposal>("/dispatch/proposals", q),
   applyAssignments: (items: { trip_id: number; vehicle_id: number; driver_id: number }[]) =>

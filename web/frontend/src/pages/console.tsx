@@ -16,6 +16,18 @@ import { ErrorText, Modal, OrgName, Pending, StateTag, STATUS_COLORS, STATUSES, 
 
 const BODY_TYPES = ["sedan", "suv", "mpv", "minibus", "bus"];
 
+interface FleetStats {
+  frames: number; // requestAnimationFrame callbacks
+  renders: number; // MapLibre render events
+  latencies: number[]; // ms, newest ping ts -> first frame drawing it
+  arrivals: number[]; // ms, newest ping ts in a websocket batch -> its arrival in the page
+  redrawMs: number[]; // ms spent building the GeoJSON and handing it to the map
+  positions: number; // positions received
+  batches: number;
+  shown: number;
+  total: number;
+}
+
 interface Filters {
   q: string;
   unit: string;
@@ -25,7 +37,7 @@ interface Filters {
 
 declare global {
   interface Window {
-    __fleetStats?: { frames: number; renders: number; latencies: number[]; batches: number; shown: number; total: number };
+    __fleetStats?: FleetStats;
   }
 }
 
@@ -56,7 +68,7 @@ export function ConsolePage() {
     mapRef.current = map;
     let drawn = -1;
     let alive = true;
-    const stats = { frames: 0, renders: 0, latencies: [] as number[], batches: 0, shown: 0, total: 0 };
+    const stats: FleetStats = { frames: 0, renders: 0, latencies: [], arrivals: [], redrawMs: [], positions: 0, batches: 0, shown: 0, total: 0 };
     window.__fleetStats = stats;
     // Handles for the browser tests and bench/console_load.py (read-only use).
     (window as unknown as { __fleet: Fleet; __map: MLMap }).__fleet = fleet;
@@ -86,6 +98,7 @@ export function ConsolePage() {
       if (!alive || !map.getSource("vehicles")) return;
       if (drawn === fleet.version && fleet.version !== 0) return;
       drawn = fleet.version;
+      const t0 = performance.now();
       const f = filtersRef.current;
       const q = f.q.trim().toUpperCase();
       const unit = f.unit ? Number(f.unit) : 0;
@@ -97,6 +110,8 @@ export function ConsolePage() {
           (!q || v.plate.toUpperCase().includes(q)),
       );
       setVehicles(map, fc);
+      stats.redrawMs.push(performance.now() - t0);
+      if (stats.redrawMs.length > 2000) stats.redrawMs.splice(0, 500);
       if (fleet.lastBatchTs) {
         pendingTs = fleet.lastBatchTs;
         fleet.lastBatchTs = 0;
@@ -159,6 +174,11 @@ export function ConsolePage() {
 
     const unsub = subscribe((m) => {
       if (fleet.applyEvent(m) && m.type === "alert") setAlertBump((n) => n + 1);
+      if (m.type === "positions") {
+        stats.positions += m.items.length;
+        if (fleet.lastNewest) stats.arrivals.push(Date.now() - fleet.lastNewest);
+        if (stats.arrivals.length > 20000) stats.arrivals.splice(0, 5000);
+      }
       if (m.type === "trip") {
         setAlertBump((n) => n + 1);
         const d = m.data as { trip_id?: number; to?: string };
@@ -197,7 +217,7 @@ export function ConsolePage() {
       if (filters.body && v.body_type !== filters.body) continue;
       if (!filters.statuses.has(fleet.status(v, now))) continue;
       out.push(v);
-      if (out.length >= 200) break;
+      if (out.length >= 100) break;
     }
     return out;
   }, [filters, loaded, Math.floor(tick / 5)]);
@@ -485,8 +505,14 @@ function ProposalPanel() {
       setErr(e);
     }
   };
+  const input = useAsync(() => api.planningInput(), []);
   return (
     <div class="scroll" data-testid="proposal">
+      {input.data && (
+        <div class="section-title small muted" data-testid="planning-input">
+          <span>{t("queue")} {input.data.requests.length} · {t("vehicles")} {input.data.vehicles.length} · {t("driver")} {input.data.drivers.length}</span>
+        </div>
+      )}
       <div class="section-title">
         <span>{t("proposal")}</span>
         <button class="btn small" onClick={compute} disabled={busy} data-testid="proposal-compute">{t("request_proposal")}</button>
