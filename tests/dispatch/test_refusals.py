@@ -95,7 +95,40 @@ async def test_wrong_scope_is_403(
     r = await client.post(f"{API}/trips", json={**trip_body(world), "unit_id": xunit}, headers=req)
     err(r, 403, "out_of_scope")
     err(await client.get(f"{API}/trips/{trip['id']}", headers=other), 403, "out_of_scope")
-    # The approver of the unit cannot approve for another unit's request (no binding there).
+    # An approver decides only for units under their binding.
+    r = await client.post(
+        f"{API}/users",
+        json={
+            "username": "requester.xingning",
+            "password": "test-password-1",
+            "display_name": "兴宁申请人",
+            "org_id": xunit,
+            "roles": [{"role": "requester", "org_id": xunit}],
+        },
+        headers=await login("admin"),
+    )
+    assert r.status_code == 201, r.text
+    xreq = await login("requester.xingning", "test-password-1")
+    r = await client.post(f"{API}/trips", json={**trip_body(world), "submit": True}, headers=xreq)
+    assert r.status_code == 201, r.text
+    err(
+        await client.post(
+            f"{API}/trips/{r.json()['id']}/approve",
+            json={},
+            headers=await login("approver.qingxiu"),
+        ),
+        403,
+        "out_of_scope",
+    )
+    # Auditors read everything in scope and change nothing.
+    aud = await login("auditor")
+    assert (await client.get(f"{API}/trips/{trip['id']}", headers=aud)).status_code == 200
+    err(
+        await client.post(f"{API}/trips/{trip['id']}/cancel", json={"reason": "审计"}, headers=aud),
+        403,
+        "role_required",
+    )
+    err(await _assign(client, aud, trip["id"], v, world.driver_id), 403, "role_required")
 
 
 async def test_shared_pool_serves_another_unit_and_records_both(
