@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 
 from dispatch import supervision
 from dispatch.approvals.api import router as approvals_router
@@ -29,6 +31,16 @@ async def track_summary(
 ) -> supervision.TrackSummary:
     """Planned vs actual distance and duration from stored positions; end vs destination."""
     return await supervision.track_summary(session, principal, trip_id)
+
+
+@track_router.get(
+    "/trips/{trip_id}/track",
+    responses={200: {"content": {"application/geo+json": {}}}},
+)
+async def track(trip_id: int, session: Session, principal: CurrentPrincipal) -> JSONResponse:
+    """The trip's positions from departure to completion as a GeoJSON LineString Feature."""
+    feature = await supervision.track_geojson(session, principal, trip_id)
+    return JSONResponse(jsonable_encoder(feature), media_type="application/geo+json")
 
 
 router.include_router(track_router)

@@ -353,6 +353,58 @@ async def track_summary(session: AsyncSession, principal: Principal, trip_id: in
     return summary
 
 
+_TRACK_GEOJSON = text(
+    """
+    SELECT count(*) AS points, min(p.ts) AS first_ts, max(p.ts) AS last_ts,
+           ST_AsGeoJSON(ST_MakeLine(p.geom ORDER BY p.ts), 6)::jsonb AS line
+    FROM positions p
+    WHERE p.vehicle_id = :vehicle_id AND p.fix IS NOT FALSE
+      AND p.ts >= :start AND p.ts <= :stop
+    """
+)
+
+
+async def track_geojson(
+    session: AsyncSession, principal: Principal, trip_id: int
+) -> dict[str, Any]:
+    """The trip's track (positions from departure to completion) as an RFC 7946 Feature."""
+    trip = await read_trip(session, principal, trip_id)
+    a = (
+        await session.execute(
+            select(Assignment)
+            .where(Assignment.trip_id == trip_id, Assignment.departed_at.is_not(None))
+            .order_by(Assignment.id.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    props: dict[str, Any] = {"trip_id": trip.id, "points": 0}
+    if a is None or a.departed_at is None:
+        return {"type": "Feature", "geometry": None, "properties": props}
+    row = (
+        (
+            await session.execute(
+                _TRACK_GEOJSON,
+                {
+                    "vehicle_id": a.vehicle_id,
+                    "start": a.departed_at,
+                    "stop": a.completed_at or datetime.now(UTC),
+                },
+            )
+        )
+        .mappings()
+        .one()
+    )
+    props.update(
+        vehicle_id=a.vehicle_id,
+        assignment_id=a.id,
+        points=int(row["points"]),
+        first_ts=row["first_ts"],
+        last_ts=row["last_ts"],
+    )
+    geometry = row["line"] if row["points"] and row["points"] > 1 else None
+    return {"type": "Feature", "geometry": geometry, "properties": props}
+
+
 def _r(value: float | None) -> float | None:
     return round(float(value), 3) if value is not None else None
 

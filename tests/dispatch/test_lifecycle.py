@@ -145,6 +145,14 @@ async def test_trip_from_request_to_settlement(
     assert 3.5 < ts["actual_km"] < 4.5  # the straight line between the points
     assert ts["end_distance_km"] < 0.05 and ts["closest_approach_km"] < 0.05
     assert 45 < ts["actual_minutes"] < 60 and ts["planned_minutes"] == 180
+    r = await client.get(f"{API}/trips/{tid}/track", headers=await login("auditor"))
+    assert r.status_code == 200 and r.headers["content-type"] == "application/geo+json"
+    feature = r.json()
+    assert (
+        feature["geometry"]["type"] == "LineString"
+        and len(feature["geometry"]["coordinates"]) == 11
+    )
+    assert feature["properties"]["vehicle_id"] == vid
 
     # Costs booked at completion; the passenger rates; the dispatcher settles.
     r = await client.get(f"{API}/costs", params={"trip_id": tid}, headers=disp)
