@@ -52,8 +52,12 @@ def broker_restart(
         float, typer.Option(min=0, max=600, help="max seconds to wait for an ingest")
     ] = 30,
 ) -> None:
-    """Restart the broker without dropping pings: terminals are admitted only once an
-    ingest has resubscribed (Mosquitto 2.0 does not persist shared subscriptions)."""
+    """Restart the broker; admit terminals only once an ingest has resubscribed.
+
+    Mosquitto 2.0 does not persist shared subscriptions: pings accepted before the ingest
+    resubscribes would match nobody and be dropped. Terminals are refused (and keep their
+    pings) until a probe shows an ingest subscribed, or --gate-s passes.
+    """
     from telematics.broker import Broker, BrokerError
 
     settings = get_settings()

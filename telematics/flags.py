@@ -22,10 +22,11 @@ class Flag(IntFlag):
     LOW_SATS = 1 << 3
 
 
-JUMP = Flag.JUMP
-INVALID_FIX = Flag.INVALID_FIX
-NULL_ISLAND = Flag.NULL_ISLAND
-LOW_SATS = Flag.LOW_SATS
+# Plain ints for the hot path (IntFlag arithmetic costs microseconds per operation).
+JUMP = int(Flag.JUMP)
+INVALID_FIX = int(Flag.INVALID_FIX)
+NULL_ISLAND = int(Flag.NULL_ISLAND)
+LOW_SATS = int(Flag.LOW_SATS)
 
 # A position is usable for derived state (trips, mileage, rules) when none of these is set.
 UNRELIABLE = JUMP | INVALID_FIX | NULL_ISLAND

@@ -263,6 +263,7 @@ async def flag(batch: Batch, ctx: Context) -> None:
     """Valid but suspect points: stored with flags, never dropped (telematics/flags.py)."""
     s = ctx.settings
     limit_ms = s.jump_speed_kmh / 3.6
+    no_fix = F.INVALID_FIX | F.NULL_ISLAND
     batch.items.sort(key=lambda i: (i.vehicle_id, i.ts))
     prev_vehicle = -1
     ref: _Ref | None = None
@@ -281,7 +282,7 @@ async def flag(batch: Batch, ctx: Context) -> None:
             prev_vehicle = item.vehicle_id
             ref = ctx.refs.get(item.vehicle_id)
         ts = p.ts.timestamp()
-        if f & (F.INVALID_FIX | F.NULL_ISLAND):
+        if f & no_fix:
             item.flags = f
             continue
         if ref is not None and ts > ref.ts:
@@ -302,12 +303,12 @@ async def flag(batch: Batch, ctx: Context) -> None:
             # the batch below (a buffered array arrives whole).
             late.add(id(item))
         item.flags = f
-    _flag_late_sequences(batch, late, limit_ms)
+    if late:
+        _flag_late_sequences(batch, late, limit_ms)
     for item in batch.items:
         if item.flags:
-            for bit in F.Flag:
-                if bit and item.flags & bit and bit.name:
-                    batch.stats[f"flagged.{bit.name.lower()}"] += 1
+            for name in F.names(item.flags):
+                batch.stats[f"flagged.{name}"] += 1
 
 
 def _flag_late_sequences(batch: Batch, late: set[int], limit_ms: float) -> None:
@@ -320,7 +321,7 @@ def _flag_late_sequences(batch: Batch, late: set[int], limit_ms: float) -> None:
         p = item.ping
         assert p is not None
         if item.flags & (F.INVALID_FIX | F.NULL_ISLAND | F.JUMP):
-            continue
+            continue  # not a reference for its neighbours
         if (
             id(item) in late
             and prev is not None

@@ -170,7 +170,7 @@ async def write_batch(
             )
             rows = await conn.fetch(_INSERT_POSITIONS)
             inserted = {(r["vehicle_id"], r["ts"]) for r in rows}
-            await conn.execute(_UPSERT_LATEST, int(F.NULL_ISLAND))
+            await conn.execute(_UPSERT_LATEST, F.NULL_ISLAND)
         if batch.rejected:
             await conn.copy_records_to_table(
                 "rejected_pings",

@@ -85,16 +85,15 @@ async def stored(settings: Settings, tids: list[str]) -> tuple[set[tuple[str, da
 
 
 async def assert_nothing_lost(settings: Settings, burst: Burst, tids: list[str]) -> None:
+    """Every PUBACKed ping stored (waiting up to 60 s for the tail), none stored twice."""
     assert burst.done.wait(120), "publisher did not finish"
-    n = await wait_rows(
-        settings.db.dsn(),
-        "SELECT count(*) FROM positions WHERE terminal_id = ANY($1::text[])",
-        (tids,),
-        len(burst.acked),
-        timeout_s=60,
-    )
-    have, total = await stored(settings, tids)
-    lost = burst.acked - have
+    deadline = time.monotonic() + 60
+    while True:
+        have, total = await stored(settings, tids)
+        lost = burst.acked - have
+        if not lost or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.3)
     if lost:
         conn = await asyncpg.connect(settings.db.dsn())
         try:
@@ -107,8 +106,8 @@ async def assert_nothing_lost(settings: Settings, burst: Burst, tids: list[str])
         finally:
             await conn.close()
     assert not lost, (
-        f"{len(lost)} acknowledged pings lost (stored {n} of {len(burst.acked)}); "
-        f"first lost {min(lost)}, last {max(lost)}"
+        f"{len(lost)} acknowledged pings lost (stored {len(have)}, acknowledged "
+        f"{len(burst.acked)}); first lost {min(lost)}, last {max(lost)}"
     )
     assert total == len(have), "a ping was stored twice"
 
