@@ -61,6 +61,8 @@ def _solve_once(
     noise: float,
     rng: np.random.Generator,
     timeout: float | None = None,
+    priorities: dict[int, int] | None = None,
+    initial: list[list[int]] | None = None,
 ) -> Candidate:
     problem = vroom.Input()
     problem.set_durations_matrix("car", inst.dur.astype(np.uint32))
@@ -94,6 +96,12 @@ def _solve_once(
             extra["max_distance"] = min(_UINT32, int(terms.max_distance * inst.dist_scale))
         if terms.max_driving is not None:
             extra["max_travel_time"] = int(terms.max_driving * 1000)
+        if initial is not None and initial[v]:
+            extra["steps"] = [
+                vroom.VehicleStepStart(),
+                *(_step(inst, s) for s in initial[v]),
+                vroom.VehicleStepEnd(),
+            ]
         problem.add_vehicle(
             vroom.Vehicle(
                 v + 1,
@@ -112,6 +120,8 @@ def _solve_once(
         allowed = inst.allowed[r]
         skills = {skill_of[tuple(allowed)]} if len(allowed) < nv else None
         priority = min(100, inst.problem.requests[r].priority)
+        if priorities is not None:
+            priority = min(100, priority + priorities.get(r, 0))
         steps = []
         for s in stops:
             ready, due, duration = inst.stop_ticks(s)
@@ -153,6 +163,15 @@ def _solve_once(
     return Candidate(routes=routes, served=served, objective=inst.objective(routes))
 
 
+def _step(inst: Instance, s: int) -> Any:
+    node = inst.stops[s]
+    if len(inst.request_stops[node.request]) == 1:
+        return vroom.VehicleStepSingle(s + 1)
+    if s == inst.request_stops[node.request][0]:
+        return vroom.VehicleStepPickup(s + 1)
+    return vroom.VehicleStepDelivery(s + 1)
+
+
 def warm_start(
     inst: Instance,
     *,
@@ -186,32 +205,80 @@ def warm_start(
         timeout=deadline - time.monotonic(),
     )
     stats["vroom_baseline_vehicles"] = str(sum(1 for r in best.routes if r))
-    attempts = eliminated = 0
+    best, attempts, eliminated = _eliminate(
+        inst, best, deadline=deadline, rng=rng, threads=threads, noise=noise
+    )
+    stats["vroom_elimination"] = f"{eliminated} vehicles in {attempts} attempts"
+    return best, stats
+
+
+def _eliminate(
+    inst: Instance,
+    best: Candidate,
+    *,
+    deadline: float,
+    rng: np.random.Generator,
+    threads: int,
+    noise: float,
+    restart_after: int = 100,
+) -> tuple[Candidate, int, int]:
+    """Vehicle elimination as a walk (in the spirit of guided ejection search).
+
+    Empty one of the smallest routes and let VROOM's local search, started from the
+    remaining routes, re-insert its requests with one vehicle fewer. A failed attempt is
+    not thrown away: its partial solution is the next starting point, and every request it
+    left out gains priority (VROOM serves higher priorities first), so the walk keeps
+    pushing the hard requests in. Cost noise diversifies the search. After
+    `restart_after` failures the walk restarts from the best solution with another victim.
+    """
+    attempts = eliminated = failures = 0
+    current: list[list[int]] | None = None
+    fleet: list[int] = []
+    boost: dict[int, int] = {}
+    must = {inst.stops[s].request for route in best.routes for s in route}
     while time.monotonic() < deadline:
-        used = [v for v, route in enumerate(best.routes) if route]
-        if len(used) <= 1:
-            break
-        # One of the three smallest routes, so heterogeneous fleets try more than one victim.
-        by_size = sorted(
-            used, key=lambda v: (len(best.routes[v]), inst.route_cost(v, best.routes[v]))
-        )
-        victim = by_size[int(rng.integers(0, min(3, len(by_size))))]
-        fleet = [v for v in used if v != victim]
+        if current is None:
+            used = [v for v, route in enumerate(best.routes) if route]
+            if len(used) <= 1:
+                break
+            by_size = sorted(
+                used, key=lambda v: (len(best.routes[v]), inst.route_cost(v, best.routes[v]))
+            )
+            # The smallest route first; after restarts, one of the three smallest.
+            pick = 0 if failures < restart_after else int(rng.integers(0, min(3, len(used))))
+            victim = by_size[pick]
+            fleet = [v for v in used if v != victim]
+            current = [list(r) if v != victim else [] for v, r in enumerate(best.routes)]
         attempts += 1
-        cand = _solve_once(
-            inst,
-            fleet,
-            exploration=int(rng.integers(max(1, top - 2), top + 1)),
-            threads=threads,
-            noise=noise,
-            rng=rng,
-            timeout=deadline - time.monotonic(),
-        )
-        if cand.served >= best.served and cand.key() < best.key():
+        try:
+            cand = _solve_once(
+                inst,
+                fleet,
+                exploration=int(rng.integers(1, 4)),
+                threads=threads,
+                noise=noise,
+                rng=rng,
+                timeout=deadline - time.monotonic(),
+                priorities=boost,
+                initial=current,
+            )
+        except Exception:
+            current = None
+            failures += 1
+            continue
+        served = {inst.stops[s].request for route in cand.routes for s in route}
+        if must <= served and cand.key() < best.key():
             best = cand
             eliminated += 1
-    stats["vroom_elimination"] = f"{eliminated} of {attempts} attempts"
-    return best, stats
+            current, boost, failures = None, {}, 0
+            continue
+        failures += 1
+        for r in must - served:
+            boost[r] = boost.get(r, 0) + 1
+        current = cand.routes
+        if failures % restart_after == 0:
+            current, boost = None, {}
+    return best, attempts, eliminated
 
 
 def polish(
@@ -223,21 +290,21 @@ def polish(
     threads: int = 2,
     noise: float = 0.3,
 ) -> tuple[Candidate, int]:
-    """Noisy VROOM restarts on the best vehicle set, keeping the cheapest (for distance)."""
+    """Noisy VROOM local searches from the best solution on its vehicle set (distance)."""
     rng = np.random.default_rng(seed + 1)
     fleet = [v for v, route in enumerate(best.routes) if route]
-    exploration = 5 if len(inst.request_stops) * len(fleet) <= _SMALL else 1
     tries = 0
     while time.monotonic() < deadline and fleet:
         tries += 1
         cand = _solve_once(
             inst,
             fleet,
-            exploration=exploration,
+            exploration=int(rng.integers(1, 4)),
             threads=threads,
             noise=noise * rng.random(),
             rng=rng,
             timeout=deadline - time.monotonic(),
+            initial=best.routes,
         )
         if cand.served >= best.served and cand.key() < best.key():
             best = cand

@@ -51,8 +51,8 @@ class SolveOptions:
     """
 
     use_vroom: bool = True
-    eliminate_until: float = 0.5
-    polish_until: float = 0.6
+    eliminate_until: float = 0.65
+    polish_until: float = 0.72
     vroom_threads: int = 2
     vroom_noise: float = 0.3
 

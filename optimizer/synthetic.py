@@ -77,6 +77,7 @@ def city_day(requests: int = 2000, vehicles: int = 800, zones: int = 10, seed: i
     fleet: list[Vehicle] = []
     drivers: list[Driver] = []
     kinds = [k for k in FLEET_MIX for _ in range(max(1, round(k[2] * 100)))]
+    rng.shuffle(kinds)  # every block of 100 vehicles has the full mix
     for i in range(vehicles):
         body, seats, _, licence = kinds[i % len(kinds)]
         shared = rng.random() < 0.15
