@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dispatch import notify
 from dispatch.approvals import service as approvals
 from dispatch.assignments.service import release_assignment
 from dispatch.standards.service import allowed_body_types
@@ -218,6 +219,15 @@ async def cancel(
     await release_assignment(session, trip.id, "cancelled")
     await approvals.close_open_steps(session, trip.id)
     await transition(session, trip, "cancelled", principal.actor, reason=reason)
+    if trip.requester_id != principal.user_id:
+        notify.notify_users(
+            session,
+            [trip.requester_id],
+            "cancelled",
+            f"用车申请 #{trip.id} 已被取消: {reason}",
+            trip_id=trip.id,
+            reason=reason,
+        )
     return trip
 
 

@@ -280,3 +280,36 @@ async def test_cancel_before_departure_frees_the_vehicle(
         headers=disp,
     )
     assert r.status_code == 201, r.text
+
+
+async def test_unreachable_bus_never_breaks_a_request(
+    client: httpx.AsyncClient, login: Login, world: World
+) -> None:
+    """Redis down: the request still succeeds and commits; the lost notification is logged."""
+    import asyncio
+
+    from dispatch import notify
+    from telematics import bus
+
+    loop_id = id(asyncio.get_running_loop())
+    saved = notify._clients.get(loop_id)
+    dead = bus.redis_client("redis://127.0.0.1:1/0")  # nothing listens on port 1
+    notify._clients[loop_id] = dead
+    try:
+        r = await client.post(
+            f"{API}/trips",
+            json={**trip_body(world), "submit": True},
+            headers=await login("requester.qingxiu"),
+        )
+        assert r.status_code == 201, r.text
+        await notify.flush_pending()
+        r = await client.get(
+            f"{API}/trips/{r.json()['id']}", headers=await login("approver.qingxiu")
+        )
+        assert r.status_code == 200 and r.json()["state"] == "submitted"
+    finally:
+        if saved is None:
+            notify._clients.pop(loop_id, None)
+        else:
+            notify._clients[loop_id] = saved
+        await dead.aclose()
