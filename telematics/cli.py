@@ -117,8 +117,14 @@ def ingest(
         str | None,
         typer.Option(help="MQTT client id of this instance (stable across restarts)"),
     ] = None,
-    batch_max: Annotated[int | None, typer.Option(min=1, max=50_000)] = None,
-    batch_wait_ms: Annotated[int | None, typer.Option(min=1, max=10_000)] = None,
+    batch_max: Annotated[
+        int | None,
+        typer.Option(min=1, max=50_000, help="pings per batch (default 2000, env FLEET_INGEST__*)"),
+    ] = None,
+    batch_wait_ms: Annotated[
+        int | None,
+        typer.Option(min=1, max=10_000, help="max wait after a batch's first ping (default 200)"),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="DEBUG logs every batch")] = "INFO",
 ) -> None:
     """Run the MQTT ingest: validate, store (one transaction per batch), ack, publish.
