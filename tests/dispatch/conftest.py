@@ -210,15 +210,23 @@ class EventTap:
     async def wait_for(self, pred: Any, timeout_s: float = 5.0) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
+
+        def matches(e: dict[str, Any]) -> bool:
+            # The channel is shared (other processes publish too): a foreign shape is no match.
+            try:
+                return bool(pred(e))
+            except (KeyError, TypeError):
+                return False
+
         for e in self.events:
-            if pred(e):
+            if matches(e):
                 return e
         while loop.time() < deadline:
             m = await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
             if m and m["type"] == "message":
                 e = orjson.loads(m["data"])
                 self.events.append(e)
-                if pred(e):
+                if matches(e):
                     return e
         raise AssertionError(f"no matching event within {timeout_s}s; saw {self.events[-5:]}")
 

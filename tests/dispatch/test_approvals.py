@@ -62,6 +62,7 @@ async def test_cross_city_needs_the_city_platform_too(
         lambda e: (
             e["type"] == "notification"
             and e["data"]["kind"] == "approval_needed"
+            and e["data"]["trip_id"] == tid
             and e["data"]["level"] == "city"
             and e["user_ids"] == [city_approver]
         )
