@@ -179,6 +179,7 @@ def warm_start(
     seed: int = 0,
     threads: int = 2,
     noise: float = 0.3,
+    patience: float = math.inf,
 ) -> tuple[Candidate | None, dict[str, str]]:
     """Baseline VROOM solve, then vehicle elimination with noisy restarts until `deadline`.
 
@@ -206,7 +207,7 @@ def warm_start(
     )
     stats["vroom_baseline_vehicles"] = str(sum(1 for r in best.routes if r))
     best, attempts, eliminated = _eliminate(
-        inst, best, deadline=deadline, rng=rng, threads=threads, noise=noise
+        inst, best, deadline=deadline, rng=rng, threads=threads, noise=noise, patience=patience
     )
     stats["vroom_elimination"] = f"{eliminated} vehicles in {attempts} attempts"
     return best, stats
@@ -220,6 +221,7 @@ def _eliminate(
     rng: np.random.Generator,
     threads: int,
     noise: float,
+    patience: float = math.inf,
     restart_after: int = 100,
 ) -> tuple[Candidate, int, int]:
     """Vehicle elimination as a walk (in the spirit of guided ejection search).
@@ -230,13 +232,16 @@ def _eliminate(
     left out gains priority (VROOM serves higher priorities first), so the walk keeps
     pushing the hard requests in. Cost noise diversifies the search. After
     `restart_after` failures the walk restarts from the best solution with another victim.
+    The walk gives up `patience` seconds after its last success, leaving the time to
+    OR-Tools' distance search.
     """
+    last_success = time.monotonic()
     attempts = eliminated = failures = 0
     current: list[list[int]] | None = None
     fleet: list[int] = []
     boost: dict[int, int] = {}
     must = {inst.stops[s].request for route in best.routes for s in route}
-    while time.monotonic() < deadline:
+    while time.monotonic() < min(deadline, last_success + patience):
         if current is None:
             used = [v for v, route in enumerate(best.routes) if route]
             if len(used) <= 1:
@@ -262,7 +267,7 @@ def _eliminate(
                 priorities=boost,
                 initial=current,
             )
-        except Exception:
+        except Exception:  # a start VROOM rejects is just a failed attempt
             current = None
             failures += 1
             continue
@@ -271,6 +276,7 @@ def _eliminate(
             best = cand
             eliminated += 1
             current, boost, failures = None, {}, 0
+            last_success = time.monotonic()
             continue
         failures += 1
         for r in must - served:

@@ -116,6 +116,8 @@ def solve_region(
 ) -> Plan:
     """Solves the parts in `workers` processes, merges, re-plans leftovers with the pool."""
     started = time.monotonic()
+    # One VROOM thread per worker process: the workers already fill the cores.
+    options = options or SolveOptions(vroom_threads=1)
     parts = partition(problem)
     busy = [p for p in parts.values() if p.requests and p.vehicles]
     idle = [p for p in parts.values() if not (p.requests and p.vehicles)]

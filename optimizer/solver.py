@@ -46,13 +46,15 @@ class SolveOptions:
     """Knobs of the solve pipeline; the defaults are what the benchmarks measured.
 
     Fractions are of the time limit: vehicle elimination with VROOM runs until
-    `eliminate_until`, noisy VROOM restarts for distance until `polish_until`, and
+    `eliminate_until` at the latest and gives up `patience` of the limit after its last
+    success; noisy VROOM local searches for distance follow for `polish` of the limit;
     OR-Tools guided local search gets the rest.
     """
 
     use_vroom: bool = True
     eliminate_until: float = 0.65
-    polish_until: float = 0.72
+    patience: float = 0.3
+    polish: float = 0.05
     vroom_threads: int = 2
     vroom_noise: float = 0.3
 
@@ -81,19 +83,25 @@ def solve(
 
     candidates: list[_vroom.Candidate] = []
     if options.use_vroom and _vroom.usable(inst) and len(inst.excluded) < len(inst.request_stops):
-        best, vroom_stats = _vroom.warm_start(
-            inst,
-            deadline=started + options.eliminate_until * time_limit,
-            seed=seed,
-            threads=options.vroom_threads,
-            noise=options.vroom_noise,
-        )
-        stats.update(vroom_stats)
+        try:
+            best, vroom_stats = _vroom.warm_start(
+                inst,
+                deadline=started + options.eliminate_until * time_limit,
+                patience=options.patience * time_limit,
+                seed=seed,
+                threads=options.vroom_threads,
+                noise=options.vroom_noise,
+            )
+            stats.update(vroom_stats)
+        except Exception as exc:  # the warm start is optional: OR-Tools alone still works
+            log.warning("optimizer.vroom_failed error=%r", exc)
+            best = None
+            stats["vroom"] = f"failed: {exc!r}"[:200]
         if best is not None:
             best, tries = _vroom.polish(
                 inst,
                 best,
-                deadline=started + options.polish_until * time_limit,
+                deadline=time.monotonic() + options.polish * time_limit,
                 seed=seed,
                 threads=options.vroom_threads,
                 noise=options.vroom_noise,
@@ -276,6 +284,7 @@ def insert_urgent(
     routes = {route.vehicle_id: route for route in plan.routes}
     best: tuple[float, int, list[StopNode], Timeline] | None = None
     stage = 0  # 0 no body type, 1 no seats, 2 no feasible position
+    eligible = 0
     auto_cost = _fixed_cost_hint(plan)
     for vi, vehicle in enumerate(extended.vehicles):
         if time.monotonic() - started > time_limit and best is not None:
@@ -291,6 +300,7 @@ def insert_urgent(
         if driver is not None and vehicle.body_type not in LICENCE_PERMITS[driver.licence]:
             continue
         stage = max(stage, 2)
+        eligible += 1
         route = routes.get(vehicle.id)
         existing = [(index_of[s.request_id], s.kind) for s in (route.stops if route else ())]
         points = [vehicle.depot, vehicle.end]
@@ -304,7 +314,10 @@ def insert_urgent(
         base = [make_node(extended, r, k, 2 + i) for i, (r, k) in enumerate(existing)]
         new = [make_node(extended, ri, k, 2 + len(existing) + i) for i, k in enumerate(new_kinds)]
         base_distance = route.distance if route else 0.0
-        extra_cost = 0.0 if route else (vehicle.fixed_cost or problem.vehicle_cost or auto_cost)
+        opening = next(
+            c for c in (vehicle.fixed_cost, problem.vehicle_cost, auto_cost) if c is not None
+        )
+        extra_cost = 0.0 if route else opening
         for nodes in _insertions(base, new):
             timeline = simulate(nodes, terms, matrix.durations, matrix.distances)
             if isinstance(timeline, str):
@@ -347,7 +360,7 @@ def insert_urgent(
                     f"among all vehicles, committed trips unchanged; "
                     + (f"shares the route with {others} request(s)" if others else "own route")
                 ),
-                eligible_vehicles=0,
+                eligible_vehicles=eligible,
             )
         )
     stats = dict(plan.stats)
