@@ -136,7 +136,9 @@ def test_live_map_moves_vehicles(
     page = ctx.new_page()
     login(page, "dispatcher.nanning", password, "/console")
     page.wait_for_url("**/console")
-    expect(page.get_by_test_id("live-state")).to_have_attribute("data-state", "open")
+    expect(page.get_by_test_id("live-state")).to_have_attribute(
+        "data-state", "open", timeout=WAIT_MS
+    )
     page.wait_for_function(
         "() => window.__fleetStats && window.__fleetStats.shown > 0", timeout=WAIT_MS
     )

@@ -94,6 +94,26 @@ export class Fleet {
     this.version++;
   }
 
+  /** The page's copy, refreshed from the worker's snapshot (see fleetWorker.ts). */
+  applySnapshot(snap: Float64Array, fields: number, codes: readonly VStatus[]): void {
+    for (let k = 0; k < snap.length; k += fields) {
+      const v = this.byId.get(snap[k]);
+      if (!v) continue;
+      if (!Number.isNaN(snap[k + 1])) {
+        v.lon = snap[k + 1];
+        v.lat = snap[k + 2];
+      }
+      v.ts = snap[k + 3];
+      v.speed = snap[k + 4];
+      v.heading = snap[k + 5];
+      const s = codes[snap[k + 6]];
+      v.moving = s === "moving" || (s === "on_trip" && v.speed >= MOVING_KMH);
+      v.base = s === "offline" ? "offline" : v.moving ? "moving" : "parked";
+      v.alarm = s === "alarm";
+    }
+    this.version++;
+  }
+
   /** Apply one batch; returns the newest ping time in it (ms). */
   applyPositions(items: LivePosition[]): number {
     let newest = 0;

@@ -34,9 +34,29 @@ function setState(s: LiveState) {
   stateListeners.forEach((f) => f(s));
 }
 
+let external = false;
+
+/** While a page feeds events itself (the console's worker owns the socket), do not connect. */
+export function setExternal(on: boolean): void {
+  external = on;
+  if (on) {
+    window.clearTimeout(timer);
+    ws?.close();
+  } else if (wanted) connect();
+}
+
+/** Deliver a message from an external feed to every subscriber. */
+export function inject(m: LiveMessage): void {
+  handlers.forEach((h) => h(m));
+}
+
+export function injectState(s: LiveState): void {
+  setState(s);
+}
+
 function connect() {
   const tk = token();
-  if (!wanted || !tk) return;
+  if (!wanted || !tk || external) return;
   const proto = location.protocol === "https:" ? "wss" : "ws";
   setState("connecting");
   ws = new WebSocket(`${proto}://${location.host}/api/v1/live?token=${encodeURIComponent(tk)}`);
@@ -55,8 +75,9 @@ function connect() {
   };
   ws.onclose = (ev) => {
     ws = null;
+    if (external) return;
     setState("closed");
-    if (wanted && ev.code !== 4401) {
+    if (wanted && !external && ev.code !== 4401) {
       retry = Math.min(retry + 1, 6);
       timer = window.setTimeout(connect, 500 * 2 ** retry);
     }

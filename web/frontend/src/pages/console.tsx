@@ -3,13 +3,14 @@
 import type { Map as MLMap } from "maplibre-gl";
 import maplibregl from "maplibre-gl";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { type Alert, api, ApiError, type Driver, type Proposal, type Trip } from "../api";
+import { type Alert, api, ApiError, type Driver, type Proposal, token, type Trip } from "../api";
 import { Fleet, type VehicleState } from "../fleet";
 import { t, term, useLang } from "../i18n";
-import { type LiveState, onState, subscribe } from "../live";
+import { type FromWorker, SNAP_FIELDS, STATUS_CODES, type ToWorker } from "../fleetProtocol";
+import { inject, injectState, type LiveState, onState, setExternal, subscribe } from "../live";
 import { chooseTiles, createMap, currentTiles, uiConfig, whenBaseReady } from "../map/base";
-import { fromMap, geojsonToMap, toMap } from "../map/coords";
-import { addVehicleLayers, ClusterLabels, setSelected, setVehicles } from "../map/vehicles";
+import { displayCrs, fromMap, geojsonToMap, toMap } from "../map/coords";
+import { addVehicleLayers, ClusterLabels, setSelected } from "../map/vehicles";
 import { Link } from "../router";
 import { fmtDateTime, fmtShort, fmtTime, shanghaiDay, shanghaiMidnight } from "../time";
 import { ErrorText, Modal, OrgName, Pending, StateTag, STATUS_COLORS, STATUSES, StatusDot, useAsync, type VStatus } from "../ui";
@@ -61,12 +62,12 @@ export function ConsolePage() {
   const [alertBump, setAlertBump] = useState(0);
   const [tick, setTick] = useState(0);
   const [loadError, setLoadError] = useState<unknown>(null);
+  const workerRef = useRef<Worker | null>(null);
 
   // Map, index, live feed and a redraw at most once a second.
   useEffect(() => {
     const map = createMap(mapEl.current!);
     mapRef.current = map;
-    let drawn = -1;
     let alive = true;
     const stats: FleetStats = { frames: 0, renders: 0, latencies: [], arrivals: [], redrawMs: [], positions: 0, batches: 0, shown: 0, total: 0 };
     window.__fleetStats = stats;
@@ -74,6 +75,7 @@ export function ConsolePage() {
     (window as unknown as { __fleet: Fleet; __map: MLMap }).__fleet = fleet;
     (window as unknown as { __fleet: Fleet; __map: MLMap }).__map = map;
     let pendingTs = 0; // newest ping ts in data handed to the map but not yet painted
+    let awaitingDraw = false; // a frame was handed to the map and has not finished loading
     let raf = 0;
     const countFrames = () => {
       stats.frames++;
@@ -84,6 +86,11 @@ export function ConsolePage() {
       stats.renders++;
     });
     map.on("sourcedata", (e) => {
+      if (e.sourceId === "vehicles" && e.isSourceLoaded && awaitingDraw) {
+        awaitingDraw = false;
+        const ack: ToWorker = { type: "drawn" };
+        workerRef.current?.postMessage(ack);
+      }
       if (e.sourceId === "vehicles" && e.isSourceLoaded && pendingTs) {
         const ts = pendingTs;
         pendingTs = 0;
@@ -94,46 +101,38 @@ export function ConsolePage() {
       }
     });
 
-    const redraw = () => {
+    // The live feed runs in a worker (fleetWorker.ts): it owns the websocket and sends a
+    // ready GeoJSON Blob once a second; MapLibre's worker parses it from a blob: URL.
+    const worker = new Worker(new URL("../fleetWorker.ts", import.meta.url), { type: "module" });
+    workerRef.current = worker;
+    setExternal(true);
+    let prevUrl: string | null = null;
+    worker.onmessage = (ev: MessageEvent<FromWorker>) => {
+      const m = ev.data;
+      if (m.type === "state") return injectState(m.state);
+      if (m.type === "event") return inject(m.msg);
       if (!alive || !map.getSource("vehicles")) return;
-      if (drawn === fleet.version && fleet.version !== 0) return;
-      drawn = fleet.version;
-      const t0 = performance.now();
-      const f = filtersRef.current;
-      const q = f.q.trim().toUpperCase();
-      const unit = f.unit ? Number(f.unit) : 0;
-      const { fc, counts, shown } = fleet.toGeoJSON(
-        (v, s) =>
-          f.statuses.has(s) &&
-          (!unit || v.unit_id === unit) &&
-          (!f.body || v.body_type === f.body) &&
-          (!q || v.plate.toUpperCase().includes(q)),
-      );
-      setVehicles(map, fc);
-      stats.redrawMs.push(performance.now() - t0);
+      for (const a of m.arrivals) stats.arrivals.push(a);
+      if (stats.arrivals.length > 20000) stats.arrivals.splice(0, 5000);
+      stats.positions += m.positions;
+      stats.redrawMs.push(m.buildMs);
       if (stats.redrawMs.length > 2000) stats.redrawMs.splice(0, 500);
-      if (fleet.lastBatchTs) {
-        pendingTs = fleet.lastBatchTs;
-        fleet.lastBatchTs = 0;
-      }
-      stats.shown = shown;
+      stats.batches++;
+      const url = URL.createObjectURL(m.geojson);
+      (map.getSource("vehicles") as maplibregl.GeoJSONSource).setData(url);
+      awaitingDraw = true;
+      if (prevUrl) URL.revokeObjectURL(prevUrl);
+      prevUrl = url;
+      if (m.newestTs) pendingTs = m.newestTs;
+      fleet.applySnapshot(m.snapshot, SNAP_FIELDS, STATUS_CODES);
+      stats.shown = m.shown;
       stats.total = fleet.byId.size;
-      stats.batches = fleet.batches;
-      setCounts(counts);
-      setShown(shown);
+      setCounts(m.counts);
+      setShown(m.shown);
       const sel = selectedRef.current != null ? fleet.byId.get(selectedRef.current) : null;
       setSelected(map, sel?.lon != null && sel.lat != null ? toMap(sel.lon, sel.lat) : null);
       setTick((n) => n + 1);
     };
-    // Redraw when something changed and the last redraw is at least a second old: a batch
-    // arriving after a quiet second is drawn at once, a stream of batches once a second.
-    let lastDraw = 0;
-    const timer = window.setInterval(() => {
-      const now = performance.now();
-      if (now - lastDraw < 1000 || (drawn === fleet.version && fleet.version !== 0)) return;
-      lastDraw = now;
-      redraw();
-    }, 100);
 
     whenBaseReady(map, () => {
       addVehicleLayers(map);
@@ -164,28 +163,39 @@ export function ConsolePage() {
           api.latestPositions().catch((e) => (setLoadError(e), null)),
           api.alerts({ status: "open", limit: 500 }).catch(() => null),
         ]);
+        const alarms = open ? open.items.map((a) => a.vehicle_id).filter((x): x is number => x != null) : [];
         if (latest) fleet.applyLatest(latest);
-        if (open) fleet.markAlarms(open.items.map((a) => a.vehicle_id).filter((x): x is number => x != null));
+        fleet.markAlarms(alarms);
+        const proto = location.protocol === "https:" ? "wss" : "ws";
+        const msg: ToWorker = {
+          type: "init",
+          wsUrl: `${proto}://${location.host}/api/v1/live?token=${encodeURIComponent(token() ?? "")}`,
+          index: idx,
+          latest,
+          alarms,
+          offlineAfterMs: fleet.offlineAfterMs,
+          crs: displayCrs(),
+        };
+        worker.postMessage(msg);
+        postFilter(worker, filtersRef.current);
         setLoaded(true);
-        redraw();
         fitToFleet(map, fleet);
       })().catch((e) => setLoadError(e));
     });
 
     const unsub = subscribe((m) => {
       if (fleet.applyEvent(m) && m.type === "alert") setAlertBump((n) => n + 1);
-      if (m.type === "positions") {
-        stats.positions += m.items.length;
-        if (fleet.lastNewest) stats.arrivals.push(Date.now() - fleet.lastNewest);
-        if (stats.arrivals.length > 20000) stats.arrivals.splice(0, 5000);
-      }
       if (m.type === "trip") {
         setAlertBump((n) => n + 1);
         const d = m.data as { trip_id?: number; to?: string };
         if (d.trip_id && (d.to === "departed" || d.to === "completed")) {
           api.tripAssignments(d.trip_id).then((as) => {
             const a = as.find((x) => x.departed_at) ?? as[as.length - 1];
-            if (a) fleet.setTrip(a.vehicle_id, d.to === "departed" ? d.trip_id! : null, null);
+            if (!a) return;
+            const tripId = d.to === "departed" ? d.trip_id! : null;
+            fleet.setTrip(a.vehicle_id, tripId, null);
+            const tm: ToWorker = { type: "trip", vehicleId: a.vehicle_id, tripId };
+            worker.postMessage(tm);
           }, () => undefined);
         }
       }
@@ -193,7 +203,11 @@ export function ConsolePage() {
     const unstate = onState(setLive);
     return () => {
       alive = false;
-      window.clearInterval(timer);
+      const stop: ToWorker = { type: "stop" };
+      worker.postMessage(stop);
+      workerRef.current = null;
+      setExternal(false);
+      if (prevUrl) URL.revokeObjectURL(prevUrl);
       cancelAnimationFrame(raf);
       unsub();
       unstate();
@@ -201,9 +215,9 @@ export function ConsolePage() {
     };
   }, []);
 
-  // Filters change: redraw now rather than at the next tick.
+  // Filters are applied in the worker, which redraws at once.
   useEffect(() => {
-    fleet.version++;
+    if (workerRef.current) postFilter(workerRef.current, filters);
   }, [filters]);
 
   const matches = useMemo(() => {
@@ -374,6 +388,11 @@ function VehiclePanel(props: { v: VehicleState; fleet: Fleet; map: MLMap | null;
 }
 
 /** A county dispatcher starts on their county, not on the whole region. */
+function postFilter(worker: Worker, f: Filters) {
+  const m: ToWorker = { type: "filter", q: f.q, unit: f.unit ? Number(f.unit) : 0, body: f.body, statuses: [...f.statuses] };
+  worker.postMessage(m);
+}
+
 function fitToFleet(map: MLMap, fleet: Fleet) {
   let w = 180, so = 90, e = -180, n = -90, k = 0;
   for (const v of fleet.byId.values()) {

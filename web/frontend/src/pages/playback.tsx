@@ -11,6 +11,14 @@ import { createMap, whenBaseReady } from "../map/base";
 import { toMap } from "../map/coords";
 import { fmtDateTime, fmtTime, TZ } from "../time";
 
+const GAP_S = 300;
+const hm = new Intl.DateTimeFormat("en-GB", { timeZone: TZ, hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+/** Axis label in Shanghai time: HH:MM, or HH:MM:SS when seconds matter. */
+function fmtHM(ms: number): string {
+  const s = hm.format(new Date(ms));
+  return s.endsWith(":00") ? s.slice(0, 5) : s;
+}
+
 export interface TrackPoint {
   ts: number; // ms
   lon: number;
@@ -50,7 +58,13 @@ export function Playback(props: {
     const map = createMap(mapEl.current!);
     mapRef.current = map;
     whenBaseReady(map, () => {
-      const line: GeoJSON.Feature = { type: "Feature", properties: {}, geometry: { type: "LineString", coordinates: pts.map((p) => toMap(p.lon, p.lat)) } };
+      // Split the line where pings stop for more than GAP_S: a parked night is not a straight drive.
+      const parts: [number, number][][] = [];
+      pts.forEach((p, k) => {
+        if (k === 0 || p.ts - pts[k - 1].ts > GAP_S * 1000) parts.push([]);
+        parts[parts.length - 1].push(toMap(p.lon, p.lat));
+      });
+      const line: GeoJSON.Feature = { type: "Feature", properties: {}, geometry: { type: "MultiLineString", coordinates: parts.filter((x) => x.length > 1) } };
       map.addSource("pb-track", { type: "geojson", data: { type: "FeatureCollection", features: pts.length > 1 ? [line] : [] } });
       map.addLayer({ id: "pb-track-casing", type: "line", source: "pb-track", paint: { "line-color": "#ffffff", "line-width": 6 } });
       map.addLayer({ id: "pb-track", type: "line", source: "pb-track", paint: { "line-color": "#1677ff", "line-width": 3.5 } });
@@ -86,8 +100,20 @@ export function Playback(props: {
 
   useEffect(() => {
     if (!chartEl.current || pts.length < 2) return;
-    const xs = pts.map((p) => p.ts / 1000);
-    const ys = pts.map((p) => p.speed);
+    // A null between pings more than GAP_S apart leaves a gap in the chart instead of a ramp.
+    const xs: number[] = [];
+    const ys: (number | null)[] = [];
+    const toPoint: number[] = []; // chart index -> point index
+    pts.forEach((p, k) => {
+      if (k > 0 && p.ts - pts[k - 1].ts > GAP_S * 1000) {
+        xs.push((pts[k - 1].ts + 1000) / 1000);
+        ys.push(null);
+        toPoint.push(k - 1);
+      }
+      xs.push(p.ts / 1000);
+      ys.push(p.speed);
+      toPoint.push(k);
+    });
     const width = chartEl.current.clientWidth || 600;
     const plot = new uPlot(
       {
@@ -97,18 +123,21 @@ export function Playback(props: {
         legend: { show: false },
         cursor: { drag: { x: false, y: false } },
         scales: { x: { time: true } },
-        axes: [{ stroke: "#6b7785", grid: { stroke: "#eef1f5" } }, { stroke: "#6b7785", grid: { stroke: "#eef1f5" }, size: 42 }],
+        axes: [
+          { stroke: "#6b7785", grid: { stroke: "#eef1f5" }, values: (_u, splits) => splits.map((v) => fmtHM(v * 1000)) },
+          { stroke: "#6b7785", grid: { stroke: "#eef1f5" }, size: 42 },
+        ],
         series: [{}, { label: t("speed_kmh"), stroke: "#1677ff", width: 1.5, fill: "rgba(22,119,255,0.08)" }],
         hooks: {
           setCursor: [
             (u) => {
               const idx = u.cursor.idx;
-              if (idx != null && u.cursor.event) setI(idx);
+              if (idx != null && u.cursor.event) setI(toPoint[idx] ?? 0);
             },
           ],
         },
       },
-      [xs, ys],
+      [xs, ys as number[]],
       chartEl.current,
     );
     plotRef.current = plot;
