@@ -133,7 +133,9 @@ async def generate(vehicles: int, days: int, interval_s: int) -> None:
         await conn.close()
 
 
-async def measure(samples: int, days: int, vehicles: int, seed: int) -> dict[str, object]:
+async def measure(
+    samples: int, days: int, vehicles: int, seed: int, utc_day: date | None = None
+) -> dict[str, object]:
     settings = get_settings()
     conn = await asyncpg.connect(settings.db.dsn(name=DB))
     try:
@@ -151,6 +153,10 @@ async def measure(samples: int, days: int, vehicles: int, seed: int) -> dict[str
             (rng.randint(1, vehicles), FIRST_DAY + timedelta(days=rng.randrange(1, days)))
             for _ in range(samples)
         ]
+        shift = timedelta(hours=8)
+        if utc_day is not None:  # one UTC day = one partition (e.g. to compare a CLUSTERed one)
+            picks = [(v, utc_day) for v, _ in picks]
+            shift = timedelta(0)
         ref = VehicleRef(0, "桂A00000", 0, "1", None, "none", "in_service", 0.0, 0.0)
         results: dict[str, list[float]] = {
             "cold_sql": [],
@@ -161,7 +167,7 @@ async def measure(samples: int, days: int, vehicles: int, seed: int) -> dict[str
         npoints: list[int] = []
         for phase in ("cold", "warm"):
             for vid, d in picks:
-                lo = datetime(d.year, d.month, d.day, tzinfo=UTC) - timedelta(hours=8)
+                lo = datetime(d.year, d.month, d.day, tzinfo=UTC) - shift
                 hi = lo + timedelta(days=1)  # one local (Asia/Shanghai) day: 2 partitions
                 t0 = time.perf_counter()
                 track = await fetch_track(conn, vid, lo, hi)
@@ -173,7 +179,7 @@ async def measure(samples: int, days: int, vehicles: int, seed: int) -> dict[str
                 if phase == "cold":
                     npoints.append(track.total_points)
         vid, d = picks[0]
-        lo = datetime(d.year, d.month, d.day, tzinfo=UTC) - timedelta(hours=8)
+        lo = datetime(d.year, d.month, d.day, tzinfo=UTC) - shift
         plan = await conn.fetch(
             "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT ts, ST_X(geom), ST_Y(geom), speed_kmh"
             " FROM positions WHERE vehicle_id = $1 AND ts >= $2 AND ts < $3 ORDER BY ts",
@@ -206,7 +212,7 @@ async def measure_latest(vehicles: int, repeats: int) -> dict[str, float]:
     from fleet.db import make_engine, make_sessionmaker
     from fleet.identity.principal import Principal
     from telematics.scope import TRACK_READ, visibility_sql
-    from telematics.track import latest_geojson, latest_positions
+    from telematics.track import latest_geojson
 
     settings = get_settings().model_copy(deep=True)
     settings.db.name = LATEST_DB
@@ -241,10 +247,9 @@ async def measure_latest(vehicles: int, repeats: int) -> dict[str, float]:
             for _ in range(repeats):
                 async with factory() as session:
                     t0 = time.perf_counter()
-                    rows, total = await latest_positions(
+                    body = await latest_geojson(
                         session, clause, params, bbox=None, status=None, limit=50_000, offset=0
                     )
-                    body = latest_geojson(rows, total, 50_000, 0)
                     t1 = time.perf_counter()
                     packed = gzip.compress(body, compresslevel=1)
                     t2 = time.perf_counter()
@@ -253,7 +258,7 @@ async def measure_latest(vehicles: int, repeats: int) -> dict[str, float]:
         finally:
             await engine.dispose()
         return {
-            "features": float(total),
+            "features": float(len(orjson.loads(body)["features"])),
             "p50": _percentile(times, 0.5),
             "max": max(times),
             "gz_p50": _percentile(gz_times, 0.5),
@@ -280,10 +285,16 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=3)
     ap.add_argument("--interval-s", type=int, default=120, help="seconds between pings")
     ap.add_argument("--samples", type=int, default=200)
-    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=None, help="sample seed (default: random)")
     ap.add_argument("--keep", action="store_true", help="keep the database afterwards")
     ap.add_argument("--generate-only", action="store_true")
     ap.add_argument("--min-free-gb", type=float, default=15.0)
+    ap.add_argument(
+        "--utc-day",
+        type=date.fromisoformat,
+        default=None,
+        help="sample UTC days of this date (one partition) instead of local days",
+    )
     ap.add_argument(
         "--latest-only",
         action="store_true",
@@ -312,11 +323,12 @@ def main() -> None:
         _echo(f"generation: {time.perf_counter() - t0:.0f}s")
         if args.generate_only:
             return
-        r = asyncio.run(measure(args.samples, args.days, args.vehicles, args.seed))
+        seed = args.seed if args.seed is not None else random.randrange(1_000_000)
+        r = asyncio.run(measure(args.samples, args.days, args.vehicles, seed, args.utc_day))
         res = r["results"]
         assert isinstance(res, dict)
         _echo(f"\nmachine: {_machine()}")
-        _echo(f"positions: {r['rows']:,} rows, {r['size']} with indexes")
+        _echo(f"positions: {r['rows']:,} rows, {r['size']} with indexes; sample seed {seed}")
         _echo(
             f"one vehicle-day (local day = 2 UTC partitions): {r['points']:.0f} points,"
             f" GeoJSON {r['body_kb']:.0f} KB"

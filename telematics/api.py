@@ -77,10 +77,10 @@ async def latest_positions(
     vehicle, id = vehicle id). Complete in one response by default (the whole region is
     ~27k features); gzip when accepted."""
     clause, params = visibility_sql(principal, TRACK_READ, org="o", vehicle="v")
-    rows, total = await track_service.latest_positions(
+    body = await track_service.latest_geojson(
         session, clause, params, bbox=_bbox(bbox), status=status, limit=limit, offset=offset
     )
-    return _json(track_service.latest_geojson(rows, total, limit, offset), request)
+    return _json(body, request)
 
 
 @router.get(

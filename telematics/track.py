@@ -253,7 +253,7 @@ async def daily_mileage(
 # ---- latest positions (the live map's first paint) ----------------------------------------
 
 
-async def latest_positions(
+async def latest_geojson(
     session: AsyncSession,
     scope_clause: str,
     params: dict[str, Any],
@@ -262,18 +262,19 @@ async def latest_positions(
     status: str | None,
     limit: int,
     offset: int,
-) -> tuple[list[asyncpg.Record], int]:
-    """Latest position of every vehicle in scope, ordered by vehicle id.
+) -> bytes:
+    """Latest position of every vehicle in scope as a GeoJSON FeatureCollection (bytes).
 
-    Plain asyncpg rows (26,638 vehicles shaped with dicts + orjson in tens of ms)."""
-    where = [scope_clause]
+    The body is built by PostgreSQL (json_build_object / json_agg, in C): for the whole
+    region (~27k features, ~8 MB) this is several times faster than shaping rows in Python.
+    """
     args: list[Any] = []
 
     def bind(value: Any) -> str:
         args.append(value)
         return f"${len(args)}"
 
-    # translate the :name placeholders of the scope clause into positional ones
+    # the scope clause uses :name placeholders; asyncpg wants $n
     clause = scope_clause
     for name, value in params.items():
         clause = clause.replace(f":{name}", bind(value) + "::text[]")
@@ -286,53 +287,30 @@ async def latest_positions(
     if status is not None:
         where.append(f"lp.status = {bind(status)}")
     cond = " AND ".join(where)
-    conn = await raw_connection(session)
-    total = await conn.fetchval(
-        "SELECT count(*) FROM latest_positions lp JOIN vehicles v ON v.id = lp.vehicle_id"
-        f" JOIN orgs o ON o.id = v.unit_id WHERE {cond}",
-        *args,
-    )
-    rows = await conn.fetch(
-        "SELECT lp.vehicle_id, v.plate, lp.ts, ST_X(lp.geom) AS lon, ST_Y(lp.geom) AS lat,"
-        " lp.speed_kmh, lp.heading_deg, lp.acc, lp.flags, lp.status, lp.status_since,"
-        " o.path::text AS org_path"
+    frm = (
         " FROM latest_positions lp JOIN vehicles v ON v.id = lp.vehicle_id"
         f" JOIN orgs o ON o.id = v.unit_id WHERE {cond}"
-        f" ORDER BY lp.vehicle_id LIMIT {bind(limit)} OFFSET {bind(offset)}",
+    )
+    conn = await raw_connection(session)
+    total = await conn.fetchval("SELECT count(*)" + frm, *args)
+    iso = '\'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"\''
+    body = await conn.fetchval(
+        "SELECT json_build_object('type', 'FeatureCollection', 'total', "
+        + bind(int(total or 0))
+        + "::int, 'limit', "
+        + bind(limit)
+        + "::int, 'offset', "
+        + bind(offset)
+        + "::int, 'features', coalesce(json_agg(f.feature ORDER BY f.vehicle_id), '[]'))::text"
+        " FROM (SELECT lp.vehicle_id, json_build_object('type', 'Feature', 'id', lp.vehicle_id,"
+        " 'geometry', ST_AsGeoJSON(lp.geom, 6)::json, 'properties', json_build_object("
+        "'vehicle_id', lp.vehicle_id, 'plate', v.plate,"
+        f" 'ts', to_char(lp.ts AT TIME ZONE 'UTC', {iso}),"
+        " 'speed_kmh', lp.speed_kmh, 'heading_deg', lp.heading_deg, 'acc', lp.acc,"
+        " 'flags', lp.flags, 'status', lp.status,"
+        f" 'status_since', to_char(lp.status_since AT TIME ZONE 'UTC', {iso}))) AS feature"
+        + frm
+        + f" ORDER BY lp.vehicle_id LIMIT {bind(limit)} OFFSET {bind(offset)}) f",
         *args,
     )
-    return list(rows), int(total or 0)
-
-
-def latest_geojson(rows: list[asyncpg.Record], total: int, limit: int, offset: int) -> bytes:
-    features = [
-        {
-            "type": "Feature",
-            "id": r["vehicle_id"],
-            "geometry": {
-                "type": "Point",
-                "coordinates": [round(r["lon"], 6), round(r["lat"], 6)],
-            },
-            "properties": {
-                "vehicle_id": r["vehicle_id"],
-                "plate": r["plate"],
-                "ts": _iso(r["ts"]),
-                "speed_kmh": r["speed_kmh"],
-                "heading_deg": r["heading_deg"],
-                "acc": r["acc"],
-                "flags": r["flags"],
-                "status": r["status"],
-                "status_since": _iso(r["status_since"]),
-            },
-        }
-        for r in rows
-    ]
-    return orjson.dumps(
-        {
-            "type": "FeatureCollection",
-            "features": features,
-            "total": total,
-            "limit": limit,
-            "offset": offset,
-        }
-    )
+    return str(body).encode()

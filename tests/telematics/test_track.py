@@ -169,7 +169,7 @@ async def test_latest_positions_in_scope(
     ids = {f["properties"]["vehicle_id"] for f in fc["features"]}
     assert qx in ids and xn not in ids
     f = next(f for f in fc["features"] if f["id"] == qx)
-    assert f["properties"]["ts"] == "2026-11-23T02:00:20Z" and f["properties"]["status"]
+    assert f["properties"]["ts"] == "2026-11-23T02:00:20.000Z" and f["properties"]["status"]
     admin = await login("admin")
     r = await client.get(
         "/api/v1/positions/latest",
