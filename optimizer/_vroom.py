@@ -180,6 +180,7 @@ def warm_start(
     threads: int = 2,
     noise: float = 0.3,
     patience: float = math.inf,
+    baseline_deadline: float | None = None,
 ) -> tuple[Candidate | None, dict[str, str]]:
     """Baseline VROOM solve, then vehicle elimination with noisy restarts until `deadline`.
 
@@ -203,7 +204,7 @@ def warm_start(
         threads=threads,
         noise=0.0,
         rng=rng,
-        timeout=deadline - time.monotonic(),
+        timeout=(baseline_deadline or deadline) - time.monotonic(),
     )
     stats["vroom_baseline_vehicles"] = str(sum(1 for r in best.routes if r))
     best, attempts, eliminated = _eliminate(

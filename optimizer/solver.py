@@ -88,6 +88,9 @@ def solve(
                 inst,
                 deadline=started + options.eliminate_until * time_limit,
                 patience=options.patience * time_limit,
+                # On a loaded machine VROOM's own search may need most of the limit:
+                # let it finish (up to 90 %) rather than start from a cut-short solution.
+                baseline_deadline=started + 0.9 * time_limit,
                 seed=seed,
                 threads=options.vroom_threads,
                 noise=options.vroom_noise,
@@ -113,7 +116,10 @@ def solve(
         if given is not None:
             served = len({inst.stops[s].request for route in given for s in route})
             candidates.append(_vroom.Candidate(given, served, inst.objective(given)))
-    start_routes = min(candidates, key=lambda c: c.key()).routes if candidates else None
+    start = min(candidates, key=lambda c: c.key()) if candidates else None
+    start_routes = start.routes if start is not None else None
+    if start is not None:
+        stats["start_objective"] = str(start.objective)
 
     remaining = time_limit - (time.monotonic() - started)
     result = solve_routing(inst, time_limit=max(0.1, remaining), initial=start_routes)
@@ -121,6 +127,8 @@ def solve(
     if result is not None:
         routes = result.routes
         stats["warm_start_accepted"] = str(result.from_initial)
+        stats["final_objective"] = str(result.objective)
+        stats["ortools_s"] = f"{time.monotonic() - started - (time_limit - remaining):.2f}"
     stats["solve_s"] = f"{time.monotonic() - started:.3f}"
     return build_plan(inst, routes, stats)
 
