@@ -10,6 +10,7 @@ from dispatch import supervision
 from dispatch.approvals.api import router as approvals_router
 from dispatch.assignments.api import router as assignments_router
 from dispatch.costs.api import router as costs_router
+from dispatch.optimize.api import router as optimize_router
 from dispatch.standards.api import router as standards_router
 from dispatch.trips.api import router as trips_router
 from fleet.deps import CurrentPrincipal, Session
@@ -21,6 +22,7 @@ router.include_router(trips_router)
 router.include_router(approvals_router)
 router.include_router(assignments_router)
 router.include_router(costs_router)
+router.include_router(optimize_router)
 
 track_router = APIRouter(responses=ERROR_RESPONSES, tags=["trips"])
 

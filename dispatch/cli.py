@@ -90,7 +90,10 @@ async def run_worker(interval_s: float, once: bool, lookback_min: float) -> None
 
 
 def register(app: typer.Typer) -> None:
+    from dispatch.optimize import worker as optimizer_worker
     from fleet import cli
+
+    optimizer_worker.register(app)
 
     app.add_typer(approvals_app, name="approvals")
 

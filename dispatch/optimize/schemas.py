@@ -1,0 +1,117 @@
+"""Auto-assign edge schemas: create a proposal, read it with progress, edit items, accept."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, Field, model_validator
+
+from dispatch.assignments.schemas import ProposalResult
+from fleet.schemas import Out, Strict
+
+RunState = Literal["queued", "running", "done", "failed", "accepted", "discarded"]
+
+
+class ProposalCreate(Strict):
+    """Auto-assign the waiting requests of an org subtree for one local day or a window."""
+
+    org_id: int = Field(description="scope: the org subtree (must be in your dispatcher scope)")
+    day: date | None = Field(default=None, description="local day (Asia/Shanghai)")
+    window_from: AwareDatetime | None = Field(default=None, description="or: departures from")
+    window_to: AwareDatetime | None = Field(default=None, description="or: departures before")
+    time_limit_s: float = Field(default=10.0, ge=0.5, le=300, description="solver wall time")
+    late_slack_min: float = Field(
+        default=10.0, ge=0, le=120, description="lateness accepted at pickup; also the turnaround"
+    )
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+
+    @model_validator(mode="after")
+    def _one_window(self) -> ProposalCreate:
+        if (self.day is None) == (self.window_from is None or self.window_to is None):
+            raise ValueError("give either day, or both window_from and window_to")
+        if self.window_from and self.window_to and self.window_to <= self.window_from:
+            raise ValueError("window_to must be after window_from")
+        return self
+
+
+class ProposalItem(Out):
+    trip_id: int
+    label: str
+    vehicle_id: int
+    plate: str
+    driver_id: int
+    driver_name: str
+    pickup_at: datetime | None
+    sequence: int
+    why: str = Field(description="the optimizer's explanation (or the dispatcher's edit)")
+    eligible_vehicles: int | None
+    dropped: bool
+    edited: bool
+
+
+class UnservedItem(Out):
+    trip_id: int
+    reason: str
+    detail: str
+
+
+class Progress(Out):
+    elapsed_s: float | None = None
+    time_limit_s: float
+    phase: str | None = None
+    best_objective: float | None = Field(
+        default=None, description="the solver's objective, once known (OR-Tools reports it last)"
+    )
+
+
+class ProposalOut(Out):
+    id: int
+    org_id: int
+    created_by: int
+    state: RunState
+    window_start: datetime
+    window_end: datetime
+    time_limit_s: float
+    counts: dict[str, int]
+    progress: Progress
+    items: list[ProposalItem]
+    unserved: list[UnservedItem]
+    stats: dict[str, str]
+    vehicles_used: int | None
+    distance_km: float | None
+    error: str | None
+    results: list[ProposalResult] | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    accepted_at: datetime | None
+
+
+class ProposalSummary(Out):
+    id: int
+    org_id: int
+    state: RunState
+    window_start: datetime
+    window_end: datetime
+    counts: dict[str, int]
+    created_at: datetime
+
+
+class ItemEdit(Strict):
+    trip_id: int
+    vehicle_id: int | None = None
+    driver_id: int | None = None
+    drop: bool | None = Field(default=None, description="true: leave out of the acceptance")
+
+
+class ProposalEdit(Strict):
+    items: list[ItemEdit] = Field(min_length=1, max_length=2000)
+
+
+class AcceptOut(Out):
+    id: int
+    state: RunState
+    accepted: int
+    refused: int
+    results: list[ProposalResult]
