@@ -83,7 +83,9 @@ function Toasts() {
     return subscribe((m) => {
       if (m.type !== "notification") return;
       const id = ++n;
-      const text = String((m.data as { message?: string }).message ?? "");
+      const d = (m.data ?? {}) as { message?: string; title?: string };
+      const text = String(d.message ?? d.title ?? "");
+      if (!text) return;
       setItems((xs) => [...xs.slice(-3), { id, text }]);
       window.setTimeout(() => setItems((xs) => xs.filter((x) => x.id !== id)), 8000);
     });

@@ -33,6 +33,7 @@ export function Pending(props: { what: string }) {
 export function ErrorText(props: { error: unknown }) {
   if (!props.error) return null;
   const e = props.error;
+  if (e instanceof ApiError && e.status === 403) return <div class="notice pending">{t("forbidden")}</div>;
   const msg = e instanceof ApiError ? `${e.message}${e.field ? ` (${e.field})` : ""}` : String(e);
   return <div class="error-text">{msg}</div>;
 }

@@ -75,20 +75,25 @@ export function setSelected(map: MLMap, lonlat: [number, number] | null): void {
 export class ClusterLabels {
   private markers = new Map<number, maplibregl.Marker>();
   private pending = false;
+  private last = 0;
   constructor(private map: MLMap) {
-    const refresh = () => this.schedule();
-    map.on("moveend", refresh);
-    map.on("sourcedata", (e) => {
-      if (e.sourceId === "vehicles" && e.isSourceLoaded) refresh();
+    // Follow what was actually drawn: after each render, at most four times a second, so the
+    // labels never lag behind circles that moved with a data update or a pan.
+    map.on("render", () => this.schedule());
+    map.on("moveend", () => {
+      this.last = 0;
+      this.schedule();
     });
   }
   schedule(): void {
     if (this.pending) return;
+    const wait = Math.max(0, 250 - (performance.now() - this.last));
     this.pending = true;
-    requestAnimationFrame(() => {
+    window.setTimeout(() => {
       this.pending = false;
+      this.last = performance.now();
       this.update();
-    });
+    }, wait);
   }
   private update(): void {
     const seen = new Set<number>();
