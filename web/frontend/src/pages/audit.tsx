@@ -147,7 +147,12 @@ export function AuditPage() {
             )}
           </div>
           <ErrorText error={err} />
-          {tab === "trips" && driver && <div class="small muted" style={{ marginTop: 6 }}>{t("driver")}: {t("pending_api")} (GET /trips?driver_id=)</div>}
+          {tab === "trips" && (driver || plate) && (
+            <div class="small muted" style={{ marginTop: 6 }}>
+              {t("driver")} / {t("plate")}: {t("pending_api")} (GET /trips?vehicle_id=&amp;driver_id=) — {t("vehicle_day")} →{" "}
+              <button class="linkbtn" onClick={() => setTab("vehicle")}>{t("playback")}</button>
+            </div>
+          )}
         </div>
         {tab === "trips" && (
           <>
