@@ -231,13 +231,27 @@ class Ingest:
             batch_wait_ms=self.ingest.batch_wait_ms,
         )
         wait_s = self.ingest.batch_wait_ms / 1000
+        # Two-stage pipeline: batch N+1 is taken and validated while batch N commits. At
+        # most one commit is in flight, so batches commit (and are acknowledged) in order.
+        committing: asyncio.Task[None] | None = None
         try:
             while not self._stopping.is_set():
                 deliveries = await source.take(self.ingest.batch_max, wait_s, idle_s=0.5)
                 if deliveries:
-                    await self._process(pool, ctx, source, deliveries)
+                    t0 = time.monotonic()
+                    batch = await self._prepare_retrying(deliveries, ctx)
+                    if committing is not None:
+                        await committing
+                    committing = asyncio.create_task(self._commit(pool, source, batch, t0))
+                elif committing is not None and committing.done():
+                    await committing
+                    committing = None
                 self._maybe_log()
+            if committing is not None:
+                await committing
         finally:
+            if committing is not None and not committing.done():
+                committing.cancel()
             partitions.cancel()
             source.stop()
             await pool.close()
@@ -246,14 +260,13 @@ class Ingest:
             self._maybe_log(force=True)
             log.info("ingest.stopped", **dict(self.stats.totals))
 
-    async def _process(
-        self, pool: asyncpg.Pool, ctx: Context, source: MqttSource, deliveries: list[Delivery]
+    async def _commit(
+        self, pool: asyncpg.Pool, source: MqttSource, batch: Batch, t0: float
     ) -> None:
-        t0 = time.monotonic()
-        batch = await self._prepare_retrying(deliveries, ctx)
+        """Store the batch (retrying), then acknowledge it, then run post-commit hooks."""
         await self._store_retrying(pool, batch)
         t_commit = time.monotonic()
-        acked = source.ack(deliveries)
+        acked = source.ack(batch.deliveries)
         batch.stats["acked"] += acked
         for hook in self.hooks.post_commit:
             try:
