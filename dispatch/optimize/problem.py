@@ -77,28 +77,46 @@ def _s(t: datetime, origin: datetime) -> float:
 
 def pair_drivers(vehicles: list[VehicleIn], drivers: list[DriverIn]) -> dict[int, DriverIn]:
     """One driver per vehicle, greedily: vehicles needing rarer licences first, drivers of the
-    vehicle's own unit first, then the least capable licence that fits (keep A1s for buses)."""
+    vehicle's own unit first, then the least capable licence that fits (keep A1s for buses).
+
+    Drivers are bucketed by (licence, unit) so a city scope pairs in milliseconds."""
     order = {"A1": 0, "B1": 1, "C1": 2}
     capability = {c: len(rules.LICENCE_COVERS.get(c, ())) for c in _LICENCE}
-    free = sorted(drivers, key=lambda d: (capability.get(d.licence_class, 9), d.id))
+    classes = sorted({d.licence_class for d in drivers}, key=lambda c: (capability.get(c, 9), c))
+    by_unit: dict[tuple[str, int], list[DriverIn]] = {}
+    by_class: dict[str, list[DriverIn]] = {}
+    for d in sorted(drivers, key=lambda d: d.id):
+        by_unit.setdefault((d.licence_class, d.unit_id), []).append(d)
+        by_class.setdefault(d.licence_class, []).append(d)
     used: set[int] = set()
+
+    def take(bucket: list[DriverIn], booked: set[int]) -> DriverIn | None:
+        while bucket and bucket[0].id in used:
+            bucket.pop(0)  # lazily forget drivers paired through the other bucket
+        for d in bucket:
+            # A driver already booked elsewhere fits only if those bookings are this vehicle's.
+            if d.id not in used and d.busy <= booked:
+                return d
+        return None
+
     out: dict[int, DriverIn] = {}
     for v in sorted(
         vehicles, key=lambda v: (order[rules.required_licence(v.body_type, v.seats)], v.id)
     ):
         booked = {a for a, _, _ in v.busy}
-        fits = [
-            d
-            for d in free
-            if d.id not in used
-            and rules.licence_fits(d.licence_class, v.body_type, v.seats)
-            and d.busy <= booked
-        ]
-        if not fits:
-            continue
-        best = min(fits, key=lambda d: (d.unit_id != v.unit_id, capability.get(d.licence_class, 9)))
-        used.add(best.id)
-        out[v.id] = best
+        fitting = [c for c in classes if rules.licence_fits(c, v.body_type, v.seats)]
+        found = None
+        for buckets in ([by_unit.get((c, v.unit_id), []) for c in fitting],
+                        [by_class[c] for c in fitting]):  # fmt: skip
+            for bucket in buckets:
+                found = take(bucket, booked)
+                if found is not None:
+                    break
+            if found is not None:
+                break
+        if found is not None:
+            used.add(found.id)
+            out[v.id] = found
     return out
 
 
