@@ -130,9 +130,12 @@ def solve_routing(
     params.local_search_metaheuristic = (
         routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH
     )
+    # Closing the model and reading the start run under this limit too: keep it generous
+    # (a start rejected only for lack of time would throw the warm start away).
+    params.time_limit.FromMilliseconds(int(max(time_limit, 5.0) * 1000))
+    routing.CloseModelWithParameters(params)
     remaining = max(0.05, time_limit - (time.monotonic() - started))
     params.time_limit.FromMilliseconds(int(remaining * 1000))
-    routing.CloseModelWithParameters(params)
 
     assignment = None
     from_initial = False

@@ -124,7 +124,12 @@ def solve(
     remaining = time_limit - (time.monotonic() - started)
     result = solve_routing(inst, time_limit=max(0.1, remaining), initial=start_routes)
     routes: list[list[int]] = [[] for _ in inst.vehicles]
-    if result is not None:
+    if start is not None and (result is None or result.objective > start.objective):
+        # OR-Tools ran out of time before matching the warm start (loaded machine): keep
+        # the start; build_plan re-times every route in floats as the last guard.
+        routes = [list(r) for r in start.routes]
+        stats["fallback"] = "warm start kept"
+    elif result is not None:
         routes = result.routes
         stats["warm_start_accepted"] = str(result.from_initial)
         stats["final_objective"] = str(result.objective)
@@ -146,9 +151,13 @@ def routes_of_plan(inst: Instance, plan: Plan) -> list[list[int]] | None:
             return None
         for stop in route.stops:
             s = stop_index.get((stop.request_id, stop.kind))
-            if s is None:
-                return None
+            if s is None or v not in inst.allowed[inst.stops[s].request]:
+                return None  # unknown stop, or a vehicle the request may no longer use
             routes[v].append(s)
+    for v, terms in enumerate(inst.vehicles):
+        positions = [routes[v].index(s) for s in terms.committed if s in routes[v]]
+        if len(positions) != len(terms.committed) or positions != sorted(positions):
+            return None  # committed stops missing or reordered
     return routes
 
 
