@@ -68,11 +68,21 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def make_executor(processes: int = 1) -> ProcessPoolExecutor:
-    """Child processes for the solver; spawned, so no event loop or DB socket is inherited."""
-    return ProcessPoolExecutor(
-        max_workers=processes, mp_context=multiprocessing.get_context("spawn")
-    )
+def _warm() -> None:
+    import optimizer  # noqa: F401  (OR-Tools and VROOM load once, before the first run)
+
+
+def make_executor(processes: int = 1, *, warm: bool = False) -> ProcessPoolExecutor:
+    """Child processes for the solver; spawned, so no event loop or DB socket is inherited.
+
+    `warm` starts the children and imports the optimizer now (about 5 s here), so the first
+    run does not pay for it."""
+    spawn = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(max_workers=processes, mp_context=spawn)
+    if warm:
+        for _ in range(processes):
+            pool.submit(_warm)
+    return pool
 
 
 def _json(value: Any) -> str:
@@ -181,7 +191,7 @@ async def run_worker(poll_s: float, once: bool, processes: int = 1) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    executor = make_executor(processes)
+    executor = make_executor(processes, warm=True)
     log.info("optimizer.worker_started", worker=name, processes=processes)
     try:
         while not stop.is_set():
@@ -190,7 +200,7 @@ async def run_worker(poll_s: float, once: bool, processes: int = 1) -> None:
             except BrokenProcessPool:
                 log.error("optimizer.pool_broken")
                 executor.shutdown(wait=False, cancel_futures=True)
-                executor = make_executor(processes)
+                executor = make_executor(processes, warm=True)
                 ran = None
             except Exception as exc:  # a database hiccup must not end the worker
                 log.error("optimizer.round_failed", error=repr(exc))
