@@ -149,8 +149,13 @@ export const api = {
   assignmentAction: (id: number, action: string, body: Record<string, unknown> = {}) =>
     post<Assignment>(`/assignments/${id}/${action}`, body),
   planningInput: () => get<{ requests: unknown[]; vehicles: unknown[]; drivers: unknown[] }>("/dispatch/planning-input"),
-  // The optimizer run itself is pending in the dispatch API (documented contract in docs/web.md).
-  proposal: (q: Query) => post<Proposal>("/dispatch/proposals", q),
+  // Auto-assign: create -> poll -> edit -> accept | discard (dispatch/optimize/api.py).
+  createProposal: (body: { org_id: number; day: string; time_limit_s: number }) => post<Proposal>("/dispatch/proposals", body),
+  proposal: (id: number) => get<Proposal>(`/dispatch/proposals/${id}`),
+  editProposal: (id: number, items: { trip_id: number; vehicle_id?: number; driver_id?: number; drop?: boolean }[]) =>
+    request<Proposal>("PATCH", `/dispatch/proposals/${id}`, { items }),
+  acceptProposal: (id: number) => post<{ accepted: number; refused: number; results: { trip_id: number; ok: boolean; error: { message?: string } | null }[] }>(`/dispatch/proposals/${id}/accept`),
+  discardProposal: (id: number) => post<Proposal>(`/dispatch/proposals/${id}/discard`),
   applyAssignments: (items: { trip_id: number; vehicle_id: number; driver_id: number }[]) =>
     post<{ trip_id: number; ok: boolean; error: { message?: string } | null }[]>("/dispatch/assignments", { items, source: "optimizer" }),
 };
@@ -274,17 +279,27 @@ export interface MyAssignment extends Assignment {
 }
 export interface ProposalItem {
   trip_id: number;
+  label: string;
   vehicle_id: number;
-  driver_id: number | null;
-  plate?: string;
-  driver_name?: string | null;
-  cost?: number;
+  plate: string;
+  driver_id: number;
+  driver_name: string;
+  pickup_at: string | null;
+  sequence: number;
+  why: string;
+  dropped: boolean;
+  edited: boolean;
 }
 export interface Proposal {
-  id: string | number;
+  id: number;
+  state: "queued" | "running" | "done" | "failed" | "accepted" | "discarded";
+  counts: Record<string, number>;
+  progress: { elapsed_s: number | null; time_limit_s: number; phase: string | null; best_objective: number | null };
   items: ProposalItem[];
-  unassigned: number[];
-  objective?: number;
+  unserved: { trip_id: number; reason: string; detail: string }[];
+  vehicles_used: number | null;
+  distance_km: number | null;
+  error: string | null;
 }
 export interface LatestPositions {
   type: "FeatureCollection";

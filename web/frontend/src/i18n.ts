@@ -329,7 +329,7 @@ const zhTerms: Record<string, string> = {
   private_use: "疑似公车私用", off_hours_movement: "非工作时间用车", holiday_movement: "节假日用车",
   not_at_depot: "夜间未入库", trip_overtime: "超时用车", pool: "平台调度", overnight_out: "夜间未入库", terminal_offline: "终端离线",
   gps_jump: "定位跳变", overtime: "超时用车", destination_deviation: "目的地偏离",
-  info: "提示", warning: "警告", critical: "严重", acknowledged: "已确认", closed: "已关闭", open: "未处理",
+  queued: "排队中", running: "计算中", done: "已完成", discarded: "已放弃", info: "提示", warning: "警告", critical: "严重", acknowledged: "已确认", closed: "已关闭", open: "未处理",
   business: "公务出行", official: "一般公务", reception: "公务接待", courier: "机要通信", special: "特种专业技术",
   in_county: "县（区）内", cross_county: "跨县（区）", cross_city: "跨市", declined: "已拒绝", failed: "车辆故障",
   region: "自治区", city: "设区市", county: "县（区）", unit: "单位", system: "垂管系统", meeting: "会议", inspection: "检查调研", emergency: "应急保障",

@@ -3,7 +3,8 @@
 import type { Map as MLMap } from "maplibre-gl";
 import maplibregl from "maplibre-gl";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { type Alert, api, ApiError, type Driver, type Proposal, token, type Trip } from "../api";
+import { type Alert, api, ApiError, type Driver, type Proposal, type ProposalItem, token, type Trip } from "../api";
+import { useUser } from "../session";
 import { Fleet, type VehicleState } from "../fleet";
 import { t, term, useLang } from "../i18n";
 import { type FromWorker, SNAP_FIELDS, STATUS_CODES, type ToWorker } from "../fleetProtocol";
@@ -328,7 +329,7 @@ export function ConsolePage() {
           <button class={tab === "alerts" ? "on" : ""} onClick={() => setTab("alerts")} data-testid="tab-alerts">{t("alerts")}</button>
         </div>
         {tab === "queue" && <QueuePanel fleet={fleet} bump={alertBump} />}
-        {tab === "proposal" && <ProposalPanel />}
+        {tab === "proposal" && <ProposalPanel fleet={fleet} />}
         {tab === "alerts" && <AlertsPanel bump={alertBump} fleet={fleet} onFocus={(id) => { const v = fleet.byId.get(id); if (v) focus(v); }} />}
       </aside>
     </div>
@@ -496,35 +497,50 @@ function AssignModal(props: { trip: Trip; fleet: Fleet; onClose: () => void; onD
   );
 }
 
-function ProposalPanel() {
+function ProposalPanel(props: { fleet: Fleet }) {
+  const user = useUser();
+  const orgId = user?.roles.find((r) => r.role === "dispatcher")?.org_id ?? user?.org_id ?? 0;
   const [p, setP] = useState<Proposal | null>(null);
   const [err, setErr] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
-  const [done, setDone] = useState(false);
-  const compute = async () => {
+  const [result, setResult] = useState<string | null>(null);
+  const input = useAsync(() => api.planningInput(), []);
+  // Poll a queued/running proposal once a second (bounded by the solver's own time limit).
+  useEffect(() => {
+    if (!p || (p.state !== "queued" && p.state !== "running")) return;
+    const h = window.setTimeout(() => api.proposal(p.id).then(setP, setErr), 1000);
+    return () => window.clearTimeout(h);
+  }, [p]);
+  const run = async (f: () => Promise<void>) => {
     setBusy(true);
     setErr(null);
-    setDone(false);
     try {
-      setP(await api.proposal({}));
+      await f();
     } catch (e) {
       setErr(e);
     } finally {
       setBusy(false);
     }
   };
-  const accept = async () => {
-    if (!p) return;
-    try {
-      const res = await api.applyAssignments(p.items.filter((i) => i.driver_id != null).map((i) => ({ trip_id: i.trip_id, vehicle_id: i.vehicle_id, driver_id: i.driver_id as number })));
-      const bad = res.filter((r) => !r.ok);
-      if (bad.length) setErr(`${bad.length} × ${bad[0].error?.message ?? "refused"}`);
-      setDone(true);
-    } catch (e) {
-      setErr(e);
-    }
+  const compute = () => run(async () => {
+    setResult(null);
+    setP(await api.createProposal({ org_id: orgId, day: shanghaiDay(), time_limit_s: 10 }));
+  });
+  const edit = (items: { trip_id: number; vehicle_id?: number; drop?: boolean }[]) => run(async () => setP(await api.editProposal(p!.id, items)));
+  const changePlate = (it: ProposalItem) => {
+    const plate = window.prompt(t("choose_vehicle"), it.plate)?.trim();
+    if (!plate || plate === it.plate) return;
+    const v = [...props.fleet.byId.values()].find((x) => x.plate === plate);
+    if (!v) return setErr(`${t("plate")} ${plate}: ${t("empty")}`);
+    edit([{ trip_id: it.trip_id, vehicle_id: v.id }]);
   };
-  const input = useAsync(() => api.planningInput(), []);
+  const accept = () => run(async () => {
+    const r = await api.acceptProposal(p!.id);
+    const bad = r.results.filter((x) => !x.ok);
+    setResult(`${t("saved")}: ${r.accepted}` + (bad.length ? ` · ${bad.length} × ${bad[0].error?.message ?? ""}` : ""));
+    setP(await api.proposal(p!.id));
+  });
+  const live = p && (p.state === "queued" || p.state === "running");
   return (
     <div class="scroll" data-testid="proposal">
       {input.data && (
@@ -533,30 +549,58 @@ function ProposalPanel() {
         </div>
       )}
       <div class="section-title">
-        <span>{t("proposal")}</span>
-        <button class="btn small" onClick={compute} disabled={busy} data-testid="proposal-compute">{t("request_proposal")}</button>
+        <span>{t("proposal")} {p && <StateTag state={p.state} />}</span>
+        <span class="row">
+          <button class="btn small primary" onClick={compute} disabled={busy || !!live} data-testid="proposal-compute">{t("request_proposal")}</button>
+          {p && !live && p.state === "done" && <button class="btn small" onClick={() => run(async () => setP(await api.discardProposal(p.id)))}>{t("cancel")}</button>}
+        </span>
       </div>
-      {err instanceof ApiError && err.missing ? <Pending what="POST /dispatch/proposals (optimizer run; accepting uses POST /dispatch/assignments)" /> : <ErrorText error={err} />}
+      {err instanceof ApiError && err.missing ? <Pending what="POST /dispatch/proposals" /> : <ErrorText error={err} />}
       {!p && !err && <div class="empty">{t("no_proposal")}</div>}
-      {p && (
+      {live && (
+        <div class="pending small muted">
+          {term(p!.state)} · {p!.progress.phase ?? ""} {p!.progress.elapsed_s != null ? `${p!.progress.elapsed_s.toFixed(0)} / ${p!.progress.time_limit_s} s` : ""}
+        </div>
+      )}
+      {p?.error && <div class="pending error-text">{p.error}</div>}
+      {p && p.items.length > 0 && (
         <>
+          <div class="small muted" style={{ padding: "0 14px 6px" }}>
+            {p.vehicles_used != null && <>{t("vehicles")} {p.vehicles_used} · </>}{p.distance_km != null && <>{p.distance_km.toFixed(1)} km</>}
+          </div>
           <table class="table">
-            <thead><tr><th>#</th><th>{t("vehicle")}</th><th>{t("driver")}</th><th /></tr></thead>
+            <thead><tr><th>#</th><th>{t("vehicle")}</th><th>{t("driver")}</th><th>{t("when")}</th><th /></tr></thead>
             <tbody>
-              {p.items.map((it, i) => (
-                <tr key={it.trip_id}>
-                  <td>{it.trip_id}</td><td>{it.plate ?? it.vehicle_id}</td><td>{it.driver_name ?? it.driver_id ?? "—"}</td>
-                  <td><button class="btn small danger" onClick={() => setP({ ...p, items: p.items.filter((_, j) => j !== i), unassigned: [...p.unassigned, it.trip_id] })}>{t("remove")}</button></td>
+              {p.items.map((it) => (
+                <tr key={it.trip_id} style={it.dropped ? { opacity: 0.45 } : undefined} title={it.why}>
+                  <td>{it.trip_id}</td>
+                  <td><button class="linkbtn" disabled={p.state !== "done"} onClick={() => changePlate(it)}>{it.plate}</button>{it.edited ? " ✎" : ""}</td>
+                  <td>{it.driver_name}</td>
+                  <td class="num">{fmtTime(it.pickup_at).slice(0, 5)}</td>
+                  <td>
+                    {p.state === "done" && (
+                      <button class={`btn small ${it.dropped ? "" : "danger"}`} onClick={() => edit([{ trip_id: it.trip_id, drop: !it.dropped }])}>
+                        {it.dropped ? t("confirm") : t("remove")}
+                      </button>
+                    )}
+                  </td>
                 </tr>
               ))}
             </tbody>
           </table>
-          <div class="row" style={{ padding: 12 }}>
-            <button class="btn primary" onClick={accept} disabled={!p.items.length || done}>{t("accept_proposal")}</button>
-            {done && <span class="tag ok">{t("saved")}</span>}
-          </div>
         </>
       )}
+      {p && p.unserved.length > 0 && (
+        <div class="pending small">
+          {p.unserved.map((u) => <div key={u.trip_id}>#{u.trip_id}: {u.reason} {u.detail}</div>)}
+        </div>
+      )}
+      {p?.state === "done" && (
+        <div class="row" style={{ padding: 12 }}>
+          <button class="btn primary" onClick={accept} disabled={busy || !p.items.some((i) => !i.dropped)} data-testid="proposal-accept">{t("accept_proposal")}</button>
+        </div>
+      )}
+      {result && <div class="pending notice info">{result}</div>}
     </div>
   );
 }
