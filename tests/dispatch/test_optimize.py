@@ -268,8 +268,11 @@ def test_mapping_keeps_bookings_licences_and_ranges() -> None:
     assert 3 in got or any(u["trip_id"] == 3 for u in plan["unserved"])
 
 
-async def test_worker_process_reports_progress(engine: AsyncEngine, world: World) -> None:
-    """`fleet optimizer-worker --once` in its own process: queued -> running (elapsed) -> done."""
+async def test_worker_process_reports_progress(engine: AsyncEngine) -> None:
+    """`fleet optimizer-worker --once` in its own process: queued -> running (elapsed) -> done.
+
+    No per-test transaction here (the worker writes the audit chain; an open test transaction
+    holding chain entries would make it wait): the run is committed and deleted afterwards."""
     o = datetime.now(UTC) + timedelta(days=3)
     here = (22.82, 108.38)
     snap = problem.build_snapshot(
@@ -299,12 +302,11 @@ async def test_worker_process_reports_progress(engine: AsyncEngine, world: World
         rid = await conn.scalar(
             text(
                 "INSERT INTO optimizer_runs (org_id, created_by, window_start, window_end,"
-                " time_limit_s, problem) VALUES (:org, :user, :s, :e, 2, CAST(:p AS jsonb))"
-                " RETURNING id"
+                " time_limit_s, problem) SELECT o.id, u.id, :s, :e, 2, CAST(:p AS jsonb)"
+                " FROM orgs o, users u WHERE o.code = '450103'"
+                " AND u.username = 'dispatcher.qingxiu' RETURNING id"
             ),
             {
-                "org": world.county,
-                "user": world.users["dispatcher.qingxiu"],
                 "s": o,
                 "e": o + timedelta(days=1),
                 "p": orjson.dumps(snap).decode(),
