@@ -36,7 +36,7 @@ from fleet.identity.service import get_org
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 DISPATCH = ("dispatcher",)
-READ = ("dispatcher", "admin")
+READ = ("dispatcher", "admin", "auditor")
 EDITABLE = ("done",)
 
 
