@@ -23,6 +23,7 @@ from fleet.audit import Actor
 from fleet.errors import Conflict, Forbidden, Invalid, NotFound
 from fleet.identity.models import Org, RoleBinding, User
 from fleet.identity.principal import Principal
+from fleet.paging import count_rows
 from fleet.types import Ltree
 
 APPROVE = ("approver",)
@@ -530,6 +531,6 @@ async def inbox(
             ),
         )
     )
-    total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
+    total = await count_rows(session, stmt)
     rows = await session.execute(stmt.order_by(ApprovalStep.due_at).limit(limit).offset(offset))
-    return [(s, t) for s, t in rows.all()], int(total)
+    return [(s, t) for s, t in rows.all()], total

@@ -31,6 +31,7 @@ from fleet.geo import point_from_db
 from fleet.identity.models import Org
 from fleet.identity.principal import Principal, scope_clause
 from fleet.identity.service import get_org
+from fleet.paging import count_rows
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")  # cost dates are local (settings.timezone)
 DISPATCH = ("dispatcher",)
@@ -401,7 +402,7 @@ async def list_mine(
     )
     if state:
         stmt = stmt.where(Assignment.state == state)
-    total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
+    total = await count_rows(session, stmt)
     rows = await session.execute(
         stmt.order_by(Assignment.starts_at.desc()).limit(limit).offset(offset)
     )

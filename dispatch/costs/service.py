@@ -26,6 +26,7 @@ from fleet.errors import Conflict, Forbidden, Invalid, NotFound
 from fleet.identity.models import Org
 from fleet.identity.principal import Principal, scope_clause
 from fleet.identity.service import get_org
+from fleet.paging import fetch_page
 
 WRITE = ("dispatcher", "admin")
 READ = ("dispatcher", "admin", "auditor", "approver")
@@ -93,13 +94,8 @@ async def list_costs(
     if trip_id is not None:
         await read_trip(session, principal, trip_id)
         stmt = stmt.where(CostRecord.trip_id == trip_id)
-    total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
-    rows = await session.execute(
-        stmt.order_by(CostRecord.occurred_on.desc(), CostRecord.id.desc())
-        .limit(limit)
-        .offset(offset)
-    )
-    return list(rows.scalars()), int(total)
+    order = (CostRecord.occurred_on.desc(), CostRecord.id.desc())
+    return await fetch_page(session, stmt, order, limit=limit, offset=offset)
 
 
 async def vehicle_summary(

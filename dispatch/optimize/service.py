@@ -12,7 +12,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dispatch.assignments import schemas as assignment_schemas
@@ -33,6 +33,7 @@ from fleet.errors import Conflict, Invalid, NotFound
 from fleet.geo import point_from_db
 from fleet.identity.principal import Principal, scope_clause
 from fleet.identity.service import get_org
+from fleet.paging import fetch_page
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 DISPATCH = ("dispatcher",)
@@ -294,9 +295,7 @@ async def list_runs(
         stmt = stmt.where(OptimizerRun.org_id == org_id)
     if state is not None:
         stmt = stmt.where(OptimizerRun.state == state)
-    total = await session.scalar(select(func.count()).select_from(stmt.subquery()))
-    rows = await session.execute(stmt.order_by(OptimizerRun.id.desc()).limit(limit).offset(offset))
-    return list(rows.scalars()), int(total or 0)
+    return await fetch_page(session, stmt, OptimizerRun.id.desc(), limit=limit, offset=offset)
 
 
 def _require_state(run: OptimizerRun, *states: str, action: str) -> None:

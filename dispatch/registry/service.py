@@ -17,6 +17,7 @@ from fleet.geo import point_from_db, point_to_db
 from fleet.identity.models import Org, User
 from fleet.identity.principal import Principal, ancestor_at, ltree_array, scope_clause
 from fleet.identity.service import get_org
+from fleet.paging import fetch_page
 
 VEHICLE_READ = ("admin", "dispatcher", "auditor", "approver")
 VEHICLE_WRITE = ("admin", "dispatcher")
@@ -91,9 +92,7 @@ async def list_vehicles(
     if q:
         like = f"%{q.upper()}%"
         stmt = stmt.where(or_(func.upper(Vehicle.plate).like(like), Vehicle.vin.like(like)))
-    total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
-    rows = await session.execute(stmt.order_by(Vehicle.id).limit(limit).offset(offset))
-    return list(rows.scalars()), int(total)
+    return await fetch_page(session, stmt, Vehicle.id, limit=limit, offset=offset)
 
 
 async def read_vehicle(
@@ -268,9 +267,7 @@ async def list_drivers(
         stmt = stmt.where(Driver.licence_class == licence_class)
     if status:
         stmt = stmt.where(Driver.status == status)
-    total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
-    rows = await session.execute(stmt.order_by(Driver.id).limit(limit).offset(offset))
-    return list(rows.scalars()), int(total)
+    return await fetch_page(session, stmt, Driver.id, limit=limit, offset=offset)
 
 
 async def read_driver(

@@ -7,7 +7,6 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dispatch import notify
@@ -23,6 +22,7 @@ from fleet.geo import point_from_db, point_to_db
 from fleet.identity.models import Org
 from fleet.identity.principal import Principal
 from fleet.identity.service import get_org
+from fleet.paging import fetch_page
 
 REQUEST = ("requester",)
 CANCEL_AS_STAFF = ("dispatcher", "admin")
@@ -265,13 +265,8 @@ async def list_trips(
         stmt = stmt.where(TripRequest.departure_at >= departure_from)
     if departure_to is not None:
         stmt = stmt.where(TripRequest.departure_at < departure_to)
-    total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
-    rows = await session.execute(
-        stmt.order_by(TripRequest.departure_at.desc(), TripRequest.id.desc())
-        .limit(limit)
-        .offset(offset)
-    )
-    return list(rows.scalars()), int(total)
+    order = (TripRequest.departure_at.desc(), TripRequest.id.desc())
+    return await fetch_page(session, stmt, order, limit=limit, offset=offset)
 
 
 async def history(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,6 +17,7 @@ from fleet.identity import schemas
 from fleet.identity.models import Org, RoleBinding, User
 from fleet.identity.principal import Principal, scope_clause
 from fleet.identity.security import hash_password, issue_token, verify_password
+from fleet.paging import fetch_page
 
 # Which kind of org may hang under which.
 _PARENT_KINDS: dict[str, tuple[str | None, ...]] = {
@@ -114,9 +115,7 @@ async def list_orgs(
     if q:
         like = f"%{q}%"
         stmt = stmt.where(or_(Org.name.ilike(like), Org.code.ilike(like)))
-    total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
-    rows = await session.execute(stmt.order_by(Org.path).limit(limit).offset(offset))
-    return list(rows.scalars()), int(total)
+    return await fetch_page(session, stmt, Org.path, limit=limit, offset=offset)
 
 
 async def read_org(session: AsyncSession, principal: Principal, org_id: int) -> Org:
@@ -236,9 +235,7 @@ async def list_users(
     if org_id is not None:
         root = await get_org(session, org_id)
         stmt = stmt.where(Org.path.op("<@")(root.path))
-    total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
-    rows = await session.execute(stmt.order_by(User.id).limit(limit).offset(offset))
-    return list(rows.scalars()), int(total)
+    return await fetch_page(session, stmt, User.id, limit=limit, offset=offset)
 
 
 async def read_user(session: AsyncSession, principal: Principal, user_id: int) -> User:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, MetaData, Select, Table, func, or_, select
+from sqlalchemy import BigInteger, Column, MetaData, Select, Table, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -12,6 +12,7 @@ from fleet.geo import geometry_from_db, multipolygon_to_db
 from fleet.identity.models import Org
 from fleet.identity.principal import Principal, scope_clause
 from fleet.identity.service import get_org
+from fleet.paging import fetch_page
 from telematics.credentials import hash_secret, new_secret
 from telematics.registry import schemas
 from telematics.registry.models import Geofence, Terminal
@@ -84,9 +85,7 @@ async def list_terminals(
         stmt = stmt.where(Terminal.vehicle_id == vehicle_id)
     if active is not None:
         stmt = stmt.where(Terminal.active == active)
-    total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
-    rows = await session.execute(stmt.order_by(Terminal.id).limit(limit).offset(offset))
-    return list(rows.scalars()), int(total)
+    return await fetch_page(session, stmt, Terminal.id, limit=limit, offset=offset)
 
 
 async def read_terminal(
@@ -210,9 +209,7 @@ async def list_geofences(
         stmt = stmt.where(Geofence.org_id == org_id)
     if active is not None:
         stmt = stmt.where(Geofence.active == active)
-    total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
-    rows = await session.execute(stmt.order_by(Geofence.id).limit(limit).offset(offset))
-    return list(rows.scalars()), int(total)
+    return await fetch_page(session, stmt, Geofence.id, limit=limit, offset=offset)
 
 
 async def read_geofence(
