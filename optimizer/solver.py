@@ -52,8 +52,8 @@ class SolveOptions:
     """
 
     use_vroom: bool = True
-    eliminate_until: float = 0.65
-    patience: float = 0.3
+    eliminate_until: float = 0.8
+    patience: float = 0.5
     polish: float = 0.05
     vroom_threads: int = 2
     vroom_noise: float = 0.3
