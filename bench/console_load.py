@@ -12,7 +12,7 @@ second — and reads from the page:
   newest ping of each map update (the map redraws at most once a second, so older pings in
   the same second wait up to a second more by design).
 
-Prints a table; figures are recorded in docs/benchmarks-web.md.
+Prints a table; figures are recorded in docs/benchmarks.md.
 """
 
 from __future__ import annotations
