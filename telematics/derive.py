@@ -790,7 +790,12 @@ async def run_forever(
                         cursor=rep.cursor.isoformat() if rep.cursor else None,
                         seconds=round(asyncio.get_running_loop().time() - started, 3),
                     )
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except (
+                OSError,
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+                asyncpg.InternalClientError,
+            ) as exc:
                 log.warning("derive.cycle_failed", error=repr(exc)[:300])
                 if conn is not None and not conn.is_closed():
                     await conn.close()

@@ -295,6 +295,10 @@ class Ingest:
                 log.warning("ingest.db_retry", stage="identify", error=repr(exc), retry_s=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+            except Exception as exc:  # nothing is acknowledged yet: retry, never crash
+                log.error("ingest.unexpected_retry", stage="identify", error=repr(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def _store_retrying(self, pool: asyncpg.Pool, batch: Batch) -> None:
         delay = 0.2
@@ -314,6 +318,10 @@ class Ingest:
                 except store.TRANSIENT_DB_ERRORS as exc2:
                     log.warning("ingest.db_retry", stage="isolate", error=repr(exc2))
                     await asyncio.sleep(delay)
+            except Exception as exc:  # nothing is acknowledged yet: retry, never crash
+                log.error("ingest.unexpected_retry", stage="store", error=repr(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def _partitions_daily(self, pool: asyncpg.Pool) -> None:
         while True:

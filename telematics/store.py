@@ -27,6 +27,10 @@ TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, terminated backend
     asyncpg.exceptions.TransactionRollbackError,  # deadlock, serialization
+    # asyncpg's protocol can be left mid-operation when the server drops the connection
+    # during COPY; releasing it to the pool then raises this (the pool replaces the
+    # connection, so a retry gets a fresh one). Seen in the fault tests under load.
+    asyncpg.InternalClientError,
 )
 
 _TEMP_TABLE = """

@@ -84,7 +84,9 @@ async def stored(settings: Settings, tids: list[str]) -> tuple[set[tuple[str, da
     return {(r["terminal_id"], r["ts"]) for r in rows}, len(rows)
 
 
-async def assert_nothing_lost(settings: Settings, burst: Burst, tids: list[str]) -> None:
+async def assert_nothing_lost(
+    settings: Settings, burst: Burst, tids: list[str], procs: IngestProcs | None = None
+) -> None:
     """Every PUBACKed ping stored (waiting up to 60 s for the tail), none stored twice."""
     assert burst.done.wait(120), "publisher did not finish"
     deadline = time.monotonic() + 60
@@ -105,6 +107,8 @@ async def assert_nothing_lost(settings: Settings, burst: Burst, tids: list[str])
             print("rejected pings of these terminals:", [tuple(r) for r in rows])
         finally:
             await conn.close()
+        for p in procs.procs if procs else []:
+            print(f"--- ingest {p.client_id} (exit {p.proc.poll()}) ---\n{p.log(80)}")
     assert not lost, (
         f"{len(lost)} acknowledged pings lost (stored {len(have)}, acknowledged "
         f"{len(burst.acked)}); first lost {min(lost)}, last {max(lost)}"
@@ -129,7 +133,7 @@ async def test_kill9_ingest_mid_burst(
     first.kill9()
     await asyncio.sleep(1.0)  # the burst goes on; the broker queues for the session
     ingest_procs.start("fault-kill9")  # same client id: the persistent session resumes
-    await assert_nothing_lost(mq_settings, burst, tids)
+    await assert_nothing_lost(mq_settings, burst, tids, ingest_procs)
     assert len(burst.acked) == 15_000
 
 
@@ -153,7 +157,7 @@ async def test_db_connections_terminated_mid_stream(
     finally:
         await admin.close()
     assert killed >= 1
-    await assert_nothing_lost(mq_settings, burst, tids)
+    await assert_nothing_lost(mq_settings, burst, tids, ingest_procs)
     assert proc.proc.poll() is None, "the ingest must survive losing its connections"
     assert any("ingest.db_retry" in line for line in proc.lines) or killed
 
@@ -174,7 +178,7 @@ async def test_broker_restart_mid_stream(
     # ingest has resubscribed (see Broker.restart for why).
     assert await mqtt_broker.restart(mq_settings.db.dsn(), gate_s=30)
     try:
-        await assert_nothing_lost(mq_settings, burst, tids)
+        await assert_nothing_lost(mq_settings, burst, tids, ingest_procs)
     except AssertionError:
         print(proc.log(60))
         print(mqtt_broker.log_path.read_text()[-4000:])
