@@ -15,6 +15,9 @@ Reusable by every telematics test (T2's too):
 - `publisher(terminal_id)`: a connected paho client publishing as that terminal with its
   own password; `.send(topic_suffix, payloads)` returns how many got PUBACK.
 - `terminals(n)`: n terminal ids nobody else in the session used.
+- `private_pg`: a PostgreSQL server of our own (initdb into a temporary directory, the
+  machine's PostgreSQL + PostGIS binaries, a free port), migrated and seeded like `mq_db`,
+  so a test can really restart the database server without disturbing anyone else's.
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ import contextlib
 import itertools
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -44,7 +49,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from fleet.config import Settings, get_settings
 from telematics.broker import Broker
 from telematics.credentials import derived_secret
-from tests.conftest import TEST_VEHICLES, drop_database, prepare_database
+from tests.conftest import TEST_VEHICLES, _seed, drop_database, prepare_database
 
 TERMINAL_KEY = "test-terminal-key"
 FLEET_BIN = str(Path(sys.executable).with_name("fleet"))
@@ -116,6 +121,8 @@ class IngestProcess:
         full_env = {
             **os.environ,
             "FLEET_DB__NAME": settings.db.name,
+            "FLEET_DB__HOST": settings.db.host,
+            "FLEET_DB__PORT": str(settings.db.port),
             "FLEET_MQTT__HOST": settings.mqtt.host,
             "FLEET_MQTT__PORT": str(settings.mqtt.port),
             "FLEET_MQTT__SERVICE_USER": settings.mqtt.service_user,
@@ -295,3 +302,93 @@ async def wait_rows(
         return n
     finally:
         await conn.close()
+
+
+def _pg_bin() -> Path:
+    """The newest installed PostgreSQL whose PostGIS extension is installed too."""
+    for bindir in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        major = bindir.parent.name
+        if Path(f"/usr/share/postgresql/{major}/extension/postgis.control").exists():
+            return bindir
+    raise AssertionError("no PostgreSQL with PostGIS installed (run scripts/setup.sh --test)")
+
+
+class PrivatePostgres:
+    """A throw-away PostgreSQL cluster that a test may stop, crash and restart."""
+
+    def __init__(self) -> None:
+        self.bin = _pg_bin()
+        # Not under pytest's tmp dir: that is private to root, and the server runs as postgres.
+        self.root = Path(tempfile.mkdtemp(prefix="fleet-pg-"))
+        self.data = self.root / "data"
+        self.log = self.root / "server.log"
+        self.port = free_port()
+        self.root.chmod(0o755)
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+        self._pg(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
+        self.start()
+
+    def _pg(self, tool: str, *args: str) -> None:
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run(
+            [*prefix, str(self.bin / tool), *args],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=120,
+        )
+
+    def _ctl(self, action: str, *args: str) -> None:
+        opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
+        self._pg(
+            "pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", opts, "-w", action, *args
+        )
+
+    def start(self) -> None:
+        self._ctl("start")
+
+    def restart(self, mode: str = "fast") -> None:
+        """`fast`: a clean shutdown; `immediate`: a crash, the restart replays the WAL."""
+        self._ctl("restart", "-m", mode)
+
+    def destroy(self) -> None:
+        with contextlib.suppress(subprocess.SubprocessError):
+            self._ctl("stop", "-m", "immediate")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture
+def private_pg(mq_settings: Settings) -> Iterator[tuple[PrivatePostgres, Settings]]:
+    """A private server with the test database, and mq_settings pointing at it."""
+    from fleet.cli import migrate
+
+    server = PrivatePostgres()
+    try:
+        s = mq_settings.model_copy(deep=True)
+        s.db.host, s.db.port, s.db.name = "127.0.0.1", server.port, "fleet_restart"
+
+        async def create() -> None:
+            conn = await asyncpg.connect(s.db.dsn(name="postgres"))
+            try:
+                await conn.execute('CREATE DATABASE "fleet_restart"')
+            finally:
+                await conn.close()
+
+        asyncio.run(create())
+        migrate(s.db.url())
+        asyncio.run(_seed(s.db.dsn()))
+        yield server, s
+    finally:
+        server.destroy()

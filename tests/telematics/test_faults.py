@@ -1,13 +1,13 @@
 """Fault tests with real processes: nothing the broker accepted is lost, nothing is doubled.
 
 Each test streams QoS 1 pings from several terminals while something breaks: the ingest is
-killed with SIGKILL and restarted, its database connections are terminated, the broker is
-restarted. Afterwards every ping that got a PUBACK must be stored, exactly once.
+killed with SIGKILL and restarted, its database connections are terminated, the PostgreSQL
+server is restarted (cleanly, then crashed and recovered), the broker is restarted.
+Afterwards every ping that got a PUBACK must be stored, exactly once.
 
-PostgreSQL itself is NOT restarted: the server is shared by other engineers' test runs on
-this machine, so the database fault is `pg_terminate_backend` on the ingest's connections
-(the ingest sees the same errors as during a server restart: connection lost, then new
-connections succeed).
+The server that is restarted is a private cluster of the test's own (`private_pg`: the
+machine's PostgreSQL + PostGIS binaries, a temporary data directory, a free port), so the
+shared server other test runs use is never disturbed.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import asyncpg
 from fleet.config import Settings
 from telematics.broker import Broker
 
-from .conftest import IngestProcs, Publisher, wait_rows
+from .conftest import IngestProcs, PrivatePostgres, Publisher, wait_rows
 from .test_ingest import ping
 
 
@@ -160,6 +160,32 @@ async def test_db_connections_terminated_mid_stream(
     await assert_nothing_lost(mq_settings, burst, tids, ingest_procs)
     assert proc.proc.poll() is None, "the ingest must survive losing its connections"
     assert any("ingest.db_retry" in line for line in proc.lines) or killed
+
+
+async def test_postgres_restarted_mid_stream(
+    private_pg: tuple[PrivatePostgres, Settings],
+    mqtt_broker: Broker,
+    terminals: Any,
+    publisher: Any,
+) -> None:
+    server, settings = private_pg
+    procs = IngestProcs(settings)
+    try:
+        tids = terminals(4)
+        proc = procs.start()
+        burst = Burst(publisher, tids, 2000, chunk=200, pause_s=0.3)
+        burst.start()
+        count = "SELECT count(*) FROM positions WHERE terminal_id = ANY($1::text[])"
+        await wait_rows(settings.db.dsn(), count, (tids,), 800, timeout_s=60)
+        await asyncio.to_thread(server.restart, "fast")  # clean shutdown, start
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(server.restart, "immediate")  # crash; WAL replay on start
+        await assert_nothing_lost(settings, burst, tids, procs)
+        assert len(burst.acked) == 8000
+        assert proc.proc.poll() is None, "the ingest must survive the database restarts"
+        assert proc.wait_for("ingest.db_retry", 1), "the ingest never saw the outage"
+    finally:
+        procs.close()
 
 
 async def test_broker_restart_mid_stream(
