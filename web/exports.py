@@ -124,6 +124,8 @@ async def export_trips(
     unit_id: int | None = None,
     departure_from: datetime | None = None,
     departure_to: datetime | None = None,
+    vehicle_id: int | None = None,
+    driver_id: int | None = None,
 ) -> Response:
     """Trips in scope (same filters and scope as GET /trips), at most 20,000 rows."""
     rows: list[dict[str, Any]] = []
@@ -136,6 +138,8 @@ async def export_trips(
             unit_id=unit_id,
             departure_from=departure_from,
             departure_to=departure_to,
+            vehicle_id=vehicle_id,
+            driver_id=driver_id,
             limit=PAGE,
             offset=len(rows),
         )

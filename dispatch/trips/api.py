@@ -34,6 +34,8 @@ async def list_trips(
     unit_id: int | None = None,
     departure_from: datetime | None = None,
     departure_to: datetime | None = None,
+    vehicle_id: Annotated[int | None, Query(description="trips assigned to this vehicle")] = None,
+    driver_id: Annotated[int | None, Query(description="trips assigned to this driver")] = None,
 ) -> Page[schemas.TripOut]:
     """Trips the caller may see: own, as passenger or driver, or units in their roles' scope."""
     rows, total = await service.list_trips(
@@ -44,6 +46,8 @@ async def list_trips(
         unit_id=unit_id,
         departure_from=departure_from,
         departure_to=departure_to,
+        vehicle_id=vehicle_id,
+        driver_id=driver_id,
         limit=paging.limit,
         offset=paging.offset,
     )

@@ -7,10 +7,12 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dispatch import notify
 from dispatch.approvals import service as approvals
+from dispatch.assignments.models import Assignment
 from dispatch.assignments.service import release_assignment
 from dispatch.standards.service import allowed_body_types
 from dispatch.trips import repository, schemas
@@ -253,8 +255,19 @@ async def list_trips(
     departure_to: datetime | None,
     limit: int,
     offset: int,
+    vehicle_id: int | None = None,
+    driver_id: int | None = None,
 ) -> tuple[list[TripRequest], int]:
     stmt = repository.trips_query(principal)
+    if vehicle_id is not None or driver_id is not None:
+        # Trips this vehicle / driver was ever assigned to (declined and reassigned included:
+        # an auditor following a vehicle wants every trip it was put on).
+        match = select(Assignment.id).where(Assignment.trip_id == TripRequest.id)
+        if vehicle_id is not None:
+            match = match.where(Assignment.vehicle_id == vehicle_id)
+        if driver_id is not None:
+            match = match.where(Assignment.driver_id == driver_id)
+        stmt = stmt.where(match.exists())
     if state:
         stmt = stmt.where(TripRequest.state == state)
     if mine:

@@ -154,6 +154,19 @@ async def test_trip_from_request_to_settlement(
     )
     assert feature["properties"]["vehicle_id"] == vid
 
+    # An auditor finds the trip by its vehicle and by its driver; other vehicles' lists don't
+    # hold it; the trips export takes the same filters.
+    aud = await login("auditor")
+    for params in ({"vehicle_id": vid}, {"driver_id": world.driver_id}):
+        r = await client.get(f"{API}/trips", params=params, headers=aud)
+        assert r.status_code == 200 and tid in [t["id"] for t in r.json()["items"]], params
+    r = await client.get(f"{API}/trips", params={"vehicle_id": vid + 10_000}, headers=aud)
+    assert r.status_code == 200 and r.json()["total"] == 0
+    r = await client.get(f"{API}/trips", params={"vehicle_id": "abc"}, headers=aud)
+    assert r.status_code == 422 and "vehicle_id" in r.text
+    r = await client.get(f"{API}/exports/trips.csv", params={"vehicle_id": vid}, headers=aud)
+    assert r.status_code == 200 and len(r.text.strip().splitlines()) == 2  # header + this trip
+
     # Costs booked at completion; the passenger rates; the dispatcher settles.
     r = await client.get(f"{API}/costs", params={"trip_id": tid}, headers=disp)
     assert sorted(c["kind"] for c in r.json()["items"]) == ["fuel", "parking", "toll"]
