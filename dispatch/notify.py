@@ -94,8 +94,15 @@ def queue(
 def notify_users(
     session: AsyncSession, user_ids: Sequence[int], kind: str, message: str, **data: Any
 ) -> None:
-    """A personal notification (type "notification") to the listed users."""
+    """A personal notification (type "notification") to the listed users.
+
+    Stored in the caller's transaction (the inbox, for users who were offline) and pushed
+    live after commit.
+    """
     if user_ids:
+        from dispatch.notifications.service import store
+
+        store(session, user_ids, kind, message, data)
         queue(
             session,
             "notification",
