@@ -113,6 +113,15 @@ export interface Org {
   code: string;
 }
 
+export interface AppNotification {
+  id: number;
+  kind: string;
+  message: string;
+  data: Record<string, unknown>;
+  created_at: string;
+  read_at: string | null;
+}
+
 export const api = {
   login: (username: string, password: string) =>
     post<{ access_token: string; user: Me }>("/auth/login", { username, password }),
@@ -158,6 +167,9 @@ export const api = {
   discardProposal: (id: number) => post<Proposal>(`/dispatch/proposals/${id}/discard`),
   applyAssignments: (items: { trip_id: number; vehicle_id: number; driver_id: number }[]) =>
     post<{ trip_id: number; ok: boolean; error: { message?: string } | null }[]>("/dispatch/assignments", { items, source: "optimizer" }),
+  // Stored notifications (dispatch/notifications): the inbox behind the bell in the top bar.
+  notifications: (q: Query) => get<Page<AppNotification> & { unread: number }>("/me/notifications", q),
+  markRead: (body: { ids: number[] } | { all: true }) => post<{ marked: number; unread: number }>("/me/notifications/read", body),
 };
 
 export interface UiConfig {

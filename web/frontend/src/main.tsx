@@ -11,6 +11,7 @@ import { LoginPage } from "./pages/login";
 import { RequestsPage } from "./pages/requests";
 import { TripReportPage } from "./pages/report";
 import { subscribe } from "./live";
+import { NotificationBell } from "./notifications";
 import { Link, match, navigate, useLocation } from "./router";
 import { hasRole, homeFor, restore, signOut, useUser } from "./session";
 import type { Role } from "./api";
@@ -57,6 +58,7 @@ function TopBar(props: { active: string }) {
       </nav>
       <div class="spacer" />
       <div class="user">
+        <NotificationBell />
         <button data-testid="lang-switch" onClick={() => setLang(lang() === "en" ? "zh-CN" : "en")}>
           {t("language")}
         </button>

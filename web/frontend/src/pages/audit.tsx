@@ -1,7 +1,7 @@
 // Auditor pages (read-only): search trips and alerts, replay a trip or a vehicle-day track
 // with planned vs actual and the findings' evidence, exports.
 import { useEffect, useMemo, useState } from "preact/hooks";
-import { type Alert, api, ApiError, get, type Org, type TrackGeoJSON, type Vehicle } from "../api";
+import { type Alert, api, ApiError, type Driver, get, type Org, type TrackGeoJSON, type Vehicle } from "../api";
 import { download, withQuery } from "../download";
 import { t, term, useLang } from "../i18n";
 import { Link, navigate } from "../router";
@@ -47,7 +47,15 @@ function OrgPicker(props: { value: Org | null; onChange: (o: Org | null) => void
 async function vehicleByPlate(plate: string): Promise<Vehicle | null> {
   if (!plate.trim()) return null;
   const p = await api.vehicles({ q: plate.trim(), limit: 1 });
-  return p.items[0] ?? null;
+  if (!p.items[0]) throw new Error(`${t("plate")}: ${plate.trim()} — ${t("empty")}`);
+  return p.items[0];
+}
+
+async function driverByName(name: string): Promise<Driver | null> {
+  if (!name.trim()) return null;
+  const p = await api.drivers({ q: name.trim(), limit: 1 });
+  if (!p.items[0]) throw new Error(`${t("driver")}: ${name.trim()} — ${t("empty")}`);
+  return p.items[0];
 }
 
 export function AuditPage() {
@@ -62,11 +70,12 @@ export function AuditPage() {
   const [run, setRun] = useState(0);
   const [err, setErr] = useState<unknown>(null);
   const [vehicle, setVehicle] = useState<Vehicle | null>(null);
+  const [driverHit, setDriverHit] = useState<Driver | null>(null);
 
   const range = { start: shanghaiMidnight(from).toISOString(), end: new Date(shanghaiMidnight(to).getTime() + 86400_000).toISOString() };
   const trips = useAsync(
-    () => (tab === "trips" ? api.trips({ unit_id: org?.id, state: kind || undefined, departure_from: range.start, departure_to: range.end, limit: 200 }) : Promise.resolve(null)),
-    [tab, run],
+    () => (tab === "trips" ? api.trips({ unit_id: org?.id, state: kind || undefined, vehicle_id: vehicle?.id, driver_id: driverHit?.id, departure_from: range.start, departure_to: range.end, limit: 200 }) : Promise.resolve(null)),
+    [tab, run, vehicle?.id, driverHit?.id],
   );
   const alerts = useAsync(
     async () => (tab === "alerts" ? api.alerts({ under: org?.id, kind: kind || undefined, vehicle_id: vehicle?.id, start: range.start, end: range.end, limit: 200 }) : null),
@@ -76,6 +85,7 @@ export function AuditPage() {
     setErr(null);
     try {
       setVehicle(plate ? await vehicleByPlate(plate) : null);
+      setDriverHit(tab === "trips" && driver ? await driverByName(driver) : null);
     } catch (e) {
       setErr(e);
     }
@@ -84,7 +94,7 @@ export function AuditPage() {
   const exportFile = async (what: "trips" | "alerts", fmt: "csv" | "xlsx") => {
     try {
       const q = what === "trips"
-        ? { unit_id: org?.id, state: kind || undefined, departure_from: range.start, departure_to: range.end }
+        ? { unit_id: org?.id, state: kind || undefined, vehicle_id: vehicle?.id, driver_id: driverHit?.id, departure_from: range.start, departure_to: range.end }
         : { under: org?.id, kind: kind || undefined, vehicle_id: vehicle?.id, start: range.start, end: range.end };
       await download(withQuery(`/api/v1/exports/${what}.${fmt}`, q), `${what}.${fmt}`);
     } catch (e) {
@@ -117,7 +127,7 @@ export function AuditPage() {
           <div class="row">
             {tab !== "vehicle" && <OrgPicker value={org} onChange={setOrg} />}
             <input class="input" style={{ width: 140 }} placeholder={t("plate")} value={plate} onInput={(e) => setPlate((e.target as HTMLInputElement).value)} data-testid="audit-plate" />
-            {tab === "trips" && <input class="input" style={{ width: 120 }} placeholder={t("driver")} value={driver} onInput={(e) => setDriver((e.target as HTMLInputElement).value)} />}
+            {tab === "trips" && <input class="input" style={{ width: 120 }} placeholder={t("driver")} value={driver} data-testid="audit-driver" onInput={(e) => setDriver((e.target as HTMLInputElement).value)} />}
             {tab !== "vehicle" && <input class="input" type="date" value={from} onInput={(e) => setFrom((e.target as HTMLInputElement).value)} aria-label={t("from_date")} />}
             <input class="input" type="date" value={to} onInput={(e) => setTo((e.target as HTMLInputElement).value)} aria-label={t("to_date")} data-testid="audit-to" />
             {tab === "trips" && (
@@ -147,10 +157,10 @@ export function AuditPage() {
             )}
           </div>
           <ErrorText error={err} />
-          {tab === "trips" && (driver || plate) && (
-            <div class="small muted" style={{ marginTop: 6 }}>
-              {t("driver")} / {t("plate")}: {t("pending_api")} (GET /trips?vehicle_id=&amp;driver_id=) — {t("vehicle_day")} →{" "}
-              <button class="linkbtn" onClick={() => setTab("vehicle")}>{t("playback")}</button>
+          {tab === "trips" && (vehicle || driverHit) && (
+            <div class="small muted" style={{ marginTop: 6 }} data-testid="audit-trip-filter">
+              {vehicle && <>{t("plate")}: {vehicle.plate} </>}
+              {driverHit && <>{t("driver")}: {driverHit.name}</>}
             </div>
           )}
         </div>
