@@ -1,13 +1,21 @@
 // The console's live feed off the main thread: this worker owns the websocket, keeps the
-// fleet state, and once a second (when something moved) hands the page a ready GeoJSON Blob
-// for the map (MapLibre's own worker parses it) plus a compact typed-array snapshot for the
-// lists and panels. The page's main thread never parses 26,638 positions a second.
+// fleet state, clusters it, and hands the map only what the current view needs — clusters at
+// low zoom, the single vehicles in and around the viewport at high zoom — as a small GeoJSON
+// Blob (MapLibre's own worker parses it). Once a second, when something moved, it rebuilds
+// the clusters and also sends a compact typed-array snapshot for the lists and panels. The
+// page's main thread never parses 26,638 positions a second, and MapLibre never re-clusters
+// them: it gets hundreds to a few thousand features.
 /// <reference lib="webworker" />
-import { Fleet, type VehicleState } from "./fleet";
-import { type FromWorker, SNAP_FIELDS, STATUS_CODES, type ToWorker } from "./fleetProtocol";
+import Supercluster from "supercluster";
+import { Fleet } from "./fleet";
+import { CLUSTER_MAX_ZOOM, CLUSTER_RADIUS, type FromWorker, SNAP_FIELDS, STATUS_CODES, type ToWorker, type View } from "./fleetProtocol";
 import type { LiveMessage } from "./live";
 import { setDisplayCrs, toMap } from "./map/coords";
 import type { VStatus } from "./ui";
+
+type PointProps = { id: number; s: VStatus };
+type ClusterProps = { alarm: number; moving: number };
+type Point = GeoJSON.Feature<GeoJSON.Point, PointProps>;
 
 const ctx = self as unknown as DedicatedWorkerGlobalScope;
 const fleet = new Fleet();
@@ -17,10 +25,17 @@ let wsUrl = "";
 let stopped = false;
 let retry = 0;
 let drawn = -1;
-let lastFrame = 0;
+let nextFrame = 0; // performance.now() at which the next frame is due (a fixed 1 s clock)
 let arrivals: number[] = [];
 let positions = 0;
 let newestPending = 0;
+
+// The vehicles that pass the filters, in display coordinates (one feature object per vehicle,
+// updated in place), and the cluster index over them, built lazily when a view needs it.
+const pointById = new Map<number, Point>();
+let points: Point[] = [];
+let index: Supercluster<PointProps, ClusterProps> | null = null;
+let view: View | null = null;
 
 const post = (m: FromWorker, transfer: Transferable[] = []) => ctx.postMessage(m, transfer);
 
@@ -61,42 +76,111 @@ function connect() {
   };
 }
 
-let awaiting = 0; // performance.now() of a frame the map has not finished loading, else 0
+let awaiting = 0; // performance.now() of features the map has not finished loading, else 0
 const ACK_TIMEOUT_MS = 5000;
 
-/** The vehicles as GeoJSON text, written directly (faster than building objects). */
-function geojsonText(keep: (v: VehicleState, s: VStatus) => boolean): { text: string; counts: Record<VStatus, number>; shown: number } {
+/** Refresh `points` from the fleet (filters applied) and count every vehicle by status. */
+function refreshPoints(): { counts: Record<VStatus, number>; shown: number } {
   const now = Date.now();
   const counts: Record<VStatus, number> = { moving: 0, parked: 0, on_trip: 0, offline: 0, alarm: 0 };
-  const parts: string[] = [];
+  const q = filter.q.trim().toUpperCase();
+  const statuses = new Set(filter.statuses);
+  const out: Point[] = [];
   for (const v of fleet.byId.values()) {
     const s = fleet.status(v, now);
     counts[s]++;
-    if (v.lon == null || v.lat == null || !keep(v, s)) continue;
-    const [x, y] = toMap(v.lon, v.lat);
-    parts.push(`{"type":"Feature","id":${v.id},"geometry":{"type":"Point","coordinates":[${Math.round(x * 1e6) / 1e6},${Math.round(y * 1e6) / 1e6}]},"properties":{"id":${v.id},"s":"${s}"}}`);
+    if (v.lon == null || v.lat == null) continue;
+    if (!statuses.has(s) || (filter.unit && v.unit_id !== filter.unit) || (filter.body && v.body_type !== filter.body)) continue;
+    if (q && !v.plate.toUpperCase().includes(q)) continue;
+    let f = pointById.get(v.id);
+    if (!f) {
+      f = { type: "Feature", id: v.id, geometry: { type: "Point", coordinates: [0, 0] }, properties: { id: v.id, s } };
+      pointById.set(v.id, f);
+    }
+    f.geometry.coordinates = toMap(v.lon, v.lat);
+    f.properties.s = s;
+    out.push(f);
   }
-  return { text: `{"type":"FeatureCollection","features":[${parts.join(",")}]}`, counts, shown: parts.length };
+  points = out;
+  index = null;
+  return { counts, shown: out.length };
+}
+
+function clusterIndex(): Supercluster<PointProps, ClusterProps> {
+  if (!index) {
+    // Same options MapLibre's clustered source used (cluster:true, clusterMaxZoom 10,
+    // clusterRadius 46, the alarm/moving cluster properties), so the map looks the same.
+    index = new Supercluster<PointProps, ClusterProps>({
+      maxZoom: CLUSTER_MAX_ZOOM,
+      radius: CLUSTER_RADIUS,
+      extent: 512,
+      map: (p) => ({ alarm: p.s === "alarm" ? 1 : 0, moving: p.s === "moving" || p.s === "on_trip" ? 1 : 0 }),
+      reduce: (acc, p) => {
+        acc.alarm += p.alarm;
+        acc.moving += p.moving;
+      },
+    }).load(points);
+  }
+  return index;
+}
+
+const r6 = (x: number) => Math.round(x * 1e6) / 1e6;
+const pointText = (f: Point) =>
+  `{"type":"Feature","id":${f.properties.id},"geometry":{"type":"Point","coordinates":[${r6(f.geometry.coordinates[0])},${r6(f.geometry.coordinates[1])}]},"properties":{"id":${f.properties.id},"s":"${f.properties.s}"}}`;
+
+/** The view's bbox grown by half its size on every side, so a pan stays covered until the next update. */
+function margin(v: View): [number, number, number, number] {
+  const [w, s, e, n] = v.bbox;
+  const dx = (e - w) / 2;
+  const dy = (n - s) / 2;
+  return [Math.max(-180, w - dx), Math.max(-85, s - dy), Math.min(180, e + dx), Math.min(85, n + dy)];
+}
+
+/** GeoJSON text of what the map draws for `v`: clusters up to CLUSTER_MAX_ZOOM, single vehicles above. */
+function viewText(v: View | null): { text: string; n: number } {
+  const zoom = Math.max(0, Math.floor(v?.zoom ?? 0));
+  const [w, s, e, n] = v ? margin(v) : [-180, -85, 180, 85];
+  const parts: string[] = [];
+  if (zoom > CLUSTER_MAX_ZOOM) {
+    for (const f of points) {
+      const [x, y] = f.geometry.coordinates;
+      if (x >= w && x <= e && y >= s && y <= n) parts.push(pointText(f));
+    }
+  } else {
+    const idx = clusterIndex();
+    for (const f of idx.getClusters([w, s, e, n], zoom)) {
+      const p = f.properties;
+      if ("cluster" in p && p.cluster) {
+        const [x, y] = f.geometry.coordinates;
+        const expand = Math.min(idx.getClusterExpansionZoom(p.cluster_id), 20);
+        parts.push(
+          `{"type":"Feature","id":${p.cluster_id},"geometry":{"type":"Point","coordinates":[${r6(x)},${r6(y)}]},"properties":{"cluster":true,"cluster_id":${p.cluster_id},"point_count":${p.point_count},"point_count_abbreviated":${JSON.stringify(p.point_count_abbreviated)},"alarm":${p.alarm},"moving":${p.moving},"expand":${expand}}}`,
+        );
+      } else {
+        parts.push(pointText(f as Point));
+      }
+    }
+  }
+  return { text: `{"type":"FeatureCollection","features":[${parts.join(",")}]}`, n: parts.length };
+}
+
+function postFeatures(newestTs: number) {
+  const { text, n } = viewText(view);
+  awaiting = performance.now();
+  post({ type: "features", geojson: new Blob([text], { type: "application/geo+json" }), features: n, view: view?.seq ?? 0, newestTs });
 }
 
 function frame() {
   const now = performance.now();
   if (awaiting && now - awaiting < ACK_TIMEOUT_MS) return; // back-pressure: the map is still busy
-  if (now - lastFrame < 1000 || drawn === fleet.version) return;
-  awaiting = now;
-  lastFrame = now;
+  if (now < nextFrame || drawn === fleet.version) return;
+  // Once a second on a fixed clock (not "1 s after the last one", which the 100 ms tick and
+  // any delay would stretch to ~1.1 s); after a long stall the clock restarts from now.
+  nextFrame = now - nextFrame < 1000 ? nextFrame + 1000 : now + 1000;
   drawn = fleet.version;
   const t0 = performance.now();
-  const q = filter.q.trim().toUpperCase();
-  const statuses = new Set(filter.statuses);
-  const { text, counts, shown } = geojsonText(
-    (v, s) =>
-      statuses.has(s) &&
-      (!filter.unit || v.unit_id === filter.unit) &&
-      (!filter.body || v.body_type === filter.body) &&
-      (!q || v.plate.toUpperCase().includes(q)),
-  );
-  const geojson = new Blob([text], { type: "application/geo+json" });
+  const { counts, shown } = refreshPoints();
+  postFeatures(newestPending);
   const snapshot = new Float64Array(fleet.byId.size * SNAP_FIELDS);
   const tnow = Date.now();
   let k = 0;
@@ -109,10 +193,7 @@ function frame() {
     snapshot[k++] = v.heading;
     snapshot[k++] = STATUS_CODES.indexOf(fleet.status(v, tnow));
   }
-  post(
-    { type: "frame", geojson, counts, shown, newestTs: newestPending, arrivals, positions, buildMs: performance.now() - t0, snapshot },
-    [snapshot.buffer],
-  );
+  post({ type: "frame", counts, shown, arrivals, positions, buildMs: performance.now() - t0, snapshot }, [snapshot.buffer]);
   arrivals = [];
   positions = 0;
   newestPending = 0;
@@ -133,9 +214,13 @@ ctx.onmessage = (ev: MessageEvent<ToWorker>) => {
   } else if (m.type === "filter") {
     filter = m;
     fleet.version++;
-    lastFrame = 0;
+    nextFrame = 0;
     awaiting = 0;
     frame();
+  } else if (m.type === "view") {
+    // A pan or zoom: answer at once from the current index (no re-clustering).
+    view = m.view;
+    if (drawn >= 0) postFeatures(0);
   } else if (m.type === "trip") {
     fleet.setTrip(m.vehicleId, m.tripId, null);
   } else if (m.type === "drawn") {

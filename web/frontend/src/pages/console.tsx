@@ -28,6 +28,9 @@ interface FleetStats {
   batches: number;
   shown: number;
   total: number;
+  features: number; // features in the vehicle source (clusters + single vehicles of the view)
+  viewSeq: number; // views posted to the worker (one per zoom, pan end, and 4/s while panning)
+  drawnView: { seq: number; at: number }; // the view of the data last drawn, and when (performance.now())
 }
 
 interface Filters {
@@ -70,13 +73,15 @@ export function ConsolePage() {
     const map = createMap(mapEl.current!);
     mapRef.current = map;
     let alive = true;
-    const stats: FleetStats = { frames: 0, renders: 0, latencies: [], arrivals: [], redrawMs: [], positions: 0, batches: 0, shown: 0, total: 0 };
+    const stats: FleetStats = { frames: 0, renders: 0, latencies: [], arrivals: [], redrawMs: [], positions: 0, batches: 0, shown: 0, total: 0, features: 0, viewSeq: 0, drawnView: { seq: 0, at: 0 } };
     window.__fleetStats = stats;
     // Handles for the browser tests and bench/console_load.py (read-only use).
     (window as unknown as { __fleet: Fleet; __map: MLMap }).__fleet = fleet;
     (window as unknown as { __fleet: Fleet; __map: MLMap }).__map = map;
     let pendingTs = 0; // newest ping ts in data handed to the map but not yet painted
+    let pendingView = -1; // view seq of data handed to the map but not yet painted
     let awaitingDraw = false; // a frame was handed to the map and has not finished loading
+    const urls: string[] = []; // blob URLs handed to the map, oldest first
     let raf = 0;
     const countFrames = () => {
       stats.frames++;
@@ -86,13 +91,32 @@ export function ConsolePage() {
     map.on("render", () => {
       stats.renders++;
     });
+    // "Drawn" = the first render after the vehicle tiles were rebuilt from the newest data.
+    // MapLibre reports the source loaded already when its worker has read the data
+    // ("metadata", before the tiles are rebuilt); the tiles follow the "content" event.
+    let rebuilt = false;
     map.on("sourcedata", (e) => {
-      if (e.sourceId === "vehicles" && e.isSourceLoaded && awaitingDraw) {
+      if (e.sourceId !== "vehicles") return;
+      if (e.sourceDataType === "metadata") rebuilt = false;
+      if (e.sourceDataType === "content") rebuilt = true;
+      if (!e.isSourceLoaded) return;
+      if (urls.length > 1) {
+        // Nothing is loading: every blob URL but the newest was read or skipped by now.
+        // (Revoking one earlier can pull it from under a fetch in MapLibre's worker.)
+        for (const u of urls.splice(0, urls.length - 1)) URL.revokeObjectURL(u);
+      }
+      if (!rebuilt) return;
+      if (awaitingDraw) {
         awaitingDraw = false;
         const ack: ToWorker = { type: "drawn" };
         workerRef.current?.postMessage(ack);
       }
-      if (e.sourceId === "vehicles" && e.isSourceLoaded && pendingTs) {
+      if (pendingView >= 0) {
+        const seq = pendingView;
+        pendingView = -1;
+        map.once("render", () => (stats.drawnView = { seq, at: performance.now() }));
+      }
+      if (pendingTs) {
         const ts = pendingTs;
         pendingTs = 0;
         map.once("render", () => {
@@ -102,29 +126,34 @@ export function ConsolePage() {
       }
     });
 
-    // The live feed runs in a worker (fleetWorker.ts): it owns the websocket and sends a
-    // ready GeoJSON Blob once a second; MapLibre's worker parses it from a blob: URL.
+    // The live feed runs in a worker (fleetWorker.ts): it owns the websocket, clusters the
+    // fleet and sends the features of the current view as a GeoJSON Blob (MapLibre's worker
+    // parses it from a blob: URL), plus once a second a snapshot for the lists and panels.
     const worker = new Worker(new URL("../fleetWorker.ts", import.meta.url), { type: "module" });
     workerRef.current = worker;
     setExternal(true);
-    let prevUrl: string | null = null;
     worker.onmessage = (ev: MessageEvent<FromWorker>) => {
       const m = ev.data;
       if (m.type === "state") return injectState(m.state);
       if (m.type === "event") return inject(m.msg);
       if (!alive || !map.getSource("vehicles")) return;
+      if (m.type === "features") {
+        const url = URL.createObjectURL(m.geojson);
+        (map.getSource("vehicles") as maplibregl.GeoJSONSource).setData(url);
+        awaitingDraw = true;
+        rebuilt = false;
+        urls.push(url);
+        if (m.newestTs) pendingTs = m.newestTs;
+        pendingView = m.view;
+        stats.features = m.features;
+        return;
+      }
       for (const a of m.arrivals) stats.arrivals.push(a);
       if (stats.arrivals.length > 20000) stats.arrivals.splice(0, 5000);
       stats.positions += m.positions;
       stats.redrawMs.push(m.buildMs);
       if (stats.redrawMs.length > 2000) stats.redrawMs.splice(0, 500);
       stats.batches++;
-      const url = URL.createObjectURL(m.geojson);
-      (map.getSource("vehicles") as maplibregl.GeoJSONSource).setData(url);
-      awaitingDraw = true;
-      if (prevUrl) URL.revokeObjectURL(prevUrl);
-      prevUrl = url;
-      if (m.newestTs) pendingTs = m.newestTs;
       fleet.applySnapshot(m.snapshot, SNAP_FIELDS, STATUS_CODES);
       stats.shown = m.shown;
       stats.total = fleet.byId.size;
@@ -135,16 +164,33 @@ export function ConsolePage() {
       setTick((n) => n + 1);
     };
 
+    // The worker only sends what the view needs: tell it where the map is, at once on a zoom
+    // or the end of a pan, and a few times a second while panning.
+    let viewTimer = 0;
+    let lastView = 0;
+    const postView = () => {
+      window.clearTimeout(viewTimer);
+      viewTimer = 0;
+      lastView = performance.now();
+      const b = map.getBounds();
+      const seq = ++stats.viewSeq;
+      const msg: ToWorker = { type: "view", view: { bbox: [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()], zoom: map.getZoom(), seq } };
+      worker.postMessage(msg);
+    };
+    map.on("moveend", postView);
+    map.on("move", () => {
+      if (!viewTimer) viewTimer = window.setTimeout(postView, Math.max(0, 250 - (performance.now() - lastView)));
+    });
+
     whenBaseReady(map, () => {
       addVehicleLayers(map);
       new ClusterLabels(map);
       map.on("click", "v-cluster", (e) => {
         const f = e.features?.[0];
         if (!f) return;
-        const src = map.getSource("vehicles") as maplibregl.GeoJSONSource;
-        src.getClusterExpansionZoom(f.properties.cluster_id).then((z) =>
-          map.easeTo({ center: (f.geometry as GeoJSON.Point).coordinates as [number, number], zoom: z + 0.2 }),
-        );
+        // The worker put each cluster's expansion zoom on it (supercluster's getClusterExpansionZoom).
+        const z = Number(f.properties.expand ?? map.getZoom() + 2);
+        map.easeTo({ center: (f.geometry as GeoJSON.Point).coordinates as [number, number], zoom: z + 0.2 });
       });
       map.on("click", "v-point", (e) => {
         const id = e.features?.[0]?.properties?.id;
@@ -181,6 +227,7 @@ export function ConsolePage() {
         postFilter(worker, filtersRef.current);
         setLoaded(true);
         fitToFleet(map, fleet);
+        postView();
       })().catch((e) => setLoadError(e));
     });
 
@@ -208,7 +255,8 @@ export function ConsolePage() {
       worker.postMessage(stop);
       workerRef.current = null;
       setExternal(false);
-      if (prevUrl) URL.revokeObjectURL(prevUrl);
+      for (const u of urls) URL.revokeObjectURL(u);
+      window.clearTimeout(viewTimer);
       cancelAnimationFrame(raf);
       unsub();
       unstate();
