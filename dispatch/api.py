@@ -15,7 +15,7 @@ from dispatch.optimize.api import router as optimize_router
 from dispatch.standards.api import router as standards_router
 from dispatch.trips.api import router as trips_router
 from fleet.deps import CurrentPrincipal, Session
-from fleet.schemas import ERROR_RESPONSES
+from fleet.schemas import ERROR_RESPONSES, Id
 
 router = APIRouter()
 router.include_router(standards_router)
@@ -31,7 +31,7 @@ track_router = APIRouter(responses=ERROR_RESPONSES, tags=["trips"])
 
 @track_router.get("/trips/{trip_id}/track-summary", response_model=supervision.TrackSummary)
 async def track_summary(
-    trip_id: int, session: Session, principal: CurrentPrincipal
+    trip_id: Id, session: Session, principal: CurrentPrincipal
 ) -> supervision.TrackSummary:
     """Planned vs actual distance and duration from stored positions; end vs destination."""
     return await supervision.track_summary(session, principal, trip_id)

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Generic, TypeVar
 
+from annotated_types import Ge, Le
 from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 
 T = TypeVar("T")
+
+
+# PostgreSQL bigint: ids and counts beyond it are a 422 on the field, never a database error.
+BIGINT_MAX = 2**63 - 1
+Id = Annotated[int, Ge(1), Le(BIGINT_MAX)]
+"""A database row id in a path, query or body: 1 … 2^63 − 1."""
 
 
 class Strict(BaseModel):
@@ -41,7 +48,7 @@ class PageParams(BaseModel):
 
 def page_params(
     limit: Annotated[int, Query(ge=1, le=500, description="page size")] = 50,
-    offset: Annotated[int, Query(ge=0, description="rows to skip")] = 0,
+    offset: Annotated[int, Query(ge=0, le=BIGINT_MAX, description="rows to skip")] = 0,
 ) -> PageParams:
     return PageParams(limit=limit, offset=offset)
 

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 
 from fleet.deps import CurrentPrincipal, Session
 from fleet.errors import Invalid
-from fleet.schemas import ERROR_RESPONSES, Page, PageParams, page_params
+from fleet.schemas import ERROR_RESPONSES, Id, Page, PageParams, page_params
 from telematics import alerts as alert_service
 from telematics import track as track_service
 from telematics.api_schemas import (
@@ -71,7 +71,7 @@ async def latest_positions(
     bbox: Annotated[str | None, Query(description="west,south,east,north (degrees)")] = None,
     status: Literal["moving", "parked", "offline"] | None = None,
     limit: Annotated[int, Query(ge=1, le=50_000, description="page size")] = 50_000,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="rows to skip")] = 0,
 ) -> Response:
     """Latest position of every vehicle in scope, as a GeoJSON FeatureCollection (one Point per
     vehicle, id = vehicle id). Complete in one response by default (the whole region is
@@ -90,7 +90,7 @@ async def latest_positions(
     responses={200: {"content": {GEOJSON: {}, "application/gpx+xml": {}}}},
 )
 async def vehicle_track(
-    vehicle_id: int,
+    vehicle_id: Id,
     request: Request,
     session: Session,
     principal: CurrentPrincipal,
@@ -128,7 +128,7 @@ async def vehicle_track(
 
 @router.get("/vehicles/{vehicle_id}/trips", response_model=Page[TripOut], tags=["tracks"])
 async def vehicle_trips(
-    vehicle_id: int,
+    vehicle_id: Id,
     session: Session,
     principal: CurrentPrincipal,
     start: Start,
@@ -148,7 +148,7 @@ async def vehicle_trips(
 
 @router.get("/vehicles/{vehicle_id}/stops", response_model=Page[StopOut], tags=["tracks"])
 async def vehicle_stops(
-    vehicle_id: int,
+    vehicle_id: Id,
     session: Session,
     principal: CurrentPrincipal,
     start: Start,
@@ -168,7 +168,7 @@ async def vehicle_stops(
 
 @router.get("/vehicles/{vehicle_id}/mileage", response_model=list[MileageOut], tags=["tracks"])
 async def vehicle_mileage(
-    vehicle_id: int,
+    vehicle_id: Id,
     session: Session,
     principal: CurrentPrincipal,
     from_: Annotated[date, Query(alias="from", description="first local day")],
@@ -182,7 +182,7 @@ async def vehicle_mileage(
 
 @router.get("/vehicles/{vehicle_id}/alerts", response_model=Page[AlertOut], tags=["alerts"])
 async def vehicle_alerts(
-    vehicle_id: int,
+    vehicle_id: Id,
     session: Session,
     principal: CurrentPrincipal,
     paging: Paging,
@@ -216,10 +216,10 @@ async def list_alerts(
     paging: Paging,
     start: Annotated[datetime | None, Query(description="overlapping from")] = None,
     end: Annotated[datetime | None, Query(description="started before")] = None,
-    vehicle_id: int | None = None,
+    vehicle_id: Id | None = None,
     kind: Annotated[str | None, Query(pattern="^[a-z_]{3,40}$")] = None,
     status: AlertStatus | None = None,
-    under: Annotated[int | None, Query(description="only this org's subtree")] = None,
+    under: Annotated[Id | None, Query(description="only this org's subtree")] = None,
 ) -> Page[AlertOut]:
     """Supervision alerts in the caller's scope, newest first (evidence: GET /alerts/{id})."""
     items, total = await alert_service.list_alerts(
@@ -247,7 +247,7 @@ async def get_alert(alert_id: int, session: Session, principal: CurrentPrincipal
 
 @router.post("/alerts/{alert_id}/acknowledge", response_model=AlertDetail, tags=["alerts"])
 async def acknowledge_alert(
-    alert_id: int, body: AlertAction, session: Session, principal: CurrentPrincipal
+    alert_id: Id, body: AlertAction, session: Session, principal: CurrentPrincipal
 ) -> AlertDetail:
     """Acknowledge an open alert with a comment (dispatcher/admin; audited)."""
     return AlertDetail.model_validate(
@@ -257,7 +257,7 @@ async def acknowledge_alert(
 
 @router.post("/alerts/{alert_id}/close", response_model=AlertDetail, tags=["alerts"])
 async def close_alert(
-    alert_id: int, body: AlertAction, session: Session, principal: CurrentPrincipal
+    alert_id: Id, body: AlertAction, session: Session, principal: CurrentPrincipal
 ) -> AlertDetail:
     """Close an open or acknowledged alert with a comment (dispatcher/admin; audited)."""
     return AlertDetail.model_validate(

@@ -9,10 +9,11 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from types import ModuleType
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fleet.config import Settings, get_settings
@@ -58,6 +59,42 @@ def _loc_to_field(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or str(loc[0] if loc else "")
 
 
+# A value the database cannot take (out of bigint range, a NUL in text, a year 0 date) that
+# slipped past request validation: the client's fault, so 422, never a 500.
+_BAD_VALUE = (asyncpg.DataError, asyncpg.exceptions._base.DataError, OverflowError, ValueError)
+# The database is down or restarting: 503 with Retry-After, not a 500.
+_DB_DOWN = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+)
+
+
+def _root_causes(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and len(chain) < 10:
+        chain.append(cur)
+        cur = cur.__cause__ or getattr(cur, "orig", None)
+        if cur is not None and cur in chain:
+            break
+    return chain
+
+
+def _db_failure(exc: BaseException) -> JSONResponse | None:
+    chain = _root_causes(exc)
+    if any(isinstance(e, _BAD_VALUE) for e in chain):
+        log.info("api.bad_value", error=str(chain[-1])[:200])
+        return _error(422, "invalid_value", str(chain[-1]).split("\n")[0][:200])
+    if any(isinstance(e, _DB_DOWN) for e in chain):
+        log.warning("api.db_unavailable", error=repr(chain[-1])[:200])
+        response = _error(503, "database_unavailable", "the database is unavailable; retry shortly")
+        response.headers["Retry-After"] = "5"
+        return response
+    return None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(FleetError)
     async def _fleet(_: Request, exc: FleetError) -> JSONResponse:
@@ -92,6 +129,24 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DataError)
     async def _data(_: Request, exc: DataError) -> JSONResponse:
         return _error(422, "invalid_value", str(exc.orig).split("\n")[0][:200])
+
+    @app.exception_handler(DBAPIError)
+    async def _dbapi(_: Request, exc: DBAPIError) -> JSONResponse:
+        known = _db_failure(exc)
+        if known is not None:
+            return known
+        log.error("api.db_error", error=repr(exc.orig)[:300])
+        return _error(500, "internal_error", "unexpected database error; it has been logged")
+
+    @app.exception_handler(asyncpg.DataError)
+    @app.exception_handler(asyncpg.exceptions._base.DataError)
+    @app.exception_handler(asyncpg.PostgresConnectionError)
+    async def _asyncpg(_: Request, exc: Exception) -> JSONResponse:
+        known = _db_failure(exc)
+        if known is not None:
+            return known
+        log.error("api.db_error", error=repr(exc)[:300])
+        return _error(500, "internal_error", "unexpected database error; it has been logged")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -23,7 +23,7 @@ from openpyxl.styles import Font
 from dispatch.trips import service as trip_service
 from fleet.config import Settings, get_settings
 from fleet.deps import CurrentPrincipal, Session
-from fleet.schemas import ERROR_RESPONSES
+from fleet.schemas import ERROR_RESPONSES, Id
 from telematics import alerts as alert_service
 
 router = APIRouter(responses=ERROR_RESPONSES, tags=["exports"])
@@ -121,11 +121,11 @@ async def export_trips(
     principal: CurrentPrincipal,
     settings: Annotated[Settings, Depends(get_settings)],
     state: Annotated[str | None, Query(max_length=20)] = None,
-    unit_id: int | None = None,
+    unit_id: Id | None = None,
     departure_from: datetime | None = None,
     departure_to: datetime | None = None,
-    vehicle_id: int | None = None,
-    driver_id: int | None = None,
+    vehicle_id: Id | None = None,
+    driver_id: Id | None = None,
 ) -> Response:
     """Trips in scope (same filters and scope as GET /trips), at most 20,000 rows."""
     rows: list[dict[str, Any]] = []
@@ -157,10 +157,10 @@ async def export_alerts(
     settings: Annotated[Settings, Depends(get_settings)],
     start: datetime | None = None,
     end: datetime | None = None,
-    vehicle_id: int | None = None,
+    vehicle_id: Id | None = None,
     kind: Annotated[str | None, Query(pattern="^[a-z_]{3,40}$")] = None,
     status: Annotated[str | None, Query(pattern="^[a-z_]{3,20}$")] = None,
-    under: int | None = None,
+    under: Id | None = None,
 ) -> Response:
     """Alerts in scope (same filters and scope as GET /alerts), at most 20,000 rows."""
     rows: list[dict[str, Any]] = []

@@ -10,7 +10,7 @@ from dispatch.approvals import schemas, service
 from dispatch.trips import schemas as trip_schemas
 from dispatch.trips.service import read_trip, trip_out
 from fleet.deps import CurrentPrincipal, Session
-from fleet.schemas import ERROR_RESPONSES, Out, Page, PageParams, page_params
+from fleet.schemas import ERROR_RESPONSES, Id, Out, Page, PageParams, page_params
 
 router = APIRouter(responses=ERROR_RESPONSES, tags=["approvals"])
 Paging = Annotated[PageParams, Depends(page_params)]
@@ -47,7 +47,7 @@ async def inbox(session: Session, principal: CurrentPrincipal, paging: Paging) -
 
 @router.get("/trips/{trip_id}/approvals", response_model=list[schemas.StepOut])
 async def trip_steps(
-    trip_id: int, session: Session, principal: CurrentPrincipal
+    trip_id: Id, session: Session, principal: CurrentPrincipal
 ) -> list[schemas.StepOut]:
     """Every approval step of the trip, all rounds."""
     await read_trip(session, principal, trip_id)
@@ -56,21 +56,21 @@ async def trip_steps(
 
 @router.post("/trips/{trip_id}/approve", response_model=trip_schemas.TripOut)
 async def approve(
-    trip_id: int, body: schemas.DecisionIn, session: Session, principal: CurrentPrincipal
+    trip_id: Id, body: schemas.DecisionIn, session: Session, principal: CurrentPrincipal
 ) -> trip_schemas.TripOut:
     return trip_out(await service.approve(session, principal, trip_id, body.comment))
 
 
 @router.post("/trips/{trip_id}/reject", response_model=trip_schemas.TripOut)
 async def reject(
-    trip_id: int, body: schemas.ReasonIn, session: Session, principal: CurrentPrincipal
+    trip_id: Id, body: schemas.ReasonIn, session: Session, principal: CurrentPrincipal
 ) -> trip_schemas.TripOut:
     return trip_out(await service.reject(session, principal, trip_id, body.reason))
 
 
 @router.post("/trips/{trip_id}/return", response_model=trip_schemas.TripOut)
 async def return_for_changes(
-    trip_id: int, body: schemas.ReasonIn, session: Session, principal: CurrentPrincipal
+    trip_id: Id, body: schemas.ReasonIn, session: Session, principal: CurrentPrincipal
 ) -> trip_schemas.TripOut:
     """Send the request back to the requester as a draft."""
     return trip_out(await service.return_for_changes(session, principal, trip_id, body.reason))
@@ -78,7 +78,7 @@ async def return_for_changes(
 
 @router.post("/trips/{trip_id}/delegate", response_model=schemas.StepOut)
 async def delegate(
-    trip_id: int, body: schemas.DelegateIn, session: Session, principal: CurrentPrincipal
+    trip_id: Id, body: schemas.DelegateIn, session: Session, principal: CurrentPrincipal
 ) -> schemas.StepOut:
     """Hand the pending step to another approver covering the unit."""
     return schemas.StepOut.model_validate(await service.delegate(session, principal, trip_id, body))

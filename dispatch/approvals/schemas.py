@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from fleet.schemas import Out, Strict
+from fleet.schemas import Id, Out, Strict
 
 Level = Literal["unit", "county", "city", "region"]
 Kind = Literal["in_county", "cross_county", "cross_city", "emergency"]
@@ -19,7 +19,7 @@ class ChainStep(Strict):
 
 
 class ChainIn(Strict):
-    org_id: int | None = Field(
+    org_id: Id | None = Field(
         default=None, description="applies to this org's subtree; NULL: everywhere"
     )
     kind: Kind
@@ -47,7 +47,7 @@ class ReasonIn(Strict):
 
 
 class DelegateIn(Strict):
-    user_id: int
+    user_id: Id
     reason: str | None = Field(default=None, max_length=500)
 
 

@@ -11,7 +11,7 @@ from dispatch.assignments import schemas, service
 from dispatch.trips import schemas as trip_schemas
 from dispatch.trips.service import read_trip, trip_out
 from fleet.deps import CurrentPrincipal, Session
-from fleet.schemas import ERROR_RESPONSES, Page, PageParams, page_params
+from fleet.schemas import ERROR_RESPONSES, Id, Page, PageParams, page_params
 
 router = APIRouter(responses=ERROR_RESPONSES)
 Paging = Annotated[PageParams, Depends(page_params)]
@@ -61,7 +61,7 @@ async def apply_batch(
     tags=["dispatch"],
 )
 async def assign(
-    trip_id: int, body: schemas.AssignIn, session: Session, principal: CurrentPrincipal
+    trip_id: Id, body: schemas.AssignIn, session: Session, principal: CurrentPrincipal
 ) -> schemas.AssignmentOut:
     """Book a vehicle and a driver for the trip (派车)."""
     a = await service.assign(session, principal, trip_id, body.vehicle_id, body.driver_id)
@@ -72,7 +72,7 @@ async def assign(
     "/trips/{trip_id}/assignments", response_model=list[schemas.AssignmentOut], tags=["dispatch"]
 )
 async def trip_assignments(
-    trip_id: int, session: Session, principal: CurrentPrincipal
+    trip_id: Id, session: Session, principal: CurrentPrincipal
 ) -> list[schemas.AssignmentOut]:
     await read_trip(session, principal, trip_id)
     return [service.assignment_out(a) for a in await service.trip_assignments(session, trip_id)]
@@ -82,7 +82,7 @@ async def trip_assignments(
     "/trips/{trip_id}/vehicle-failed", response_model=trip_schemas.TripOut, tags=["dispatch"]
 )
 async def vehicle_failed(
-    trip_id: int, body: trip_schemas.ReasonIn, session: Session, principal: CurrentPrincipal
+    trip_id: Id, body: trip_schemas.ReasonIn, session: Session, principal: CurrentPrincipal
 ) -> trip_schemas.TripOut:
     """The booked vehicle cannot go: release it; the trip waits for reassignment."""
     return trip_out(await service.vehicle_failed(session, principal, trip_id, body.reason))
@@ -90,7 +90,7 @@ async def vehicle_failed(
 
 @router.post("/trips/{trip_id}/settle", response_model=trip_schemas.TripOut, tags=["dispatch"])
 async def settle(
-    trip_id: int, body: schemas.SettleIn, session: Session, principal: CurrentPrincipal
+    trip_id: Id, body: schemas.SettleIn, session: Session, principal: CurrentPrincipal
 ) -> trip_schemas.TripOut:
     """Close a completed trip's accounts (结算)."""
     return trip_out(await service.settle(session, principal, trip_id, body.note))
@@ -114,7 +114,7 @@ async def my_assignments(
     "/assignments/{assignment_id}/accept", response_model=schemas.AssignmentOut, tags=["driver"]
 )
 async def accept(
-    assignment_id: int, session: Session, principal: CurrentPrincipal
+    assignment_id: Id, session: Session, principal: CurrentPrincipal
 ) -> schemas.AssignmentOut:
     return service.assignment_out(await service.accept(session, principal, assignment_id))
 
@@ -123,7 +123,7 @@ async def accept(
     "/assignments/{assignment_id}/decline", response_model=schemas.AssignmentOut, tags=["driver"]
 )
 async def decline(
-    assignment_id: int, body: schemas.DeclineIn, session: Session, principal: CurrentPrincipal
+    assignment_id: Id, body: schemas.DeclineIn, session: Session, principal: CurrentPrincipal
 ) -> schemas.AssignmentOut:
     """Decline with a reason: the trip goes back to dispatch (state reassigned)."""
     return service.assignment_out(
@@ -135,7 +135,7 @@ async def decline(
     "/assignments/{assignment_id}/depart", response_model=schemas.AssignmentOut, tags=["driver"]
 )
 async def depart(
-    assignment_id: int, body: schemas.DepartIn, session: Session, principal: CurrentPrincipal
+    assignment_id: Id, body: schemas.DepartIn, session: Session, principal: CurrentPrincipal
 ) -> schemas.AssignmentOut:
     return service.assignment_out(await service.depart(session, principal, assignment_id, body))
 
@@ -144,7 +144,7 @@ async def depart(
     "/assignments/{assignment_id}/arrive", response_model=schemas.AssignmentOut, tags=["driver"]
 )
 async def arrive(
-    assignment_id: int, body: schemas.ArriveIn, session: Session, principal: CurrentPrincipal
+    assignment_id: Id, body: schemas.ArriveIn, session: Session, principal: CurrentPrincipal
 ) -> schemas.AssignmentOut:
     return service.assignment_out(await service.arrive(session, principal, assignment_id, body))
 
@@ -153,7 +153,7 @@ async def arrive(
     "/assignments/{assignment_id}/complete", response_model=schemas.AssignmentOut, tags=["driver"]
 )
 async def complete(
-    assignment_id: int, body: schemas.CompleteIn, session: Session, principal: CurrentPrincipal
+    assignment_id: Id, body: schemas.CompleteIn, session: Session, principal: CurrentPrincipal
 ) -> schemas.AssignmentOut:
     """Return the vehicle (收车): odometer, tolls, parking, fuel/charging cost, notes."""
     return service.assignment_out(await service.complete(session, principal, assignment_id, body))

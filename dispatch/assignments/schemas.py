@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, Field
 
-from fleet.schemas import Out, Strict
+from fleet.schemas import Id, Out, Strict
 
 AssignmentState = Literal[
     "assigned", "accepted", "departed", "completed", "declined", "failed", "cancelled"
@@ -16,14 +16,14 @@ AssignmentState = Literal[
 
 
 class AssignIn(Strict):
-    vehicle_id: int
-    driver_id: int
+    vehicle_id: Id
+    driver_id: Id
 
 
 class ProposalIn(Strict):
-    trip_id: int
-    vehicle_id: int
-    driver_id: int
+    trip_id: Id
+    vehicle_id: Id
+    driver_id: Id
 
 
 class BatchIn(Strict):

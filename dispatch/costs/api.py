@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from dispatch.costs import schemas, service
 from fleet.deps import CurrentPrincipal, Session
-from fleet.schemas import ERROR_RESPONSES, Page, PageParams, page_params
+from fleet.schemas import ERROR_RESPONSES, Id, Page, PageParams, page_params
 
 router = APIRouter(responses=ERROR_RESPONSES, tags=["costs"])
 Paging = Annotated[PageParams, Depends(page_params)]
@@ -28,8 +28,8 @@ async def list_costs(
     session: Session,
     principal: CurrentPrincipal,
     paging: Paging,
-    vehicle_id: int | None = None,
-    trip_id: int | None = None,
+    vehicle_id: Id | None = None,
+    trip_id: Id | None = None,
 ) -> Page[schemas.CostOut]:
     """Costs of one vehicle or one trip."""
     rows, total = await service.list_costs(
@@ -47,7 +47,7 @@ async def list_costs(
 
 @router.get("/vehicles/{vehicle_id}/cost-summary", response_model=schemas.VehicleCostSummary)
 async def vehicle_summary(
-    vehicle_id: int, session: Session, principal: CurrentPrincipal
+    vehicle_id: Id, session: Session, principal: CurrentPrincipal
 ) -> schemas.VehicleCostSummary:
     return await service.vehicle_summary(session, principal, vehicle_id)
 
@@ -72,7 +72,7 @@ async def due(
 
 @router.post("/trips/{trip_id}/ratings", response_model=schemas.RatingOut, status_code=201)
 async def rate(
-    trip_id: int, body: schemas.RatingIn, session: Session, principal: CurrentPrincipal
+    trip_id: Id, body: schemas.RatingIn, session: Session, principal: CurrentPrincipal
 ) -> schemas.RatingOut:
     """A passenger (or the requester) rates a completed trip, once."""
     return schemas.RatingOut.model_validate(await service.rate(session, principal, trip_id, body))
@@ -80,7 +80,7 @@ async def rate(
 
 @router.get("/trips/{trip_id}/ratings", response_model=list[schemas.RatingOut])
 async def ratings(
-    trip_id: int, session: Session, principal: CurrentPrincipal
+    trip_id: Id, session: Session, principal: CurrentPrincipal
 ) -> list[schemas.RatingOut]:
     return [
         schemas.RatingOut.model_validate(r)
@@ -98,7 +98,7 @@ async def cost_per_km(
     principal: CurrentPrincipal,
     month_from: Month,
     month_to: Month,
-    under: Annotated[int | None, Query(description="only units under this org")] = None,
+    under: Annotated[Id | None, Query(description="only units under this org")] = None,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
 ) -> list[schemas.CostPerKmRow] | Response:
     """Cost per km by owning unit and month (Asia/Shanghai months); `format=csv` exports."""

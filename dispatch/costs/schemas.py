@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from fleet.schemas import Out, Strict
+from fleet.schemas import Id, Out, Strict
 
 CostKind = Literal[
     "fuel",
@@ -25,8 +25,8 @@ ServiceKind = Literal["repair", "maintenance", "insurance", "inspection"]
 
 
 class CostIn(Strict):
-    vehicle_id: int
-    trip_id: int | None = None
+    vehicle_id: Id
+    trip_id: Id | None = None
     kind: CostKind
     amount_cny: Decimal = Field(ge=0, le=10_000_000, decimal_places=2)
     occurred_on: date
@@ -46,7 +46,7 @@ class CostOut(Out):
 
 
 class ServiceIn(Strict):
-    vehicle_id: int
+    vehicle_id: Id
     kind: ServiceKind
     done_on: date
     due_on: date | None = Field(

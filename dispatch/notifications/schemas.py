@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from fleet.schemas import Out, Page, Strict
+from fleet.schemas import Id, Out, Page, Strict
 
 
 class NotificationOut(Out):
@@ -24,7 +24,7 @@ class NotificationPage(Page[NotificationOut]):
 
 
 class MarkRead(Strict):
-    ids: list[int] = Field(default_factory=list, max_length=500)
+    ids: list[Id] = Field(default_factory=list, max_length=500)
     all: bool = Field(default=False, description="mark every unread notification read")
 
     @model_validator(mode="after")

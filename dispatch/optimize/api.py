@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 
 from dispatch.optimize import schemas, service
 from fleet.deps import CurrentPrincipal, Session
-from fleet.schemas import ERROR_RESPONSES, Page, PageParams, page_params
+from fleet.schemas import ERROR_RESPONSES, Id, Page, PageParams, page_params
 
 router = APIRouter(prefix="/dispatch/proposals", responses=ERROR_RESPONSES, tags=["auto-assign"])
 Paging = Annotated[PageParams, Depends(page_params)]
@@ -30,7 +30,7 @@ async def list_proposals(
     session: Session,
     principal: CurrentPrincipal,
     paging: Paging,
-    org_id: int | None = None,
+    org_id: Id | None = None,
     state: schemas.RunState | None = None,
 ) -> Page[schemas.ProposalSummary]:
     """Proposals in the caller's scope, newest first."""
@@ -43,7 +43,7 @@ async def list_proposals(
 
 @router.get("/{proposal_id}", response_model=schemas.ProposalOut)
 async def read(
-    proposal_id: int, session: Session, principal: CurrentPrincipal
+    proposal_id: Id, session: Session, principal: CurrentPrincipal
 ) -> schemas.ProposalOut:
     """State (queued, running, done, failed, accepted, discarded), progress (elapsed, time
     limit, objective), proposed items with the optimizer's explanation, unserved with reasons."""
@@ -52,7 +52,7 @@ async def read(
 
 @router.patch("/{proposal_id}", response_model=schemas.ProposalOut)
 async def edit(
-    proposal_id: int, body: schemas.ProposalEdit, session: Session, principal: CurrentPrincipal
+    proposal_id: Id, body: schemas.ProposalEdit, session: Session, principal: CurrentPrincipal
 ) -> schemas.ProposalOut:
     """Edit items before accepting: another vehicle or driver, drop/restore, or assign a
     request the optimizer left out. Vehicle and driver are checked at once."""
@@ -61,7 +61,7 @@ async def edit(
 
 @router.post("/{proposal_id}/accept", response_model=schemas.AcceptOut)
 async def accept(
-    proposal_id: int, session: Session, principal: CurrentPrincipal
+    proposal_id: Id, session: Session, principal: CurrentPrincipal
 ) -> schemas.AcceptOut:
     """Book every kept item through the manual assignment checks, each on its own: a refused
     item comes back with its reason while the others commit."""
@@ -70,7 +70,7 @@ async def accept(
 
 @router.post("/{proposal_id}/discard", response_model=schemas.ProposalOut)
 async def discard(
-    proposal_id: int, session: Session, principal: CurrentPrincipal
+    proposal_id: Id, session: Session, principal: CurrentPrincipal
 ) -> schemas.ProposalOut:
     """Throw the proposal away (a queued or running one is not stored when it finishes)."""
     return service.proposal_out(await service.discard(session, principal, proposal_id))

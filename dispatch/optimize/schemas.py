@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import AwareDatetime, Field, model_validator
 
 from dispatch.assignments.schemas import ProposalResult
-from fleet.schemas import Out, Strict
+from fleet.schemas import Id, Out, Strict
 
 RunState = Literal["queued", "running", "done", "failed", "accepted", "discarded"]
 
@@ -16,7 +16,7 @@ RunState = Literal["queued", "running", "done", "failed", "accepted", "discarded
 class ProposalCreate(Strict):
     """Auto-assign the waiting requests of an org subtree for one local day or a window."""
 
-    org_id: int = Field(description="scope: the org subtree (must be in your dispatcher scope)")
+    org_id: Id = Field(description="scope: the org subtree (must be in your dispatcher scope)")
     day: date | None = Field(default=None, description="local day (Asia/Shanghai)")
     window_from: AwareDatetime | None = Field(default=None, description="or: departures from")
     window_to: AwareDatetime | None = Field(default=None, description="or: departures before")
@@ -99,9 +99,9 @@ class ProposalSummary(Out):
 
 
 class ItemEdit(Strict):
-    trip_id: int
-    vehicle_id: int | None = None
-    driver_id: int | None = None
+    trip_id: Id
+    vehicle_id: Id | None = None
+    driver_id: Id | None = None
     drop: bool | None = Field(default=None, description="true: leave out of the acceptance")
 
 

@@ -8,11 +8,11 @@ from fastapi import APIRouter, Depends, Query
 
 from dispatch.registry import schemas, service
 from fleet.deps import CurrentPrincipal, Session
-from fleet.schemas import ERROR_RESPONSES, Page, PageParams, page_params
+from fleet.schemas import ERROR_RESPONSES, Id, Page, PageParams, page_params
 
 router = APIRouter(responses=ERROR_RESPONSES)
 Paging = Annotated[PageParams, Depends(page_params)]
-Under = Annotated[int | None, Query(description="only vehicles/drivers of this org's subtree")]
+Under = Annotated[Id | None, Query(description="only vehicles/drivers of this org's subtree")]
 
 
 @router.get("/vehicles", response_model=Page[schemas.VehicleOut], tags=["vehicles"])
@@ -21,7 +21,7 @@ async def list_vehicles(
     principal: CurrentPrincipal,
     paging: Paging,
     under: Under = None,
-    unit_id: int | None = None,
+    unit_id: Id | None = None,
     status: schemas.VehicleStatus | None = None,
     body_type: schemas.BodyType | None = None,
     category: schemas.Category | None = None,
@@ -52,7 +52,7 @@ async def list_vehicles(
 
 @router.get("/vehicles/{vehicle_id}", response_model=schemas.VehicleOut, tags=["vehicles"])
 async def get_vehicle(
-    vehicle_id: int, session: Session, principal: CurrentPrincipal
+    vehicle_id: Id, session: Session, principal: CurrentPrincipal
 ) -> schemas.VehicleOut:
     return service.vehicle_out(await service.read_vehicle(session, principal, vehicle_id))
 
@@ -66,14 +66,14 @@ async def create_vehicle(
 
 @router.patch("/vehicles/{vehicle_id}", response_model=schemas.VehicleOut, tags=["vehicles"])
 async def update_vehicle(
-    vehicle_id: int, body: schemas.VehiclePatch, session: Session, principal: CurrentPrincipal
+    vehicle_id: Id, body: schemas.VehiclePatch, session: Session, principal: CurrentPrincipal
 ) -> schemas.VehicleOut:
     return service.vehicle_out(await service.update_vehicle(session, principal, vehicle_id, body))
 
 
 @router.post("/vehicles/{vehicle_id}/status", response_model=schemas.VehicleOut, tags=["vehicles"])
 async def change_vehicle_status(
-    vehicle_id: int, body: schemas.StatusChange, session: Session, principal: CurrentPrincipal
+    vehicle_id: Id, body: schemas.StatusChange, session: Session, principal: CurrentPrincipal
 ) -> schemas.VehicleOut:
     """Lifecycle change (in service, under repair, sealed, awaiting disposal, scrapped), audited."""
     return service.vehicle_out(await service.change_status(session, principal, vehicle_id, body))
@@ -104,7 +104,7 @@ async def list_drivers(
 
 @router.get("/drivers/{driver_id}", response_model=schemas.DriverOut, tags=["drivers"])
 async def get_driver(
-    driver_id: int, session: Session, principal: CurrentPrincipal
+    driver_id: Id, session: Session, principal: CurrentPrincipal
 ) -> schemas.DriverOut:
     return service.driver_out(await service.read_driver(session, principal, driver_id))
 
@@ -118,6 +118,6 @@ async def create_driver(
 
 @router.patch("/drivers/{driver_id}", response_model=schemas.DriverOut, tags=["drivers"])
 async def update_driver(
-    driver_id: int, body: schemas.DriverPatch, session: Session, principal: CurrentPrincipal
+    driver_id: Id, body: schemas.DriverPatch, session: Session, principal: CurrentPrincipal
 ) -> schemas.DriverOut:
     return service.driver_out(await service.update_driver(session, principal, driver_id, body))

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from fleet.schemas import Out, Point, Strict
+from fleet.schemas import Id, Out, Point, Strict
 
 Category = Literal["courier", "emergency", "law_enforcement", "special", "pool"]
 BodyType = Literal["sedan", "suv", "mpv", "minibus", "bus"]
@@ -32,7 +32,7 @@ class VehicleIn(Strict):
     engine_l: Decimal | None = Field(default=None, gt=0, lt=20, decimal_places=1)
     price_cny: Decimal = Field(gt=0, le=10_000_000, decimal_places=2)
     purchase_date: date
-    unit_id: int
+    unit_id: Id
     depot: Point
     status: VehicleStatus = "in_service"
     shared_pool: Pool = "none"
@@ -45,7 +45,7 @@ class VehiclePatch(Strict):
     category: Category | None = None
     seats: int | None = Field(default=None, ge=2, le=60)
     nev_range_km: int | None = Field(default=None, ge=1, le=2000)
-    unit_id: int | None = None
+    unit_id: Id | None = None
     depot: Point | None = None
     shared_pool: Pool | None = None
 
@@ -81,8 +81,8 @@ class DriverIn(Strict):
     licence_no: str = Field(min_length=6, max_length=32, pattern=r"^[0-9A-Za-z]+$")
     licence_expires: date | None = None
     phone: str | None = Field(default=None, pattern=r"^\+?[0-9-]{5,20}$")
-    unit_id: int
-    user_id: int | None = None
+    unit_id: Id
+    user_id: Id | None = None
 
 
 class DriverPatch(Strict):
@@ -90,9 +90,9 @@ class DriverPatch(Strict):
     licence_class: LicenceClass | None = None
     licence_expires: date | None = None
     phone: str | None = Field(default=None, pattern=r"^\+?[0-9-]{5,20}$")
-    unit_id: int | None = None
+    unit_id: Id | None = None
     status: Literal["active", "on_leave", "inactive"] | None = None
-    user_id: int | None = None
+    user_id: Id | None = None
 
 
 class DriverOut(Out):

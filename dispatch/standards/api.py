@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Response
 
 from dispatch.standards import schemas, service
 from fleet.deps import CurrentPrincipal, Session
-from fleet.schemas import ERROR_RESPONSES, Page, PageParams, page_params
+from fleet.schemas import ERROR_RESPONSES, Id, Page, PageParams, page_params
 
 router = APIRouter(responses=ERROR_RESPONSES, tags=["standards"])
 Paging = Annotated[PageParams, Depends(page_params)]
@@ -34,7 +34,7 @@ async def create_usage(
 
 @router.put("/standards/usage/{standard_id}", response_model=schemas.UsageStandardOut)
 async def replace_usage(
-    standard_id: int, body: schemas.UsageStandardIn, session: Session, principal: CurrentPrincipal
+    standard_id: Id, body: schemas.UsageStandardIn, session: Session, principal: CurrentPrincipal
 ) -> schemas.UsageStandardOut:
     return schemas.UsageStandardOut.model_validate(
         await service.replace_usage(session, principal, standard_id, body)
@@ -68,7 +68,7 @@ async def upsert_provisioning(
 
 @router.delete("/standards/provisioning/{standard_id}", status_code=204)
 async def delete_provisioning(
-    standard_id: int, session: Session, principal: CurrentPrincipal
+    standard_id: Id, session: Session, principal: CurrentPrincipal
 ) -> Response:
     await service.delete_provisioning(session, principal, standard_id)
     return Response(status_code=204)

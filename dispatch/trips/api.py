@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 
 from dispatch.trips import schemas, service
 from fleet.deps import CurrentPrincipal, Session
-from fleet.schemas import ERROR_RESPONSES, Page, PageParams, page_params
+from fleet.schemas import ERROR_RESPONSES, Id, Page, PageParams, page_params
 
 router = APIRouter(responses=ERROR_RESPONSES, tags=["trips"])
 Paging = Annotated[PageParams, Depends(page_params)]
@@ -31,11 +31,11 @@ async def list_trips(
     paging: Paging,
     state: schemas.TripState | None = None,
     mine: Annotated[bool, Query(description="only requests I filed")] = False,
-    unit_id: int | None = None,
+    unit_id: Id | None = None,
     departure_from: datetime | None = None,
     departure_to: datetime | None = None,
-    vehicle_id: Annotated[int | None, Query(description="trips assigned to this vehicle")] = None,
-    driver_id: Annotated[int | None, Query(description="trips assigned to this driver")] = None,
+    vehicle_id: Annotated[Id | None, Query(description="trips assigned to this vehicle")] = None,
+    driver_id: Annotated[Id | None, Query(description="trips assigned to this driver")] = None,
 ) -> Page[schemas.TripOut]:
     """Trips the caller may see: own, as passenger or driver, or units in their roles' scope."""
     rows, total = await service.list_trips(
@@ -61,7 +61,7 @@ async def get_trip(trip_id: int, session: Session, principal: CurrentPrincipal) 
 
 @router.put("/trips/{trip_id}", response_model=schemas.TripOut)
 async def update_trip(
-    trip_id: int, body: schemas.TripIn, session: Session, principal: CurrentPrincipal
+    trip_id: Id, body: schemas.TripIn, session: Session, principal: CurrentPrincipal
 ) -> schemas.TripOut:
     """Replace a draft (e.g. after it was returned for changes)."""
     return service.trip_out(await service.update_draft(session, principal, trip_id, body))
@@ -75,7 +75,7 @@ async def submit(trip_id: int, session: Session, principal: CurrentPrincipal) ->
 
 @router.post("/trips/{trip_id}/cancel", response_model=schemas.TripOut)
 async def cancel(
-    trip_id: int, body: schemas.ReasonIn, session: Session, principal: CurrentPrincipal
+    trip_id: Id, body: schemas.ReasonIn, session: Session, principal: CurrentPrincipal
 ) -> schemas.TripOut:
     """Cancel before departure (requester, or a dispatcher/admin of the unit)."""
     return service.trip_out(await service.cancel(session, principal, trip_id, body.reason))
@@ -83,7 +83,7 @@ async def cancel(
 
 @router.get("/trips/{trip_id}/history", response_model=list[schemas.HistoryOut])
 async def history(
-    trip_id: int, session: Session, principal: CurrentPrincipal
+    trip_id: Id, session: Session, principal: CurrentPrincipal
 ) -> list[schemas.HistoryOut]:
     """Every audited transition and decision of the trip, oldest first."""
     return await service.history(session, principal, trip_id)

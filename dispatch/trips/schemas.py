@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, Field, model_validator
 
-from fleet.schemas import Out, Strict
+from fleet.schemas import Id, Out, Strict
 
 TripNature = Literal[
     "official",
@@ -45,10 +45,10 @@ class Place(Strict):
 
 
 class TripIn(Strict):
-    unit_id: int | None = Field(default=None, description="requesting unit (default: your org)")
+    unit_id: Id | None = Field(default=None, description="requesting unit (default: your org)")
     passengers: int = Field(ge=1, le=100)
     passenger_names: list[str] = Field(default_factory=list, max_length=100)
-    passenger_user_ids: list[int] = Field(
+    passenger_user_ids: list[Id] = Field(
         default_factory=list, max_length=100, description="passengers who may rate the trip"
     )
     nature: TripNature = "official"

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from fleet.config import Settings, get_settings
 from fleet.deps import CurrentPrincipal, Session
 from fleet.identity import schemas, service
-from fleet.schemas import ERROR_RESPONSES, Page, PageParams, page_params
+from fleet.schemas import ERROR_RESPONSES, Id, Page, PageParams, page_params
 
 router = APIRouter(responses=ERROR_RESPONSES)
 Paging = Annotated[PageParams, Depends(page_params)]
@@ -36,8 +36,8 @@ async def list_orgs(
     principal: CurrentPrincipal,
     paging: Paging,
     kind: schemas.OrgKind | None = None,
-    parent_id: int | None = None,
-    under: Annotated[int | None, Query(description="only this org's subtree")] = None,
+    parent_id: Id | None = None,
+    under: Annotated[Id | None, Query(description="only this org's subtree")] = None,
     q: Annotated[str | None, Query(max_length=100, description="name or code contains")] = None,
 ) -> Page[schemas.OrgOut]:
     """Organisations in the caller's scope, in tree order."""
@@ -68,7 +68,7 @@ async def create_org(
 
 @router.patch("/orgs/{org_id}", response_model=schemas.OrgOut, tags=["orgs"])
 async def update_org(
-    org_id: int, body: schemas.OrgPatch, session: Session, principal: CurrentPrincipal
+    org_id: Id, body: schemas.OrgPatch, session: Session, principal: CurrentPrincipal
 ) -> schemas.OrgOut:
     return service.org_out(await service.update_org(session, principal, org_id, body))
 
@@ -79,7 +79,7 @@ async def list_users(
     principal: CurrentPrincipal,
     paging: Paging,
     q: Annotated[str | None, Query(max_length=100)] = None,
-    org_id: int | None = None,
+    org_id: Id | None = None,
 ) -> Page[schemas.UserOut]:
     users, total = await service.list_users(
         session, principal, q=q, org_id=org_id, limit=paging.limit, offset=paging.offset
@@ -102,7 +102,7 @@ async def create_user(
 
 @router.patch("/users/{user_id}", response_model=schemas.UserOut, tags=["users"])
 async def update_user(
-    user_id: int, body: schemas.UserPatch, session: Session, principal: CurrentPrincipal
+    user_id: Id, body: schemas.UserPatch, session: Session, principal: CurrentPrincipal
 ) -> schemas.UserOut:
     user = await service.update_user(session, principal, user_id, body)
     return await service.user_out(session, user)

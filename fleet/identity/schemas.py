@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from fleet.schemas import Out, Point, Strict
+from fleet.schemas import Id, Out, Point, Strict
 
 Role = Literal["requester", "approver", "dispatcher", "driver", "auditor", "admin"]
 OrgKind = Literal["region", "city", "county", "unit", "system"]
@@ -45,8 +45,8 @@ class OrgIn(Strict):
     code: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     name: str = Field(min_length=1, max_length=200)
     name_en: str | None = Field(default=None, max_length=200)
-    parent_id: int | None = None
-    system_id: int | None = Field(default=None, description="vertical system the unit belongs to")
+    parent_id: Id | None = None
+    system_id: Id | None = Field(default=None, description="vertical system the unit belongs to")
     location: Point | None = None
 
 
@@ -70,7 +70,7 @@ class OrgOut(Out):
 
 class BindingIn(Strict):
     role: Role
-    org_id: int
+    org_id: Id
 
 
 class UserIn(Strict):
@@ -78,7 +78,7 @@ class UserIn(Strict):
     password: str = Field(min_length=8, max_length=256)
     display_name: str = Field(min_length=1, max_length=100)
     phone: str | None = Field(default=None, max_length=32)
-    org_id: int
+    org_id: Id
     locale: Literal["zh-CN", "en"] = "zh-CN"
     roles: list[BindingIn] = Field(default_factory=list)
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from fleet.deps import CurrentPrincipal, Session
-from fleet.schemas import ERROR_RESPONSES, Page, PageParams, page_params
+from fleet.schemas import ERROR_RESPONSES, Id, Page, PageParams, page_params
 from telematics.registry import schemas, service
 
 router = APIRouter(responses=ERROR_RESPONSES)
@@ -20,7 +20,7 @@ async def list_terminals(
     principal: CurrentPrincipal,
     paging: Paging,
     q: Annotated[str | None, Query(max_length=32)] = None,
-    vehicle_id: int | None = None,
+    vehicle_id: Id | None = None,
     active: bool | None = None,
 ) -> Page[schemas.TerminalOut]:
     rows, total = await service.list_terminals(
@@ -71,7 +71,7 @@ async def list_geofences(
     principal: CurrentPrincipal,
     paging: Paging,
     purpose: schemas.Purpose | None = None,
-    org_id: int | None = None,
+    org_id: Id | None = None,
     active: bool | None = None,
 ) -> schemas.GeofenceCollection:
     """A GeoJSON FeatureCollection (with paging members) of geofences in scope."""
@@ -91,7 +91,7 @@ async def list_geofences(
 
 @router.get("/geofences/{geofence_id}", response_model=schemas.GeofenceOut, tags=["geofences"])
 async def get_geofence(
-    geofence_id: int, session: Session, principal: CurrentPrincipal
+    geofence_id: Id, session: Session, principal: CurrentPrincipal
 ) -> schemas.GeofenceOut:
     return service.geofence_out(await service.read_geofence(session, principal, geofence_id))
 
@@ -105,7 +105,7 @@ async def create_geofence(
 
 @router.patch("/geofences/{geofence_id}", response_model=schemas.GeofenceOut, tags=["geofences"])
 async def update_geofence(
-    geofence_id: int, body: schemas.GeofencePatch, session: Session, principal: CurrentPrincipal
+    geofence_id: Id, body: schemas.GeofencePatch, session: Session, principal: CurrentPrincipal
 ) -> schemas.GeofenceOut:
     return service.geofence_out(
         await service.update_geofence(session, principal, geofence_id, body)

@@ -7,14 +7,14 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, Field, model_validator
 
-from fleet.schemas import Out, Strict
+from fleet.schemas import Id, Out, Strict
 
 Purpose = Literal["allowed_area", "depot", "restricted", "speed_limit"]
 
 
 class TerminalIn(Strict):
     id: str = Field(pattern=r"^[A-Za-z0-9_-]{4,32}$", description="the MQTT username")
-    vehicle_id: int | None = None
+    vehicle_id: Id | None = None
     model: str | None = Field(default=None, max_length=100)
     protocol: Literal["mqtt-json", "jt808"] = "mqtt-json"
     secret: str | None = Field(
@@ -26,7 +26,7 @@ class TerminalIn(Strict):
 
 
 class TerminalPatch(Strict):
-    vehicle_id: int | None = None
+    vehicle_id: Id | None = None
     model: str | None = Field(default=None, max_length=100)
     active: bool | None = None
     rotate_secret: bool = False
@@ -54,7 +54,7 @@ class Geometry(Strict):
 class GeofenceProps(Strict):
     name: str = Field(min_length=1, max_length=200)
     purpose: Purpose
-    org_id: int
+    org_id: Id
     speed_limit_kmh: int | None = Field(default=None, ge=5, le=200)
     active: bool = True
 
