@@ -3,6 +3,8 @@
     python -m bench.track_query                 # generate (if needed), measure, drop
     python -m bench.track_query --keep          # keep the database for another run
     python -m bench.track_query --generate-only --keep   # the slow part, e.g. under nohup
+    python -m bench.track_query --compare-repack --keep  # repack day 2 with `fleet positions
+                                                         # repack`, then day 2 vs day 3 cold
 
 A throw-away database (``fleet_live_trackbench``) is migrated with the project's migrations;
 day partitions are filled inside PostgreSQL with INSERT … SELECT over generate_series, rows
@@ -296,6 +298,13 @@ def main() -> None:
         help="sample UTC days of this date (one partition) instead of local days",
     )
     ap.add_argument(
+        "--compare-repack",
+        action="store_true",
+        help="repack the 2nd day with the project's job (pg_repack by vehicle_id, ts), then"
+        " measure single UTC days: the 3rd (arrival order; its pages evicted by the repack's"
+        " I/O) against the 2nd (repacked), in the same run",
+    )
+    ap.add_argument(
         "--latest-only",
         action="store_true",
         help="only time the live map's first paint (latest positions of 26,638 vehicles)",
@@ -324,6 +333,9 @@ def main() -> None:
         if args.generate_only:
             return
         seed = args.seed if args.seed is not None else random.randrange(1_000_000)
+        if args.compare_repack:
+            compare_repack(args, seed)
+            return
         r = asyncio.run(measure(args.samples, args.days, args.vehicles, seed, args.utc_day))
         res = r["results"]
         assert isinstance(res, dict)
@@ -351,6 +363,40 @@ def main() -> None:
         if not args.keep:
             asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)'))
             _echo(f"dropped {DB}")
+
+
+def compare_repack(args: argparse.Namespace, seed: int) -> None:
+    """Repack day 2 through `telematics.maintenance` (what the nightly worker runs); then
+    cold/warm single-partition reads of day 3 (arrival order) and day 2 (repacked)."""
+    from telematics.maintenance import repack_due
+
+    if args.days < 3:
+        sys.exit("--compare-repack needs --days 3 or more")
+    settings = get_settings().model_copy(deep=True)
+    settings.db.name = DB
+    packed_day, plain_day = FIRST_DAY + timedelta(days=1), FIRST_DAY + timedelta(days=2)
+    t0 = time.perf_counter()
+    done = asyncio.run(repack_due(settings, days=[packed_day], progress=_echo))
+    if done:
+        _echo(f"repack of {packed_day}: {time.perf_counter() - t0:.0f}s")
+    rows = []
+    for label, day in (("arrival order", plain_day), ("repacked", packed_day)):
+        r = asyncio.run(measure(args.samples, args.days, args.vehicles, seed, day))
+        res = r["results"]
+        assert isinstance(res, dict)
+        buffers = next((ln for ln in str(r["plan"]).splitlines() if "Buffers" in ln), "")
+        rows.append((f"{day} {label}", res, buffers.strip()))
+    _echo(f"\nmachine: {_machine()}; sample seed {seed}; {args.samples} vehicles per day")
+    _echo(f"{'UTC day':<26}{'cold p50':>10}{'cold p99':>10}{'warm p50':>10}{'warm p99':>10}")
+    for label, res, _ in rows:
+        _echo(
+            f"{label:<26}{_percentile(res['cold_sql'], 0.5):>10.1f}"
+            f"{_percentile(res['cold_sql'], 0.99):>10.1f}{_percentile(res['warm_sql'], 0.5):>10.1f}"
+            f"{_percentile(res['warm_sql'], 0.99):>10.1f}"
+        )
+    for label, _, buffers in rows:
+        _echo(f"{label}: one query's {buffers}")
+    _echo("(fetch_track SQL, ms; target ≤ 50 ms)")
 
 
 if __name__ == "__main__":

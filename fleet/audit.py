@@ -80,6 +80,45 @@ async def record(
     return int(result.scalar_one())
 
 
+_INSERT_PG = (
+    "INSERT INTO audit_log (id, at, actor_id, actor, action, entity, entity_id, from_state,"
+    " to_state, reason, data, hash) VALUES (0, now(), $1, $2, $3, $4, $5, $6, $7, $8,"
+    " $9::jsonb, '\\x') RETURNING id"
+)
+
+
+async def record_pg(
+    conn: Any,
+    actor: Actor,
+    action: str,
+    entity: str,
+    entity_id: object,
+    *,
+    from_state: str | None = None,
+    to_state: str | None = None,
+    reason: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> int:
+    """`record` for a plain asyncpg connection (workers that do not use SQLAlchemy)."""
+    import orjson
+
+    payload = orjson.dumps(data or {}, default=str).decode()
+    return int(
+        await conn.fetchval(
+            _INSERT_PG,
+            actor.user_id,
+            actor.name,
+            action,
+            entity,
+            str(entity_id),
+            from_state,
+            to_state,
+            reason,
+            payload,
+        )
+    )
+
+
 @dataclass(frozen=True)
 class ChainBreak:
     id: int

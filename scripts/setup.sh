@@ -30,7 +30,8 @@ if ! command -v pg_ctlcluster >/dev/null 2>&1 || [[ -z "$(ls /etc/postgresql 2>/
   apt_install postgresql postgresql-contrib
 fi
 PG_VER=$(ls /etc/postgresql | sort -V | tail -n1)
-for p in "postgresql-${PG_VER}-postgis-3" mosquitto mosquitto-clients; do
+# pg_repack: online re-ordering of closed position days (`fleet positions repack`)
+for p in "postgresql-${PG_VER}-postgis-3" "postgresql-${PG_VER}-repack" mosquitto mosquitto-clients; do
   have_pkg "$p" || need_pkgs+=("$p")
 done
 if [[ $WANT_TEST -eq 1 ]]; then

@@ -213,5 +213,7 @@ def register(app: typer.Typer) -> None:
     DEMO_PROCESSES.append(("ingest", ["ingest"]))
     DEMO_PROCESSES.append(("simulator", ["simulate", "--sync-broker"]))
     from telematics.derive_cli import register_derive  # `fleet derive` (derive worker)
+    from telematics.maintenance_cli import register_positions  # `fleet positions`
 
     register_derive(app)
+    register_positions(app)
