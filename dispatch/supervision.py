@@ -20,11 +20,13 @@ from dispatch import notify
 from dispatch.assignments.models import Assignment
 from dispatch.trips.models import TripRequest
 from dispatch.trips.service import read_trip
+from fleet import audit
 from fleet.identity.principal import Principal
 from fleet.logging import get_logger
 from fleet.schemas import Out
 
 log = get_logger("dispatch.supervision")
+SUPERVISION = audit.Actor("supervision")
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,7 @@ async def _insert_alert(
     if alert_id is None:
         return None
     report.alert_ids.append(int(alert_id))
-    _announce(
+    await _announce(
         session,
         unit_path,
         id=int(alert_id),
@@ -166,8 +168,18 @@ async def _insert_alert(
     return int(alert_id)
 
 
-def _announce(session: AsyncSession, unit_path: str, **data: Any) -> None:
-    """A new alert on the live bus (type "alert"), to consoles whose scope covers the unit."""
+async def _announce(session: AsyncSession, unit_path: str, **data: Any) -> None:
+    """A new alert: audited, and on the live bus (type "alert") to consoles whose scope
+    covers the unit once the transaction commits."""
+    await audit.record(
+        session,
+        SUPERVISION,
+        "alert.create",
+        "alert",
+        data["id"],
+        to_state="open",
+        data={k: data.get(k) for k in ("kind", "severity", "vehicle_id", "trip_id")},
+    )
     notify.queue(session, "alert", data, org_path=unit_path)
 
 
@@ -193,7 +205,7 @@ async def detect_private_use(
     for r in list(rows):
         report.alert_ids.append(int(r["id"]))
         report.private_use += 1
-        _announce(
+        await _announce(
             session,
             r["unit_path"],
             id=int(r["id"]),

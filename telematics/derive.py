@@ -33,6 +33,7 @@ import asyncpg
 import orjson
 from redis.asyncio import Redis
 
+from fleet.audit import Actor, record_pg
 from fleet.logging import get_logger
 from telematics import bus
 from telematics.derive_config import DeriveSettings
@@ -48,6 +49,7 @@ from telematics.segment import Pt, Segment, Segmenter, SegState
 from telematics.track import haversine_m
 
 log = get_logger("derive")
+DERIVE = Actor("derive")
 
 _POINT_COLUMNS = """
     p.vehicle_id, p.ts, ST_Y(p.geom) AS lat, ST_X(p.geom) AS lon, p.speed_kmh, p.acc,
@@ -505,6 +507,21 @@ class Deriver:
             """,
             orjson.dumps(payload).decode(),
         )
+        for r in rows:
+            if r["inserted"]:
+                await record_pg(
+                    conn,
+                    DERIVE,
+                    "alert.create",
+                    "alert",
+                    r["id"],
+                    to_state="open",
+                    data={
+                        "kind": r["kind"],
+                        "severity": r["severity"],
+                        "vehicle_id": r["vehicle_id"],
+                    },
+                )
         self._alert_events(rows, rep)
 
     def _alert_events(self, rows: list[asyncpg.Record], rep: CycleReport) -> None:

@@ -92,6 +92,16 @@ async def test_private_use_alert_from_stored_positions(
     ev = alert.evidence
     assert ev["points"] == 11 and len(ev["positions"]) == 11 and 2.5 < ev["distance_km"] < 3.5
     assert abs(alert.lat - world.here[0]) < 1e-6
+    entry = (
+        await session.execute(
+            text(
+                "SELECT actor, to_state FROM audit_log WHERE action = 'alert.create'"
+                " AND entity_id = :id"
+            ),
+            {"id": str(report.alert_ids[0])},
+        )
+    ).one()
+    assert tuple(entry) == ("supervision", "open")
     await events.wait_for(
         lambda e: (
             e["type"] == "alert"

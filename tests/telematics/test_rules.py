@@ -111,6 +111,13 @@ async def test_overspeed_held_long_enough(apg: asyncpg.Connection) -> None:
     assert a["dedup_key"] == f"overspeed:{vid}:{int((WORK + timedelta(seconds=150)).timestamp())}"
     published = [e for r in reps for e in r.events if e[0] == "alert"]
     assert len(published) == 1 and published[0][2]["kind"] == "overspeed"
+    # The new alert is a state change: in the audit log, by the derive worker.
+    entry = await apg.fetchrow(
+        "SELECT actor, to_state, data->>'kind' AS kind FROM audit_log"
+        " WHERE action = 'alert.create' AND entity = 'alert' AND entity_id = $1",
+        str(published[0][2]["id"]),
+    )
+    assert entry is not None and tuple(entry) == ("derive", "open", "overspeed")
 
     # running the same vehicle again yields no second alert
     d = Deriver(cfg(window_s=7200))
