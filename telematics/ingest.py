@@ -1,10 +1,11 @@
 """`fleet ingest`: MQTT -> pipeline -> PostGIS, at least once, acknowledged after commit.
 
 The MQTT side is paho-mqtt 2.x with `manual_ack=True` (aiomqtt does not expose manual
-acknowledgements): paho's network loop runs in its own thread and appends deliveries to a
-deque; the asyncio side takes batches (size or time), runs the pipeline, commits, then
-sends the PUBACKs. A delivery is never acknowledged before its batch is committed, so a
-crash at any point makes the broker redeliver, and idempotent storage absorbs the repeats.
+acknowledgements), driven from the asyncio loop (no network thread): paho's socket callbacks
+append deliveries to a deque; the batch loop takes batches (size or time), runs the
+pipeline, commits, then sends the PUBACKs. A delivery is never acknowledged before its
+batch is committed, so a crash at any point makes the broker redeliver, and idempotent
+storage absorbs the repeats.
 
 The session is persistent (MQTT v5 clean_start=False with a session expiry and a stable
 client id per instance) and the subscription shared (`$share/<group>/...`), so several
@@ -19,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
@@ -47,7 +47,20 @@ def subscriptions(topic_prefix: str, group: str) -> list[str]:
 
 
 class MqttSource:
-    """paho client in its own thread; deliveries bridged into asyncio in batches."""
+    """paho client driven from the asyncio loop; deliveries handed out in batches.
+
+    paho runs without its network thread: its socket is registered with the event loop
+    (paho's external-loop API: `loop_read`, `loop_write`, `loop_misc` and the
+    `on_socket_*` callbacks), so receiving, validating, storing and acknowledging all run
+    on one thread. With paho's own thread, every socket read released the GIL and then
+    waited for the loop thread's CPU-bound batch work to give it back (and every ack woke
+    paho's select through a socket pair): measured, the same drain cost ~38 µs of CPU per
+    message threaded against ~25 µs on the loop.
+    """
+
+    # Packets read per readiness callback before the loop gets to its other work (bounds
+    # how long reading can hold up a commit that is ready to be acknowledged).
+    READ_BURST = 256
 
     def __init__(
         self,
@@ -63,9 +76,11 @@ class MqttSource:
         self._buf: deque[Delivery] = deque()
         self._wake = asyncio.Event()
         self._want = 1
-        self._signalled = False
+        self._received = 0
         self._gen = 0
-        self._lock = threading.Lock()
+        self._closing = False
+        self._keeper: asyncio.Task[None] | None = None
+        self._lost = asyncio.Event()
         self.subscribed = asyncio.Event()
         self.connected = False
         self.client = mqtt.Client(
@@ -76,13 +91,16 @@ class MqttSource:
         )
         m = settings.mqtt
         self.client.username_pw_set(m.service_user, m.service_password.get_secret_value())
-        self.client.reconnect_delay_set(min_delay=1, max_delay=2)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
+        self.client.on_socket_open = self._on_socket_open
+        self.client.on_socket_close = self._on_socket_close
+        self.client.on_socket_register_write = self._on_register_write
+        self.client.on_socket_unregister_write = self._on_unregister_write
 
-    # paho thread ---------------------------------------------------------------------------
+    # paho callbacks (all on the loop thread) ------------------------------------------------
 
     def _on_connect(
         self, client: mqtt.Client, _u: Any, flags: Any, rc: ReasonCode, _p: Any
@@ -90,30 +108,52 @@ class MqttSource:
         if rc.is_failure:
             log.error("ingest.mqtt_refused", reason=str(rc))
             return
-        with self._lock:
-            self._gen += 1
-            gen = self._gen
+        self._gen += 1
         self.connected = True
-        log.info("ingest.mqtt_connected", session_present=flags.session_present, generation=gen)
+        log.info(
+            "ingest.mqtt_connected", session_present=flags.session_present, generation=self._gen
+        )
         subs = subscriptions(self._settings.mqtt.topic_prefix, self._ingest.share_group)
         client.subscribe([(t, 1) for t in subs])
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, rc: ReasonCode, _p: Any) -> None:
         self.connected = False
-        log.warning("ingest.mqtt_disconnected", reason=str(rc))
+        self._lost.set()
+        if not self._closing:
+            log.warning("ingest.mqtt_disconnected", reason=str(rc))
 
     def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, rcs: Any, _p: Any) -> None:
         if any(r.is_failure for r in rcs):
             log.error("ingest.subscribe_refused", reasons=[str(r) for r in rcs])
             return
-        self._loop.call_soon_threadsafe(self.subscribed.set)
+        self.subscribed.set()
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        buf = self._buf
-        buf.append(Delivery(msg.topic, msg.payload, time.time(), msg.mid, self._gen))
-        if len(buf) >= self._want and not self._signalled:
-            self._signalled = True
-            self._loop.call_soon_threadsafe(self._wake.set)
+        self._received += 1
+        self._buf.append(Delivery(msg.topic, msg.payload, time.time(), msg.mid, self._gen))
+
+    def _on_socket_open(self, _c: mqtt.Client, _u: Any, sock: Any) -> None:
+        self._loop.add_reader(sock, self._readable)
+
+    def _on_socket_close(self, _c: mqtt.Client, _u: Any, sock: Any) -> None:
+        self._loop.remove_reader(sock)
+        self._loop.remove_writer(sock)
+
+    def _on_register_write(self, _c: mqtt.Client, _u: Any, sock: Any) -> None:
+        self._loop.add_writer(sock, self.client.loop_write)
+
+    def _on_unregister_write(self, _c: mqtt.Client, _u: Any, sock: Any) -> None:
+        self._loop.remove_writer(sock)
+
+    def _readable(self) -> None:
+        # loop_read handles one packet per call; keep reading while packets keep coming.
+        read = self.client.loop_read
+        for _ in range(self.READ_BURST):
+            before = self._received
+            if read() != mqtt.MQTT_ERR_SUCCESS or self._received == before:
+                break
+        if len(self._buf) >= self._want:
+            self._wake.set()
 
     # asyncio side ---------------------------------------------------------------------------
 
@@ -122,15 +162,44 @@ class MqttSource:
         props.SessionExpiryInterval = self._ingest.session_expiry_s
         m = self._settings.mqtt
         self.client.connect_async(m.host, m.port, keepalive=30, clean_start=False, properties=props)
-        self.client.loop_start()
+        self._keeper = self._loop.create_task(self._keep_connected())
+
+    async def _keep_connected(self) -> None:
+        """(Re)connect with a 1-2 s back-off (as paho's own loop did), keepalive pings."""
+        delay = 0.0
+        while not self._closing:
+            if self.client.socket() is None:
+                if delay:
+                    await asyncio.sleep(delay)
+                    if self._closing:
+                        return
+                try:
+                    self.client.reconnect()  # blocking TCP connect (timeout 5 s), then async
+                except OSError as exc:
+                    log.debug("ingest.mqtt_connect_failed", error=repr(exc))
+                    delay = 2.0 if delay else 1.0
+                    continue
+                delay = 1.0
+            self.client.loop_misc()
+            self._lost.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._lost.wait(), 1.0)
 
     def stop(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        self._closing = True
+        if self._keeper is not None:
+            self._keeper.cancel()
+        if self.client.socket() is not None:
+            self.client.disconnect()
+            self.client.loop_write()  # sends DISCONNECT and closes the socket
+        if self.client.socket() is not None:  # could not send it: just close
+            sock = self.client.socket()
+            self._on_socket_close(self.client, None, sock)
+            with contextlib.suppress(OSError):
+                sock.close()  # type: ignore[union-attr]
 
     async def _wait_for(self, n: int, wait_s: float | None) -> bool:
         self._want = n
-        self._signalled = False
         self._wake.clear()
         if len(self._buf) >= n:
             return True
@@ -149,17 +218,25 @@ class MqttSource:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not await self._wait_for(max_n, remaining):
                 break
-        n = min(max_n, len(self._buf))
-        return [self._buf.popleft() for _ in range(n)]
+        buf = self._buf
+        n = min(max_n, len(buf))
+        if n == len(buf):
+            out = list(buf)
+            buf.clear()
+            return out
+        return [buf.popleft() for _ in range(n)]
 
     def ack(self, deliveries: list[Delivery]) -> int:
         """PUBACK the deliveries of the current connection; returns how many were sent."""
         gen = self._gen
+        ack = self.client.ack
         sent = 0
         for d in deliveries:
             if d.gen == gen:
-                self.client.ack(d.mid, 1)
+                ack(d.mid, 1)
                 sent += 1
+        if sent and self.client.want_write():
+            self.client.loop_write()
         return sent
 
 

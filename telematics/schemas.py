@@ -1,10 +1,19 @@
-"""Edges of the ingest: the MQTT ping contract (DESIGN.md §2) and the ingest's settings."""
+"""Edges of the ingest: the MQTT ping contract (DESIGN.md §2) and the ingest's settings.
+
+`Ping` (pydantic) is the contract and the reference validator: it decides what is accepted
+and, for a refused ping, why. `PingWire` (msgspec) is the hot path's strict subset of it:
+a message it decodes is one `Ping` accepts with the same values (tests compare the two), and
+anything it refuses — an unknown field, a numeric string, a bad value — goes through `Ping`
+for the verdict and the reason. Either way a stage sees a `ValidPing`.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import msgspec
+from msgspec import Meta
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -12,6 +21,23 @@ from fleet.config import ROOT
 
 # Epoch values below this are taken as seconds by mistake, not milliseconds (2001-09-09).
 _MIN_EPOCH_MS = 1_000_000_000_000
+_MAX_EPOCH_MS = 32_503_680_000_000  # year 3000
+
+
+def parse_ts(v: Any) -> datetime:
+    """RFC 3339 with an offset, or epoch milliseconds; always returned in UTC."""
+    if isinstance(v, bool):
+        raise ValueError("ts must be RFC 3339 or epoch milliseconds")
+    if isinstance(v, int | float):
+        if v < _MIN_EPOCH_MS or v > _MAX_EPOCH_MS:  # 2001 .. year 3000
+            raise ValueError("epoch ts must be milliseconds")
+        return datetime.fromtimestamp(v / 1000, tz=UTC)
+    if isinstance(v, str):
+        dt = datetime.fromisoformat(v.replace("Z", "+00:00").replace("z", "+00:00"))
+        if dt.tzinfo is None:
+            raise ValueError("ts needs a UTC offset")
+        return dt.astimezone(UTC)
+    raise ValueError("ts must be RFC 3339 or epoch milliseconds")
 
 
 class Ping(BaseModel):
@@ -39,19 +65,69 @@ class Ping(BaseModel):
     @field_validator("ts", mode="before")
     @classmethod
     def _ts(cls, v: Any) -> Any:
-        """RFC 3339 with an offset, or epoch milliseconds; always returned in UTC."""
-        if isinstance(v, bool):
-            raise ValueError("ts must be RFC 3339 or epoch milliseconds")
-        if isinstance(v, int | float):
-            if v < _MIN_EPOCH_MS or v > 32_503_680_000_000:  # 2001 .. year 3000
-                raise ValueError("epoch ts must be milliseconds")
-            return datetime.fromtimestamp(v / 1000, tz=UTC)
-        if isinstance(v, str):
-            dt = datetime.fromisoformat(v.replace("Z", "+00:00").replace("z", "+00:00"))
-            if dt.tzinfo is None:
-                raise ValueError("ts needs a UTC offset")
-            return dt.astimezone(UTC)
-        raise ValueError("ts must be RFC 3339 or epoch milliseconds")
+        return parse_ts(v)
+
+
+_INT63 = (1 << 63) - 1
+
+
+class PingWire(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """`Ping` as the hot path decodes it: strict JSON types, same ranges, no unknown field.
+
+    Strict where `Ping` is lax (no numeric strings, no 0/1 for booleans, no 10.0 for an int)
+    and refusing unknown fields (msgspec skips them without checking what orjson would
+    refuse), so whatever this accepts `Ping` accepts identically; `ts` is still raw here
+    (`parse_ts` makes it the same datetime as `Ping`).
+    """
+
+    ts: int | float | str
+    lat: Annotated[float, Meta(ge=-90, le=90)]
+    lon: Annotated[float, Meta(ge=-180, le=180)]
+    speed_kmh: Annotated[float, Meta(ge=0, le=400)]
+    heading_deg: Annotated[float, Meta(ge=0, le=360)]
+    alt_m: Annotated[float, Meta(ge=-1000, le=10_000)] | None = None
+    odometer_km: Annotated[float, Meta(ge=0, le=10_000_000)] | None = None
+    acc: bool | None = None
+    fix: bool | None = None
+    sats: Annotated[int, Meta(ge=0, le=255)] | None = None
+    alarm: Annotated[int, Meta(ge=0, le=_INT63)] | None = None
+    seq: Annotated[int, Meta(ge=0, le=_INT63)] | None = None
+
+
+class ValidPing(msgspec.Struct, frozen=True, gc=False):
+    """A validated ping (`Item.ping`): the fields of `Ping`, `ts` an aware UTC datetime."""
+
+    ts: datetime
+    lat: float
+    lon: float
+    speed_kmh: float
+    heading_deg: float
+    alt_m: float | None = None
+    odometer_km: float | None = None
+    acc: bool | None = None
+    fix: bool | None = None
+    sats: int | None = None
+    alarm: int | None = None
+    seq: int | None = None
+
+    @classmethod
+    def of(cls, p: Ping) -> ValidPing:
+        return cls(
+            p.ts, p.lat, p.lon, p.speed_kmh, p.heading_deg, p.alt_m, p.odometer_km,
+            p.acc, p.fix, p.sats, p.alarm, p.seq,
+        )  # fmt: skip
+
+    @classmethod
+    def from_wire(cls, w: PingWire) -> ValidPing:
+        """Raises ValueError for a `ts` that `Ping` refuses too."""
+        return cls(
+            parse_ts(w.ts), w.lat, w.lon, w.speed_kmh, w.heading_deg, w.alt_m, w.odometer_km,
+            w.acc, w.fix, w.sats, w.alarm, w.seq,
+        )  # fmt: skip
+
+
+ONE_PING = msgspec.json.Decoder(PingWire)
+PING_ARRAY = msgspec.json.Decoder(list[PingWire])
 
 
 class IngestSettings(BaseSettings):

@@ -50,7 +50,8 @@ CREATE TEMP TABLE IF NOT EXISTS ingest_batch (
     alarm       bigint,
     seq         bigint,
     flags       integer NOT NULL,
-    received_at timestamptz NOT NULL
+    received_at double precision NOT NULL,  -- epoch seconds (to_timestamp in SQL)
+    n           integer NOT NULL            -- index of the item in the batch
 ) ON COMMIT DELETE ROWS
 """
 _COLUMNS = (
@@ -70,16 +71,23 @@ _COLUMNS = (
     "seq",
     "flags",
     "received_at",
+    "n",
 )
 
+# Returns the batch index of each row this statement inserted (of a key that appears twice
+# in the batch, the first copy: the second is a conflict with it).
 _INSERT_POSITIONS = """
-INSERT INTO positions (vehicle_id, ts, terminal_id, geom, speed_kmh, heading_deg, alt_m,
-                       odometer_km, acc, fix, sats, alarm, seq, flags, received_at)
-SELECT vehicle_id, ts, terminal_id, ST_SetSRID(ST_MakePoint(lon, lat), 4326), speed_kmh,
-       heading_deg, alt_m, odometer_km, acc, fix, sats, alarm, seq, flags, received_at
-FROM ingest_batch
-ON CONFLICT DO NOTHING
-RETURNING vehicle_id, ts
+WITH ins AS (
+    INSERT INTO positions (vehicle_id, ts, terminal_id, geom, speed_kmh, heading_deg, alt_m,
+                           odometer_km, acc, fix, sats, alarm, seq, flags, received_at)
+    SELECT vehicle_id, ts, terminal_id, ST_SetSRID(ST_MakePoint(lon, lat), 4326), speed_kmh,
+           heading_deg, alt_m, odometer_km, acc, fix, sats, alarm, seq, flags,
+           to_timestamp(received_at)
+    FROM ingest_batch
+    ON CONFLICT DO NOTHING
+    RETURNING vehicle_id, ts
+)
+SELECT min(b.n) FROM ins JOIN ingest_batch b USING (vehicle_id, ts) GROUP BY b.vehicle_id, b.ts
 """
 
 # The live position only moves forward in time; (0,0) is never a live position. Rows are
@@ -89,7 +97,7 @@ INSERT INTO latest_positions AS lp (vehicle_id, ts, terminal_id, geom, speed_kmh
                                     odometer_km, acc, fix, alarm, flags, received_at)
 SELECT DISTINCT ON (vehicle_id) vehicle_id, ts, terminal_id,
        ST_SetSRID(ST_MakePoint(lon, lat), 4326), speed_kmh, heading_deg, odometer_km, acc, fix,
-       alarm, flags, received_at
+       alarm, flags, to_timestamp(received_at)
 FROM ingest_batch
 WHERE flags & $1 = 0
 ORDER BY vehicle_id, ts DESC
@@ -136,27 +144,20 @@ def _dt(epoch_s: float) -> datetime:
     return datetime.fromtimestamp(epoch_s, tz=UTC)
 
 
-def _record(item: Item) -> tuple[Any, ...]:
-    p = item.ping
-    assert p is not None
-    return (
-        item.vehicle_id,
-        p.ts,
-        item.terminal_id,
-        p.lon,
-        p.lat,
-        p.speed_kmh,
-        p.heading_deg,
-        p.alt_m,
-        p.odometer_km,
-        p.acc,
-        p.fix,
-        p.sats,
-        p.alarm,
-        p.seq,
-        item.flags,
-        _dt(item.received_at),
-    )
+def _records(items: Sequence[Item]) -> list[tuple[Any, ...]]:
+    out: list[tuple[Any, ...]] = []
+    append = out.append
+    for n, item in enumerate(items):
+        p = item.ping
+        assert p is not None
+        append(
+            (
+                item.vehicle_id, p.ts, item.terminal_id, p.lon, p.lat, p.speed_kmh,
+                p.heading_deg, p.alt_m, p.odometer_km, p.acc, p.fix, p.sats, p.alarm, p.seq,
+                item.flags, item.received_at, n,
+            )
+        )  # fmt: skip
+    return out
 
 
 async def write_batch(
@@ -166,14 +167,14 @@ async def write_batch(
 
     Sets `item.new` on the items whose row this delivery inserted.
     """
+    items = batch.items
     async with pool.acquire() as conn, conn.transaction():
-        inserted: set[tuple[int, datetime]] = set()
-        if batch.items:
+        inserted: list[asyncpg.Record] = []
+        if items:
             await conn.copy_records_to_table(
-                "ingest_batch", records=[_record(i) for i in batch.items], columns=_COLUMNS
+                "ingest_batch", records=_records(items), columns=_COLUMNS
             )
-            rows = await conn.fetch(_INSERT_POSITIONS)
-            inserted = {(r["vehicle_id"], r["ts"]) for r in rows}
+            inserted = await conn.fetch(_INSERT_POSITIONS)
             await conn.execute(_UPSERT_LATEST, F.NULL_ISLAND)
         if batch.rejected:
             await conn.copy_records_to_table(
@@ -184,16 +185,15 @@ async def write_batch(
                 ],
                 columns=_REJECT_COLUMNS,
             )
-        for item in batch.items:
-            item.new = (item.vehicle_id, item.ts) in inserted
-            # A duplicate inside the same batch: only the first copy counts as new.
-            if item.new:
-                inserted.discard((item.vehicle_id, item.ts))
+        for item in items:
+            item.new = False
+        for r in inserted:
+            items[r[0]].new = True
         for hook in hooks:
-            await hook(conn, batch.items)
-    new = sum(1 for i in batch.items if i.new)
+            await hook(conn, items)
+    new = len(inserted)
     batch.stats["stored"] += new
-    batch.stats["duplicates"] += len(batch.items) - new
+    batch.stats["duplicates"] += len(items) - new
     return new
 
 
