@@ -188,7 +188,27 @@ class IngestProc:
         self.proc = subprocess.Popen(
             [FLEET_BIN, "ingest"], env=env, stderr=subprocess.PIPE, text=True
         )
+        # (wall clock, CPU seconds of the process) every 20 ms: CPU spent in a time window.
+        self.cpu: list[tuple[float, float]] = []
         threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(target=self._sample_cpu, daemon=True).start()
+
+    def _sample_cpu(self) -> None:
+        stat = Path(f"/proc/{self.proc.pid}/stat")
+        tick = os.sysconf("SC_CLK_TCK")
+        while self.proc.poll() is None:
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                self.cpu.append((time.time(), (int(fields[11]) + int(fields[12])) / tick))
+            time.sleep(0.02)
+
+    def cpu_between(self, t0: float, t1: float) -> float:
+        """CPU seconds the ingest used between two wall-clock instants (±20 ms)."""
+
+        def at(t: float) -> float:
+            return next((c for w, c in reversed(self.cpu) if w <= t), 0.0)
+
+        return at(t1) - at(t0)
 
     def _read(self) -> None:
         assert self.proc.stderr is not None

@@ -11,6 +11,10 @@
 4. Live burst: with the ingest running, the terminals publish another burst as fast as
    they can; loss = acknowledged to the publisher but not stored, duplicates = rows stored
    twice (and redeliveries the ingest absorbed).
+
+"CPU µs/ping" is the consumer process's CPU time over its drain divided by the pings: less
+sensitive than the rates to what else the machine runs (the rates on a shared 2-core box
+swing by 2x from run to run; compare ratios only within one run).
 """
 
 from __future__ import annotations
@@ -85,6 +89,7 @@ class BareConsumer:
         self.count = 0
         self.first = 0.0
         self.last = 0.0
+        self.cpu_s = 0.0
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
         )
@@ -107,12 +112,14 @@ class BareConsumer:
         self.last = now
 
     def drain(self, expected: int, idle_s: float = 10.0) -> None:
+        cpu0 = time.process_time()
         self.client.loop_start()
         last_n, last_change = -1, time.monotonic()
         while self.count < expected and time.monotonic() - last_change < idle_s:
             time.sleep(0.05)
             if self.count != last_n:
                 last_n, last_change = self.count, time.monotonic()
+        self.cpu_s = time.process_time() - cpu0  # this process: paho's thread + 50 ms polls
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -181,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         ingest = IngestProc(s, "bench-ingest", "ingest")
         n, first, done = asyncio.run(wait_stored(dsn, since - timedelta(seconds=5), acked))
         ingest_rate = n / max(done - first, 1e-6)
+        ingest_cpu = ingest.cpu_between(first, done)
         ingest.wait_for("ingest.ready")
 
         # Live burst with the ingest running.
@@ -188,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         since2 = datetime.now(UTC)
         acked2, pub2_s = publish_all(s, tids, payloads(tids, per, t1))
         n2, first2, done2 = asyncio.run(wait_stored(dsn, since2, acked2))
+        live_cpu = ingest.cpu_between(first2, done2)
         totals = ingest.stop()
         dups = asyncio.run(dup_rows(dsn))
 
@@ -199,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             "1.00",
             f"{acked - len(bare.keys)}",
             f"{bare.count - len(bare.keys)}",
+            f"{bare.cpu_s / max(bare.count, 1) * 1e6:.0f}",
         ),
         (
             "full ingest, queued burst",
@@ -207,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{ingest_rate / bare_rate:.2f}",
             f"{acked - n}",
             f"{dups}",
+            f"{ingest_cpu / max(n, 1) * 1e6:.0f}",
         ),
         (
             "full ingest, live burst",
@@ -215,10 +226,12 @@ def main(argv: list[str] | None = None) -> int:
             "",
             f"{acked2 - n2}",
             f"{dups}",
+            f"{live_cpu / max(n2, 1) * 1e6:.0f}",
         ),
     ]
     print()
-    print(table(rows, ("consumer", "pings", "pings/s", "ratio", "lost", "duplicates")))
+    header = ("consumer", "pings", "pings/s", "ratio", "lost", "duplicates", "CPU µs/ping")
+    print(table(rows, header))
     print(
         f"\nlive burst published at {acked2 / pub2_s:,.0f}/s; ingest totals: "
         f"batches={totals.get('batches')}, redeliveries absorbed={totals.get('duplicates', 0)}, "
