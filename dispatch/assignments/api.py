@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query, Response
 
 from dispatch.assignments import schemas, service
 from dispatch.trips import schemas as trip_schemas
 from dispatch.trips.service import read_trip, trip_out
 from fleet.deps import CurrentPrincipal, Session
-from fleet.schemas import ERROR_RESPONSES, Id, Page, PageParams, page_params
+from fleet.schemas import BIGINT_MAX, ERROR_RESPONSES, Id, Page, PageParams, page_params
 
 router = APIRouter(responses=ERROR_RESPONSES)
 Paging = Annotated[PageParams, Depends(page_params)]
@@ -21,13 +21,24 @@ Paging = Annotated[PageParams, Depends(page_params)]
 async def queue(
     session: Session,
     principal: CurrentPrincipal,
+    response: Response,
     departure_from: datetime | None = None,
     departure_to: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=2000, description="page size")] = 500,
+    offset: Annotated[int, Query(ge=0, le=BIGINT_MAX, description="rows to skip")] = 0,
 ) -> list[trip_schemas.TripOut]:
-    """Approved or reassigned requests in the caller's scope waiting for a vehicle."""
-    rows = await service.pending_requests(
-        session, principal, departure_from=departure_from, departure_to=departure_to, limit=500
+    """Approved or reassigned requests in the caller's scope waiting for a vehicle, earliest
+    departure first. A plain list (the console's contract); the queue's full length is in
+    the `X-Total-Count` header, so a client sees when a page does not hold everything."""
+    rows, total = await service.queue_page(
+        session,
+        principal,
+        departure_from=departure_from,
+        departure_to=departure_to,
+        limit=limit,
+        offset=offset,
     )
+    response.headers["X-Total-Count"] = str(total)
     return [trip_out(t) for t in rows]
 
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import Select, and_, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -31,7 +31,7 @@ from fleet.geo import point_from_db
 from fleet.identity.models import Org
 from fleet.identity.principal import Principal, scope_clause
 from fleet.identity.service import get_org
-from fleet.paging import count_rows
+from fleet.paging import count_rows, fetch_page
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")  # cost dates are local (settings.timezone)
 DISPATCH = ("dispatcher",)
@@ -560,15 +560,9 @@ class Busy:
     ends_at: datetime
 
 
-async def pending_requests(
-    session: AsyncSession,
-    principal: Principal,
-    *,
-    departure_from: datetime | None = None,
-    departure_to: datetime | None = None,
-    limit: int = 5000,
-) -> list[TripRequest]:
-    """Approved (or reassigned) requests without a booking, in the dispatcher's scope."""
+def _pending_stmt(
+    principal: Principal, departure_from: datetime | None, departure_to: datetime | None
+) -> Select[TripRequest]:
     paths = principal.require(DISPATCH)
     stmt = (
         select(TripRequest)
@@ -582,10 +576,38 @@ async def pending_requests(
         stmt = stmt.where(TripRequest.return_at > departure_from)
     if departure_to is not None:
         stmt = stmt.where(TripRequest.departure_at < departure_to)
-    rows = await session.execute(
-        stmt.order_by(TripRequest.departure_at, TripRequest.id).limit(limit)
-    )
+    return stmt
+
+
+_URGENT_FIRST = (TripRequest.departure_at, TripRequest.id)
+
+
+async def pending_requests(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    departure_from: datetime | None = None,
+    departure_to: datetime | None = None,
+    limit: int = 5000,
+) -> list[TripRequest]:
+    """Approved (or reassigned) requests without a booking, in the dispatcher's scope."""
+    stmt = _pending_stmt(principal, departure_from, departure_to)
+    rows = await session.execute(stmt.order_by(*_URGENT_FIRST).limit(limit))
     return list(rows.scalars())
+
+
+async def queue_page(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    departure_from: datetime | None,
+    departure_to: datetime | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[TripRequest], int]:
+    """One page of the dispatch queue (earliest departure first) and the queue's length."""
+    stmt = _pending_stmt(principal, departure_from, departure_to)
+    return await fetch_page(session, stmt, _URGENT_FIRST, limit=limit, offset=offset)
 
 
 async def planning_input(

@@ -64,6 +64,13 @@ async def test_trip_from_request_to_settlement(
     # The dispatcher finds it in the queue and assigns a vehicle and the demo driver.
     r = await client.get(f"{API}/dispatch/queue", headers=disp)
     assert tid in [t["id"] for t in r.json()]
+    total = int(r.headers["X-Total-Count"])
+    assert total == len(r.json())
+    # Paged: one row per page, the header still tells the queue's length.
+    r = await client.get(f"{API}/dispatch/queue", params={"limit": 1}, headers=disp)
+    assert len(r.json()) == 1 and r.headers["X-Total-Count"] == str(total)
+    r = await client.get(f"{API}/dispatch/queue", params={"limit": 0}, headers=disp)
+    assert r.status_code == 422 and r.json()["error"]["field"] == "limit"
     vid = await make_vehicle(session, world.pool_unit, body_type="sedan", seats=5)
     r = await client.post(
         f"{API}/trips/{tid}/assign",
