@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy import BigInteger, LargeBinary, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -48,38 +49,6 @@ _INSERT = text(
 )
 
 
-async def record(
-    session: AsyncSession | AsyncConnection,
-    actor: Actor,
-    action: str,
-    entity: str,
-    entity_id: object,
-    *,
-    from_state: str | None = None,
-    to_state: str | None = None,
-    reason: str | None = None,
-    data: dict[str, Any] | None = None,
-) -> int:
-    """Append one entry in the caller's transaction; returns its chain position."""
-    import orjson
-
-    result = await session.execute(
-        _INSERT,
-        {
-            "actor_id": actor.user_id,
-            "actor": actor.name,
-            "action": action,
-            "entity": entity,
-            "entity_id": str(entity_id),
-            "from_state": from_state,
-            "to_state": to_state,
-            "reason": reason,
-            "data": orjson.dumps(data or {}, default=str).decode(),
-        },
-    )
-    return int(result.scalar_one())
-
-
 _INSERT_PG = (
     "INSERT INTO audit_log (id, at, actor_id, actor, action, entity, entity_id, from_state,"
     " to_state, reason, data, hash) VALUES (0, now(), $1, $2, $3, $4, $5, $6, $7, $8,"
@@ -87,8 +56,8 @@ _INSERT_PG = (
 )
 
 
-async def record_pg(
-    conn: Any,
+async def record(
+    db: AsyncSession | AsyncConnection | asyncpg.Connection,
     actor: Actor,
     action: str,
     entity: str,
@@ -99,24 +68,27 @@ async def record_pg(
     reason: str | None = None,
     data: dict[str, Any] | None = None,
 ) -> int:
-    """`record` for a plain asyncpg connection (workers that do not use SQLAlchemy)."""
+    """Append one entry in the caller's transaction; returns its chain position.
+
+    `db` is the request's SQLAlchemy session or connection, or a plain asyncpg connection
+    (workers that do not use SQLAlchemy).
+    """
     import orjson
 
-    payload = orjson.dumps(data or {}, default=str).decode()
-    return int(
-        await conn.fetchval(
-            _INSERT_PG,
-            actor.user_id,
-            actor.name,
-            action,
-            entity,
-            str(entity_id),
-            from_state,
-            to_state,
-            reason,
-            payload,
-        )
-    )
+    values = {
+        "actor_id": actor.user_id,
+        "actor": actor.name,
+        "action": action,
+        "entity": entity,
+        "entity_id": str(entity_id),
+        "from_state": from_state,
+        "to_state": to_state,
+        "reason": reason,
+        "data": orjson.dumps(data or {}, default=str).decode(),
+    }
+    if isinstance(db, AsyncSession | AsyncConnection):
+        return int((await db.execute(_INSERT, values)).scalar_one())
+    return int(await db.fetchval(_INSERT_PG, *values.values()))
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ import asyncpg
 import orjson
 from redis.asyncio import Redis
 
-from fleet.audit import Actor, record_pg
+from fleet.audit import Actor, record
 from fleet.logging import get_logger
 from telematics import bus
 from telematics.derive_config import DeriveSettings
@@ -509,7 +509,7 @@ class Deriver:
         )
         for r in rows:
             if r["inserted"]:
-                await record_pg(
+                await record(
                     conn,
                     DERIVE,
                     "alert.create",

@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 
-from fleet.audit import Actor, record_pg
+from fleet.audit import Actor, record
 from fleet.config import Settings
 from fleet.logging import get_logger
 
@@ -154,7 +154,7 @@ async def repack_one(
             """,
             part.name, part.day, before, after, seconds,
         )  # fmt: skip
-        await record_pg(
+        await record(
             conn,
             ACTOR,
             "positions.repack",
