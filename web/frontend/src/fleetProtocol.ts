@@ -38,6 +38,7 @@ export type FromWorker =
       features: number;
       view: number; // seq of the view these features were built for
       newestTs: number; // newest ping (ms) in these features' data, 0 for a view-only change
+      buildMs: number; // worker time: filters, clustering (when data changed), GeoJSON text
     }
   | {
       // Once a second when something changed: counts and a snapshot for the lists and panels.
@@ -46,6 +47,6 @@ export type FromWorker =
       shown: number;
       arrivals: number[]; // ms, newest ping of each batch -> its arrival here
       positions: number; // positions received since the last frame
-      buildMs: number;
+      snapshotMs: number;
       snapshot: Float64Array;
     };

@@ -1,10 +1,11 @@
 // The console's live feed off the main thread: this worker owns the websocket, keeps the
 // fleet state, clusters it, and hands the map only what the current view needs — clusters at
 // low zoom, the single vehicles in and around the viewport at high zoom — as a small GeoJSON
-// Blob (MapLibre's own worker parses it). Once a second, when something moved, it rebuilds
-// the clusters and also sends a compact typed-array snapshot for the lists and panels. The
-// page's main thread never parses 26,638 positions a second, and MapLibre never re-clusters
-// them: it gets hundreds to a few thousand features.
+// Blob (MapLibre's own worker parses it). Every FRAME_MS, when something moved and the map has
+// drawn the previous update, it rebuilds the clusters; once a second it also sends a compact
+// typed-array snapshot for the lists and panels. The page's main thread never parses 26,638
+// positions a second, and MapLibre never re-clusters them: it gets hundreds to a few
+// thousand features.
 /// <reference lib="webworker" />
 import Supercluster from "supercluster";
 import { Fleet } from "./fleet";
@@ -25,7 +26,14 @@ let wsUrl = "";
 let stopped = false;
 let retry = 0;
 let drawn = -1;
-let nextFrame = 0; // performance.now() at which the next frame is due (a fixed 1 s clock)
+// Map updates on a fixed 500 ms clock: every vehicle reports at most once a second (the
+// websocket coalesces), so each update moves about half the fleet, the newest ping waits
+// ~250 ms for its update on average, and the map still changes at least once a second when
+// a draw is slow (back-pressure skips a tick rather than queueing). 1 s gave 0.96–0.98
+// updates/s measured and ~150 ms more latency (bench/console_load.py, see the console report).
+const FRAME_MS = 500;
+let lastSnapshot = 0; // performance.now() of the last snapshot for the lists (once a second)
+let nextFrame = 0; // performance.now() at which the next update is due
 let arrivals: number[] = [];
 let positions = 0;
 let newestPending = 0;
@@ -164,23 +172,28 @@ function viewText(v: View | null): { text: string; n: number } {
   return { text: `{"type":"FeatureCollection","features":[${parts.join(",")}]}`, n: parts.length };
 }
 
-function postFeatures(newestTs: number) {
+function postFeatures(newestTs: number, t0: number) {
   const { text, n } = viewText(view);
+  const geojson = new Blob([text], { type: "application/geo+json" });
   awaiting = performance.now();
-  post({ type: "features", geojson: new Blob([text], { type: "application/geo+json" }), features: n, view: view?.seq ?? 0, newestTs });
+  post({ type: "features", geojson, features: n, view: view?.seq ?? 0, newestTs, buildMs: awaiting - t0 });
 }
 
 function frame() {
   const now = performance.now();
   if (awaiting && now - awaiting < ACK_TIMEOUT_MS) return; // back-pressure: the map is still busy
   if (now < nextFrame || drawn === fleet.version) return;
-  // Once a second on a fixed clock (not "1 s after the last one", which the 100 ms tick and
-  // any delay would stretch to ~1.1 s); after a long stall the clock restarts from now.
-  nextFrame = now - nextFrame < 1000 ? nextFrame + 1000 : now + 1000;
+  // A fixed clock (not "FRAME_MS after the last one", which the 100 ms tick and any delay
+  // would stretch); after a long stall the clock restarts from now.
+  nextFrame = now - nextFrame < FRAME_MS ? nextFrame + FRAME_MS : now + FRAME_MS;
   drawn = fleet.version;
   const t0 = performance.now();
   const { counts, shown } = refreshPoints();
-  postFeatures(newestPending);
+  postFeatures(newestPending, t0);
+  newestPending = 0;
+  if (now - lastSnapshot < 1000 - FRAME_MS / 2) return;
+  lastSnapshot = now;
+  const t1 = performance.now();
   const snapshot = new Float64Array(fleet.byId.size * SNAP_FIELDS);
   const tnow = Date.now();
   let k = 0;
@@ -193,10 +206,9 @@ function frame() {
     snapshot[k++] = v.heading;
     snapshot[k++] = STATUS_CODES.indexOf(fleet.status(v, tnow));
   }
-  post({ type: "frame", counts, shown, arrivals, positions, buildMs: performance.now() - t0, snapshot }, [snapshot.buffer]);
+  post({ type: "frame", counts, shown, arrivals, positions, snapshotMs: performance.now() - t1, snapshot }, [snapshot.buffer]);
   arrivals = [];
   positions = 0;
-  newestPending = 0;
 }
 
 ctx.onmessage = (ev: MessageEvent<ToWorker>) => {
@@ -215,12 +227,13 @@ ctx.onmessage = (ev: MessageEvent<ToWorker>) => {
     filter = m;
     fleet.version++;
     nextFrame = 0;
+    lastSnapshot = 0;
     awaiting = 0;
     frame();
   } else if (m.type === "view") {
     // A pan or zoom: answer at once from the current index (no re-clustering).
     view = m.view;
-    if (drawn >= 0) postFeatures(0);
+    if (drawn >= 0) postFeatures(0, performance.now());
   } else if (m.type === "trip") {
     fleet.setTrip(m.vehicleId, m.tripId, null);
   } else if (m.type === "drawn") {

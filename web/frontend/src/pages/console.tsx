@@ -23,7 +23,7 @@ interface FleetStats {
   renders: number; // MapLibre render events
   latencies: number[]; // ms, newest ping ts -> first frame drawing it
   arrivals: number[]; // ms, newest ping ts in a websocket batch -> its arrival in the page
-  redrawMs: number[]; // ms spent building the GeoJSON and handing it to the map
+  redrawMs: number[]; // ms the worker spent on each map update (filters, clustering, GeoJSON text)
   positions: number; // positions received
   batches: number;
   shown: number;
@@ -143,7 +143,11 @@ export function ConsolePage() {
         awaitingDraw = true;
         rebuilt = false;
         urls.push(url);
-        if (m.newestTs) pendingTs = m.newestTs;
+        if (m.newestTs) {
+          pendingTs = m.newestTs;
+          stats.redrawMs.push(m.buildMs);
+          if (stats.redrawMs.length > 2000) stats.redrawMs.splice(0, 500);
+        }
         pendingView = m.view;
         stats.features = m.features;
         return;
@@ -151,8 +155,6 @@ export function ConsolePage() {
       for (const a of m.arrivals) stats.arrivals.push(a);
       if (stats.arrivals.length > 20000) stats.arrivals.splice(0, 5000);
       stats.positions += m.positions;
-      stats.redrawMs.push(m.buildMs);
-      if (stats.redrawMs.length > 2000) stats.redrawMs.splice(0, 500);
       stats.batches++;
       fleet.applySnapshot(m.snapshot, SNAP_FIELDS, STATUS_CODES);
       stats.shown = m.shown;
