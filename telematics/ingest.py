@@ -179,6 +179,10 @@ class MqttSource:
                     log.debug("ingest.mqtt_connect_failed", error=repr(exc))
                     delay = 2.0 if delay else 1.0
                     continue
+                except Exception as exc:  # never let the connection keeper die
+                    log.error("ingest.mqtt_connect_error", error=repr(exc))
+                    delay = 2.0
+                    continue
                 delay = 1.0
             self.client.loop_misc()
             self._lost.clear()
