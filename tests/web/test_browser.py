@@ -27,6 +27,9 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 DESKTOP = {"width": 1440, "height": 900}
 PHONE = {"width": 375, "height": 667}
 WAIT_MS = 15_000
+# Every wait is bounded, but by 15 s rather than Playwright's 5 s: CI shares two cores with
+# PostgreSQL, Mosquitto and the API under test, and a loaded box must not fail a correct UI.
+expect.set_options(timeout=WAIT_MS)
 
 
 def new_context(
