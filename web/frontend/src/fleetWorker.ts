@@ -26,12 +26,12 @@ let wsUrl = "";
 let stopped = false;
 let retry = 0;
 let drawn = -1;
-// Map updates on a fixed 500 ms clock: every vehicle reports at most once a second (the
-// websocket coalesces), so each update moves about half the fleet, the newest ping waits
-// ~250 ms for its update on average, and the map still changes at least once a second when
-// a draw is slow (back-pressure skips a tick rather than queueing). 1 s gave 0.96–0.98
-// updates/s measured and ~150 ms more latency (bench/console_load.py, see the console report).
-const FRAME_MS = 500;
+// Map updates on a fixed 750 ms clock: every vehicle reports at most once a second (the
+// websocket coalesces), so an update moves most of the fleet; the map changes more than once
+// a second even when a draw is slow (back-pressure skips a tick rather than queueing). A 1 s
+// clock measured 0.92–0.98 updates/s under load; 500 ms gave ~2/s but cost a third of the
+// frame rate on a loaded 2-core box with software WebGL (bench/console_load.py).
+const FRAME_MS = 750;
 let lastSnapshot = 0; // performance.now() of the last snapshot for the lists (once a second)
 let nextFrame = 0; // performance.now() at which the next update is due
 let arrivals: number[] = [];
