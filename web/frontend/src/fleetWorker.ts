@@ -32,7 +32,9 @@ let drawn = -1;
 // clock measured 0.92–0.98 updates/s under load; 500 ms gave ~2/s but cost a third of the
 // frame rate on a loaded 2-core box with software WebGL (bench/console_load.py).
 const FRAME_MS = 750;
-let lastSnapshot = 0; // performance.now() of the last snapshot for the lists (once a second)
+// performance.now() of the last snapshot for the lists (once a second). -Infinity: the first
+// frame (and the first after a filter change) always sends one, however early it runs.
+let lastSnapshot = -Infinity;
 let nextFrame = 0; // performance.now() at which the next update is due
 let arrivals: number[] = [];
 let positions = 0;
@@ -227,7 +229,7 @@ ctx.onmessage = (ev: MessageEvent<ToWorker>) => {
     filter = m;
     fleet.version++;
     nextFrame = 0;
-    lastSnapshot = 0;
+    lastSnapshot = -Infinity;
     awaiting = 0;
     frame();
   } else if (m.type === "view") {
