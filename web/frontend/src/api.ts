@@ -13,10 +13,6 @@ export class ApiError extends Error {
   ) {
     super(message);
   }
-  /** The route itself does not exist (yet): the server answered FastAPI's own 404/405. */
-  get missing(): boolean {
-    return (this.status === 404 && this.message === "Not Found") || this.status === 405;
-  }
 }
 
 export function token(): string | null {

@@ -21,15 +21,6 @@ export function Modal(props: { title: string; onClose: () => void; children: Com
   );
 }
 
-export function Pending(props: { what: string }) {
-  return (
-    <div class="notice pending" data-testid="pending-api">
-      <b>{t("pending_api")}</b>: <span class="mono small">{props.what}</span>
-      <div class="small">{t("pending_api_detail")}</div>
-    </div>
-  );
-}
-
 export function ErrorText(props: { error: unknown }) {
   if (!props.error) return null;
   const e = props.error;
@@ -42,11 +33,10 @@ export interface Async<T> {
   data: T | null;
   error: unknown;
   loading: boolean;
-  missing: boolean;
   reload: () => void;
 }
 
-/** Load data with a loading flag; `missing` tells a not-yet-implemented endpoint apart. */
+/** Load data with a loading flag; a stale answer (deps changed meanwhile) is dropped. */
 export function useAsync<T>(f: () => Promise<T>, deps: unknown[]): Async<T> {
   const [state, set] = useState<{ data: T | null; error: unknown; loading: boolean }>({ data: null, error: null, loading: true });
   const [n, setN] = useState(0);
@@ -62,8 +52,7 @@ export function useAsync<T>(f: () => Promise<T>, deps: unknown[]): Async<T> {
     };
   }, [...deps, n]);
   const reload = useCallback(() => setN((x) => x + 1), []);
-  const missing = state.error instanceof ApiError && state.error.missing;
-  return { ...state, missing, reload };
+  return { ...state, reload };
 }
 
 const STATE_CLASS: Record<string, string> = {

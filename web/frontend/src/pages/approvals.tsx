@@ -1,10 +1,10 @@
 // Approver inbox: approve, reject (with reason) or return a request for changes.
 import { useEffect, useState } from "preact/hooks";
-import { api, ApiError, type Trip } from "../api";
+import { api, type Trip } from "../api";
 import { t, term, useLang } from "../i18n";
 import { subscribe } from "../live";
 import { fmtDateTime, fmtShort } from "../time";
-import { ErrorText, OrgName, Pending, StateTag, useAsync } from "../ui";
+import { ErrorText, OrgName, StateTag, useAsync } from "../ui";
 
 export function ApprovalsPage() {
   useLang();
@@ -23,13 +23,12 @@ export function ApprovalsPage() {
       setReason("");
       setBump((n) => n + 1);
     } catch (e) {
-      setErr(e instanceof ApiError && e.missing ? `POST /trips/{id}/${action} — ${t("pending_api")}` : e);
+      setErr(e);
     }
   };
   return (
     <div class="page">
       <h1>{t("inbox")} {inbox.data && <span class="badge">{inbox.data.total}</span>}</h1>
-      {inbox.missing && <Pending what="GET /approvals/inbox" />}
       <div style={{ display: "grid", gridTemplateColumns: "1fr 420px", gap: 16 }}>
         <div class="card">
           <table class="table" data-testid="inbox">

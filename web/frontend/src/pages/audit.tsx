@@ -1,12 +1,12 @@
 // Auditor pages (read-only): search trips and alerts, replay a trip or a vehicle-day track
 // with planned vs actual and the findings' evidence, exports.
 import { useEffect, useMemo, useState } from "preact/hooks";
-import { type Alert, api, ApiError, type Driver, get, type Org, type TrackGeoJSON, type Vehicle } from "../api";
+import { type Alert, api, type Driver, get, type Org, type TrackGeoJSON, type Vehicle } from "../api";
 import { download, withQuery } from "../download";
 import { t, term, useLang } from "../i18n";
 import { Link, navigate } from "../router";
 import { fmtDateTime, fmtDuration, fmtShort, shanghaiDay, shanghaiMidnight } from "../time";
-import { ErrorText, OrgName, Pending, StateTag, useAsync } from "../ui";
+import { ErrorText, OrgName, StateTag, useAsync } from "../ui";
 import { Playback, pointsOf, type TrackPoint } from "./playback";
 import { Timeline } from "./trip";
 
@@ -166,8 +166,7 @@ export function AuditPage() {
         </div>
         {tab === "trips" && (
           <>
-            {trips.missing && <Pending what="GET /trips" />}
-            <ErrorText error={trips.missing ? null : trips.error} />
+            <ErrorText error={trips.error} />
             <table class="table" data-testid="audit-trips">
               <thead><tr><th>#</th><th>{t("unit")}</th><th>{t("departure_time")}</th><th>{t("origin")}</th><th>{t("destination")}</th><th>{t("kind")}</th><th>{t("planned")} km</th><th>{t("ts_state")}</th><th /></tr></thead>
               <tbody>
@@ -186,8 +185,7 @@ export function AuditPage() {
         )}
         {tab === "alerts" && (
           <>
-            {alerts.missing && <Pending what="GET /alerts" />}
-            <ErrorText error={alerts.missing ? null : alerts.error} />
+            <ErrorText error={alerts.error} />
             <AlertTable items={alerts.data?.items ?? []} />
             {alerts.data && alerts.data.items.length === 0 && <div class="empty">{t("empty")}</div>}
           </>
@@ -294,7 +292,7 @@ export function AuditTripPage(props: { id: number }) {
       <Timeline state={trip.state} />
       <div class="detail-grid">
         <div>
-          {trackError ? (trackError instanceof ApiError && trackError.missing ? <Pending what="GET /vehicles/{id}/track" /> : <ErrorText error={trackError} />) : null}
+          {trackError ? <ErrorText error={trackError} /> : null}
           <Playback points={pts} planned={{ origin: [trip.origin.lon, trip.origin.lat], destination: [trip.destination.lon, trip.destination.lat] }} evidence={evidence} />
         </div>
         <div class="stack">
@@ -364,7 +362,6 @@ export function AuditVehicleDayPage(props: { id: number; day: string }) {
   const [evidence, setEvidence] = useState<GeoJSON.FeatureCollection | null>(null);
   const pts = useMemo(() => pointsOf(data.data?.track ?? null), [data.data]);
   if (data.loading) return <div class="empty">{t("loading")}</div>;
-  if (data.missing) return <div class="page"><Pending what="GET /vehicles/{id}/track" /></div>;
   if (data.error) return <div class="page"><ErrorText error={data.error} /></div>;
   const { vehicle, alerts } = data.data!;
   const maxSpeed = pts.reduce((m, p) => Math.max(m, p.speed), 0);

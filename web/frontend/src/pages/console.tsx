@@ -3,7 +3,7 @@
 import type { Map as MLMap } from "maplibre-gl";
 import maplibregl from "maplibre-gl";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { type Alert, api, ApiError, type Driver, type Proposal, type ProposalItem, token, type Trip } from "../api";
+import { type Alert, api, type Driver, type Proposal, type ProposalItem, token, type Trip } from "../api";
 import { useUser } from "../session";
 import { Fleet, type VehicleState } from "../fleet";
 import { t, term, useLang } from "../i18n";
@@ -14,7 +14,7 @@ import { displayCrs, fromMap, geojsonToMap, toMap } from "../map/coords";
 import { addVehicleLayers, ClusterLabels, setSelected } from "../map/vehicles";
 import { Link } from "../router";
 import { fmtDateTime, fmtShort, fmtTime, shanghaiDay, shanghaiMidnight } from "../time";
-import { ErrorText, Modal, OrgName, Pending, StateTag, STATUS_COLORS, STATUSES, StatusDot, useAsync, type VStatus } from "../ui";
+import { ErrorText, Modal, OrgName, StateTag, STATUS_COLORS, STATUSES, StatusDot, useAsync, type VStatus } from "../ui";
 
 const BODY_TYPES = ["sedan", "suv", "mpv", "minibus", "bus"];
 
@@ -430,7 +430,7 @@ function VehiclePanel(props: { v: VehicleState; fleet: Fleet; map: MLMap | null;
               <Link href={`/audit/vehicles/${v.id}/${shanghaiDay()}`}>{t("playback")}</Link>
             </span>
             {trackInfo && <div class="small muted">{trackInfo}</div>}
-            {trackErr ? (trackErr instanceof ApiError && trackErr.missing ? <Pending what="GET /vehicles/{id}/track" /> : <ErrorText error={trackErr} />) : null}
+            {trackErr ? <ErrorText error={trackErr} /> : null}
           </dd>
         </dl>
       </div>
@@ -476,7 +476,6 @@ function clearTrack(map: MLMap | null) {
 function QueuePanel(props: { fleet: Fleet; bump: number }) {
   const q = useAsync(() => api.queue(), [props.bump]);
   const [assigning, setAssigning] = useState<Trip | null>(null);
-  if (q.missing) return <Pending what="GET /dispatch/queue" />;
   return (
     <div class="scroll" data-testid="queue">
       {q.loading && !q.data && <div class="empty">{t("loading")}</div>}
@@ -526,7 +525,7 @@ function AssignModal(props: { trip: Trip; fleet: Fleet; onClose: () => void; onD
       await api.tripAction(props.trip.id, "assign", { vehicle_id: chosen?.id, driver_id: Number(driverId) });
       props.onDone();
     } catch (e) {
-      setErr(e instanceof ApiError && e.missing ? "POST /trips/{id}/assign — " + t("pending_api") : e);
+      setErr(e);
     }
   };
   return (
@@ -605,7 +604,7 @@ function ProposalPanel(props: { fleet: Fleet }) {
           {p && !live && p.state === "done" && <button class="btn small" onClick={() => run(async () => setP(await api.discardProposal(p.id)))}>{t("cancel")}</button>}
         </span>
       </div>
-      {err instanceof ApiError && err.missing ? <Pending what="POST /dispatch/proposals" /> : <ErrorText error={err} />}
+      <ErrorText error={err} />
       {!p && !err && <div class="empty">{t("no_proposal")}</div>}
       {live && (
         <div class="pending small muted">
@@ -658,7 +657,6 @@ function ProposalPanel(props: { fleet: Fleet }) {
 function AlertsPanel(props: { bump: number; fleet: Fleet; onFocus: (vehicleId: number) => void }) {
   const a = useAsync(() => api.alerts({ status: "open", limit: 100 }), [props.bump]);
   const [acking, setAcking] = useState<Alert | null>(null);
-  if (a.missing) return <Pending what="GET /alerts · POST /alerts/{id}/ack" />;
   return (
     <div class="scroll" data-testid="alerts">
       {a.loading && !a.data && <div class="empty">{t("loading")}</div>}

@@ -8,7 +8,7 @@ import { flush, onChange, pending, perform } from "../outbox";
 import { navigate } from "../router";
 import { signOut, useUser } from "../session";
 import { fmtShort } from "../time";
-import { ErrorText, Modal, Pending, StateTag } from "../ui";
+import { ErrorText, Modal, StateTag } from "../ui";
 
 const CACHE = "fleet.driver.trips";
 const DEST = "fleet.driver.dest";
@@ -32,7 +32,6 @@ export function DriverPage() {
   const [online, setOnline] = useState(navigator.onLine);
   const [queued, setQueued] = useState(pending().length);
   const [err, setErr] = useState<unknown>(null);
-  const [missing, setMissing] = useState(false);
   const [form, setForm] = useState<{ trip: Task; action: "decline" | "depart" | "complete" } | null>(null);
 
   const load = async () => {
@@ -40,7 +39,6 @@ export function DriverPage() {
       const page = await api.myAssignments();
       setTrips(page.items);
       localStorage.setItem(CACHE, JSON.stringify(page.items));
-      setMissing(false);
       // Destinations (for the navigation link) come from the trips; cached for offline use.
       const known: Record<number, Place> = JSON.parse(localStorage.getItem(DEST) ?? "{}");
       await Promise.all(
@@ -51,8 +49,7 @@ export function DriverPage() {
       localStorage.setItem(DEST, JSON.stringify(known));
       setDest({ ...known });
     } catch (e) {
-      if (e instanceof ApiError && e.missing) setMissing(true);
-      else if (e instanceof ApiError) setErr(e);
+      if (e instanceof ApiError) setErr(e);
     }
   };
   const sync = async () => {
@@ -108,9 +105,8 @@ export function DriverPage() {
       {!online && <div class="offline-bar" data-testid="offline-banner">{t("offline_banner")}</div>}
       {queued > 0 && <div class="queue-bar" data-testid="outbox-count">{t("offline_queue")}: {queued}</div>}
       <div class="content">
-        {missing && <Pending what="GET /me/assignments" />}
         <ErrorText error={err} />
-        {visible.length === 0 && !missing && <div class="empty">{t("no_tasks")}</div>}
+        {visible.length === 0 && <div class="empty">{t("no_tasks")}</div>}
         {visible.map((tr) => (
           <div class="task" key={tr.id} data-testid="task" data-trip={tr.trip_id} data-state={tr.state}>
             <div class="head">

@@ -1,14 +1,14 @@
 // Requester: file a trip request (places picked on the map or by name) and follow it live.
 import type { Map as MLMap } from "maplibre-gl";
 import { useEffect, useRef, useState } from "preact/hooks";
-import { api, ApiError, type Place, type Trip } from "../api";
+import { api, type Place, type Trip } from "../api";
 import { t, term, useLang } from "../i18n";
 import { subscribe } from "../live";
 import { createMap } from "../map/base";
 import { fromMap } from "../map/coords";
 import { Link } from "../router";
 import { fmtShort, isoToLocalInput, localInputToIso } from "../time";
-import { ErrorText, Pending, StateTag, useAsync } from "../ui";
+import { ErrorText, StateTag, useAsync } from "../ui";
 import { PlaceSearch, setPins, Timeline } from "./trip";
 
 const NATURES = ["official", "meeting", "inspection", "reception", "emergency", "law_enforcement", "courier", "special"];
@@ -90,7 +90,7 @@ export function RequestsPage() {
       setCreated(trip);
       setBump((n) => n + 1);
     } catch (ex) {
-      setErr(ex instanceof ApiError && ex.missing ? "POST /trips — " + t("pending_api") : ex);
+      setErr(ex);
     }
   };
   const set = (k: keyof typeof form) => (e: Event) => {
@@ -139,7 +139,6 @@ export function RequestsPage() {
         <div class="card" style={{ flex: 1, minHeight: 0, display: "flex", flexDirection: "column" }}>
           <header>{t("my_requests")}</header>
           <div class="scroll" data-testid="my-requests">
-            {mine.missing && <Pending what="GET /trips?mine=true" />}
             {mine.data?.items.length === 0 && <div class="empty">{t("empty")}</div>}
             {mine.data?.items.map((tr) => (
               <div class="list-item" key={tr.id} data-testid="my-request" data-state={tr.state}>
