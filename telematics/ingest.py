@@ -61,6 +61,12 @@ class MqttSource:
     # Packets read per readiness callback before the loop gets to its other work (bounds
     # how long reading can hold up a commit that is ready to be acknowledged).
     READ_BURST = 256
+    # Reading pauses while this many batches wait in the buffer and the batch loop is taking
+    # them: reading a long backlog ahead (the broker sends up to its in-flight window at
+    # once) only delays the commits and leaves PostgreSQL idle on the other core; the broker
+    # keeps the rest. Never while the batch loop is stuck (start-up, a commit retrying):
+    # then reading goes on, so keepalive answers and SUBACKs are always read.
+    BUFFERED_BATCHES = 2
 
     def __init__(
         self,
@@ -76,6 +82,9 @@ class MqttSource:
         self._buf: deque[Delivery] = deque()
         self._wake = asyncio.Event()
         self._want = 1
+        self._high = max(1, self.BUFFERED_BATCHES * ingest.batch_max)
+        self._paused = False
+        self._last_take = -1e9  # monotonic time the batch loop last took a batch
         self._received = 0
         self._gen = 0
         self._closing = False
@@ -133,9 +142,11 @@ class MqttSource:
         self._buf.append(Delivery(msg.topic, msg.payload, time.time(), msg.mid, self._gen))
 
     def _on_socket_open(self, _c: mqtt.Client, _u: Any, sock: Any) -> None:
+        self._paused = False
         self._loop.add_reader(sock, self._readable)
 
     def _on_socket_close(self, _c: mqtt.Client, _u: Any, sock: Any) -> None:
+        self._paused = False
         self._loop.remove_reader(sock)
         self._loop.remove_writer(sock)
 
@@ -154,6 +165,18 @@ class MqttSource:
                 break
         if len(self._buf) >= self._want:
             self._wake.set()
+        if len(self._buf) >= self._high and time.monotonic() - self._last_take < 0.5:
+            sock = self.client.socket()
+            if sock is not None:
+                self._loop.remove_reader(sock)
+                self._paused = True
+
+    def _resume(self) -> None:
+        if self._paused:
+            self._paused = False
+            sock = self.client.socket()
+            if sock is not None:
+                self._loop.add_reader(sock, self._readable)
 
     # asyncio side ---------------------------------------------------------------------------
 
@@ -185,6 +208,7 @@ class MqttSource:
                     continue
                 delay = 1.0
             self.client.loop_misc()
+            self._resume()  # paused at most ~1 s: keepalive answers must still be read
             self._lost.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._lost.wait(), 1.0)
@@ -227,8 +251,12 @@ class MqttSource:
         if n == len(buf):
             out = list(buf)
             buf.clear()
-            return out
-        return [buf.popleft() for _ in range(n)]
+        else:
+            out = [buf.popleft() for _ in range(n)]
+        self._last_take = time.monotonic()
+        if len(buf) < self._high:
+            self._resume()
+        return out
 
     def ack(self, deliveries: list[Delivery]) -> int:
         """PUBACK the deliveries of the current connection; returns how many were sent."""
