@@ -6,8 +6,12 @@ test-artifacts/web/. Every wait is bounded.
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -451,3 +455,69 @@ def test_exports_and_spa_fallback(base_url: str, password: str) -> None:
     assert cfg["default_tiles"] == "offline" and cfg["timezone"] == "Asia/Shanghai"
     geo = httpx.get(f"{base_url}/geo/guangxi-counties.geojson").json()
     assert len(geo["features"]) >= 100
+
+
+def test_auto_assign_proposal_through_the_console(
+    browser: Browser, base_url: str, password: str, web_settings: Settings
+) -> None:
+    """Dispatcher asks the optimizer for a proposal in the console, reviews it, accepts it;
+    a real `fleet optimizer-worker` process solves it."""
+    worker = subprocess.Popen(
+        [str(Path(sys.executable).with_name("fleet")), "optimizer-worker"],
+        env={**os.environ, "FLEET_DB__NAME": web_settings.db.name},
+        stdout=subprocess.DEVNULL,
+        stderr=(ARTIFACTS / "optimizer-worker.log").open("wb"),
+    )
+    try:
+        # An approved request departing soon (in Qingxiu district, Nanning).
+        start = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=20)
+        body = {
+            "passengers": 2,
+            "nature": "official",
+            "purpose": "赴市政务服务中心办理公务",
+            "origin": {"lat": 22.787, "lon": 108.492, "address": "青秀区人民政府"},
+            "destination": {"lat": 22.80, "lon": 108.51, "address": "青秀区政务服务中心"},
+            "departure_at": start.isoformat(),
+            "return_at": (start + timedelta(hours=2)).isoformat(),
+            "round_trip": True,
+            "submit": True,
+        }
+        req = api_token(base_url, "requester.qingxiu", password)
+        r = httpx.post(f"{base_url}/api/v1/trips", json=body, headers=req)
+        assert r.status_code == 201, r.text
+        trip_id = r.json()["id"]
+        appr = api_token(base_url, "approver.qingxiu", password)
+        r = httpx.post(f"{base_url}/api/v1/trips/{trip_id}/approve", json={}, headers=appr)
+        assert r.status_code == 200 and r.json()["state"] == "approved", r.text
+
+        ctx = new_context(browser, base_url)
+        page = ctx.new_page()
+        # The panel plans "today" (Asia/Shanghai) by the browser's clock. Just before
+        # midnight the departure falls on the next day: then move the page's clock there.
+        if start.astimezone(SHANGHAI).date() != datetime.now(SHANGHAI).date():
+            page.clock.set_system_time(start)
+        login(page, "dispatcher.qingxiu", password, "/console")
+        page.wait_for_url("**/console")
+        page.get_by_test_id("tab-proposal").click()
+        page.get_by_test_id("proposal-compute").click()
+        accept = page.get_by_test_id("proposal-accept")
+        expect(accept).to_be_visible(timeout=90_000)  # 10 s solve + worker start, loaded box
+        row = page.locator("[data-testid=proposal-item]").filter(has_text=str(trip_id))
+        expect(row).to_have_count(1)
+        shot(page, "console-proposal")
+        accept.click()
+        expect(page.get_by_test_id("proposal-result")).to_be_visible()
+        shot(page, "console-proposal-accepted")
+        ctx.close()
+
+        disp = api_token(base_url, "dispatcher.qingxiu", password)
+        trip = httpx.get(f"{base_url}/api/v1/trips/{trip_id}", headers=disp).json()
+        assert trip["state"] == "assigned", trip
+        a = httpx.get(f"{base_url}/api/v1/trips/{trip_id}/assignments", headers=disp).json()
+        assert a[-1]["source"] == "optimizer" and a[-1]["state"] == "assigned", a
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(15)
+        except subprocess.TimeoutExpired:
+            worker.kill()

@@ -335,7 +335,7 @@ export function ConsolePage() {
           </div>
         </div>
         <div class="scroll" data-testid="vehicle-results">
-          {loadError ? <div class="pending"><ErrorText error={loadError} /></div> : null}
+          {loadError ? <div class="inset"><ErrorText error={loadError} /></div> : null}
           {!loaded && !loadError && <div class="empty">{t("loading")}</div>}
           {loaded && matches.length === 0 && <div class="empty small">{t("empty")}</div>}
           {matches.map((v) => {
@@ -607,11 +607,11 @@ function ProposalPanel(props: { fleet: Fleet }) {
       <ErrorText error={err} />
       {!p && !err && <div class="empty">{t("no_proposal")}</div>}
       {live && (
-        <div class="pending small muted">
+        <div class="inset small muted">
           {term(p!.state)} · {p!.progress.phase ?? ""} {p!.progress.elapsed_s != null ? `${p!.progress.elapsed_s.toFixed(0)} / ${p!.progress.time_limit_s} s` : ""}
         </div>
       )}
-      {p?.error && <div class="pending error-text">{p.error}</div>}
+      {p?.error && <div class="inset error-text">{p.error}</div>}
       {p && p.items.length > 0 && (
         <>
           <div class="small muted" style={{ padding: "0 14px 6px" }}>
@@ -621,7 +621,7 @@ function ProposalPanel(props: { fleet: Fleet }) {
             <thead><tr><th>#</th><th>{t("vehicle")}</th><th>{t("driver")}</th><th>{t("when")}</th><th /></tr></thead>
             <tbody>
               {p.items.map((it) => (
-                <tr key={it.trip_id} style={it.dropped ? { opacity: 0.45 } : undefined} title={it.why}>
+                <tr key={it.trip_id} style={it.dropped ? { opacity: 0.45 } : undefined} title={it.why} data-testid="proposal-item">
                   <td>{it.trip_id}</td>
                   <td><button class="linkbtn" disabled={p.state !== "done"} onClick={() => changePlate(it)}>{it.plate}</button>{it.edited ? " ✎" : ""}</td>
                   <td>{it.driver_name}</td>
@@ -640,7 +640,7 @@ function ProposalPanel(props: { fleet: Fleet }) {
         </>
       )}
       {p && p.unserved.length > 0 && (
-        <div class="pending small">
+        <div class="inset small">
           {p.unserved.map((u) => <div key={u.trip_id}>#{u.trip_id}: {u.reason} {u.detail}</div>)}
         </div>
       )}
@@ -649,7 +649,7 @@ function ProposalPanel(props: { fleet: Fleet }) {
           <button class="btn primary" onClick={accept} disabled={busy || !p.items.some((i) => !i.dropped)} data-testid="proposal-accept">{t("accept_proposal")}</button>
         </div>
       )}
-      {result && <div class="pending notice info">{result}</div>}
+      {result && <div class="inset notice info" data-testid="proposal-result">{result}</div>}
     </div>
   );
 }
