@@ -305,6 +305,13 @@ def main() -> None:
         " I/O) against the 2nd (repacked), in the same run",
     )
     ap.add_argument(
+        "--drop-os-cache",
+        action="store_true",
+        help="with --compare-repack: empty the OS page cache (sync; echo 3 >"
+        " /proc/sys/vm/drop_caches, needs root) before each day's cold pass, so 'cold' means"
+        " read from disk",
+    )
+    ap.add_argument(
         "--latest-only",
         action="store_true",
         help="only time the live map's first paint (latest positions of 26,638 vehicles)",
@@ -365,6 +372,15 @@ def main() -> None:
             _echo(f"dropped {DB}")
 
 
+def _drop_os_cache() -> None:
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+    except OSError as exc:
+        sys.exit(f"--drop-os-cache: cannot write /proc/sys/vm/drop_caches ({exc}); run as root")
+
+
 def compare_repack(args: argparse.Namespace, seed: int) -> None:
     """Repack day 2 through `telematics.maintenance` (what the nightly worker runs); then
     cold/warm single-partition reads of day 3 (arrival order) and day 2 (repacked)."""
@@ -381,12 +397,15 @@ def compare_repack(args: argparse.Namespace, seed: int) -> None:
         _echo(f"repack of {packed_day}: {time.perf_counter() - t0:.0f}s")
     rows = []
     for label, day in (("arrival order", plain_day), ("repacked", packed_day)):
+        if args.drop_os_cache:
+            _drop_os_cache()
         r = asyncio.run(measure(args.samples, args.days, args.vehicles, seed, day))
         res = r["results"]
         assert isinstance(res, dict)
         buffers = next((ln for ln in str(r["plan"]).splitlines() if "Buffers" in ln), "")
         rows.append((f"{day} {label}", res, buffers.strip()))
-    _echo(f"\nmachine: {_machine()}; sample seed {seed}; {args.samples} vehicles per day")
+    cache = "OS page cache dropped before each cold pass" if args.drop_os_cache else "OS cache kept"
+    _echo(f"\nmachine: {_machine()}; sample seed {seed}; {args.samples} vehicles per day; {cache}")
     _echo(f"{'UTC day':<26}{'cold p50':>10}{'cold p99':>10}{'warm p50':>10}{'warm p99':>10}")
     for label, res, _ in rows:
         _echo(
