@@ -58,6 +58,7 @@ class RepackResult:
     seconds: float
     ok: bool
     error: str | None = None
+    skipped: bool = False  # empty partition: nothing done, nothing recorded
 
 
 async def day_partitions(conn: asyncpg.Connection) -> list[DayPartition]:
@@ -122,6 +123,8 @@ async def repack_one(
 ) -> RepackResult:
     """Rewrite one partition in (vehicle_id, ts) order; record and audit the result."""
     before = int(await conn.fetchval(f'SELECT count(*) FROM "{part.name}"'))
+    if before == 0:  # nothing to order (a day with no pings); checked again next round
+        return RepackResult(part.name, 0, 0, 0.0, True, skipped=True)
     db = settings.db
     env = {**os.environ, "PGPASSWORD": db.password.get_secret_value()}
     started = time.monotonic()
@@ -202,9 +205,11 @@ async def repack_due(
             res = await repack_one(settings, conn, p)
             results.append(res)
             if progress:
-                state = "ok" if res.ok else f"FAILED: {res.error}"
+                state = (
+                    "empty, skipped" if res.skipped else "ok" if res.ok else f"FAILED: {res.error}"
+                )
                 progress(f"[{k}/{len(todo)}] {p.name}: {res.rows_after:,} rows in "
                          f"{res.seconds:.1f} s, {state}")  # fmt: skip
-        return results
+        return [r for r in results if not r.skipped]
     finally:
         await conn.close()

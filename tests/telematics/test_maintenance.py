@@ -109,6 +109,16 @@ async def test_repack_orders_a_closed_day_while_late_pings_arrive(settings: Sett
         # Done once: the next round has nothing for that day.
         again = await repack_due(settings, days=[day])
         assert again == []
+
+        # An empty closed day is skipped: not repacked, not recorded, not audited.
+        empty_day = _day(6)
+        empty = f"positions_{empty_day:%Y%m%d}"
+        await conn.execute(f'DELETE FROM "{empty}"')
+        await conn.execute("DELETE FROM position_partition_repacks WHERE partition = $1", empty)
+        assert await repack_due(settings, days=[empty_day]) == []
+        assert not await conn.fetchval(
+            "SELECT count(*) FROM position_partition_repacks WHERE partition = $1", empty
+        )
     finally:
         await conn.execute(f'DELETE FROM "{table}"')
         await conn.close()
