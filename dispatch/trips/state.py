@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dispatch import notify
+from dispatch.assignments.models import Assignment
 from dispatch.trips.models import TripRequest
 from fleet import audit
 from fleet.audit import Actor
@@ -114,9 +115,21 @@ async def transition(
         data=data,
     )
     unit = await session.get(Org, trip.unit_id)
-    notify.queue(
-        session,
-        "trip",
-        {"trip_id": trip.id, "from": current, "to": target, "unit_id": trip.unit_id},
-        org_path=unit.path if unit else None,
-    )
+    event: dict[str, Any] = {
+        "trip_id": trip.id,
+        "from": current,
+        "to": target,
+        "unit_id": trip.unit_id,
+    }
+    # The booking the transition is about, so a console can mark the vehicle without a
+    # lookup (assigned … completed, and the booking a reassignment released).
+    assignment_id = (data or {}).get("assignment_id")
+    if assignment_id is not None:
+        booking = await session.get(Assignment, assignment_id)
+        if booking is not None:
+            event.update(
+                assignment_id=booking.id,
+                vehicle_id=booking.vehicle_id,
+                driver_id=booking.driver_id,
+            )
+    notify.queue(session, "trip", event, org_path=unit.path if unit else None)

@@ -224,6 +224,17 @@ async def test_trip_from_request_to_settlement(
             e["type"] == "trip" and e["data"]["trip_id"] == tid and e["data"]["to"] == "settled"
         )
     )
+    # Trip events about the booking name the vehicle and driver (the console marks the car).
+    await events.wait_for(
+        lambda e: (
+            e["type"] == "trip"
+            and e["data"]["trip_id"] == tid
+            and e["data"]["to"] == "departed"
+            and e["data"]["vehicle_id"] == vid
+            and e["data"]["driver_id"] == world.driver_id
+            and e["data"]["assignment_id"] == aid
+        )
+    )
 
 
 async def test_decline_goes_back_to_dispatch_and_reassign(

@@ -237,16 +237,13 @@ export function ConsolePage() {
       if (fleet.applyEvent(m) && m.type === "alert") setAlertBump((n) => n + 1);
       if (m.type === "trip") {
         setAlertBump((n) => n + 1);
-        const d = m.data as { trip_id?: number; to?: string };
-        if (d.trip_id && (d.to === "departed" || d.to === "completed")) {
-          api.tripAssignments(d.trip_id).then((as) => {
-            const a = as.find((x) => x.departed_at) ?? as[as.length - 1];
-            if (!a) return;
-            const tripId = d.to === "departed" ? d.trip_id! : null;
-            fleet.setTrip(a.vehicle_id, tripId, null);
-            const tm: ToWorker = { type: "trip", vehicleId: a.vehicle_id, tripId };
-            worker.postMessage(tm);
-          }, () => undefined);
+        const d = m.data as { trip_id?: number; to?: string; vehicle_id?: number };
+        // Departure and completion events name the booked vehicle (dispatch/trips/state.py).
+        if (d.trip_id && d.vehicle_id && (d.to === "departed" || d.to === "completed")) {
+          const tripId = d.to === "departed" ? d.trip_id : null;
+          fleet.setTrip(d.vehicle_id, tripId, null);
+          const tm: ToWorker = { type: "trip", vehicleId: d.vehicle_id, tripId };
+          worker.postMessage(tm);
         }
       }
     });
