@@ -359,9 +359,9 @@ class PrivatePostgres:
     def start(self) -> None:
         self._ctl("start")
 
-    def restart(self, mode: str = "fast") -> None:
-        """`fast`: a clean shutdown; `immediate`: a crash, the restart replays the WAL."""
-        self._ctl("restart", "-m", mode)
+    def stop(self, mode: str = "fast") -> None:
+        """`fast`: a clean shutdown; `immediate`: a crash, the next start replays the WAL."""
+        self._ctl("stop", "-m", mode)
 
     def destroy(self) -> None:
         with contextlib.suppress(subprocess.SubprocessError):

@@ -173,15 +173,21 @@ async def test_postgres_restarted_mid_stream(
     try:
         tids = terminals(4)
         proc = procs.start()
-        burst = Burst(publisher, tids, 2000, chunk=200, pause_s=0.3)
+        burst = Burst(publisher, tids, 4000, chunk=150, pause_s=0.3)
         burst.start()
         count = "SELECT count(*) FROM positions WHERE terminal_id = ANY($1::text[])"
-        await wait_rows(settings.db.dsn(), count, (tids,), 800, timeout_s=60)
-        await asyncio.to_thread(server.restart, "fast")  # clean shutdown, start
-        await asyncio.sleep(1.0)
-        await asyncio.to_thread(server.restart, "immediate")  # crash; WAL replay on start
+        await wait_rows(settings.db.dsn(), count, (tids,), 600, timeout_s=60)
+        # Each outage lasts 1.5 s while the terminals keep publishing (a chunk every ≤ 0.3 s),
+        # so the ingest has batches to write while the server is down, whatever the timing.
+        for mode in ("fast", "immediate"):  # a clean shutdown, then a crash + WAL replay
+            sent = burst.sent
+            await asyncio.to_thread(server.stop, mode)
+            await asyncio.sleep(1.5)
+            assert burst.sent > sent, "the terminals must publish during the outage"
+            await asyncio.to_thread(server.start)
+            await asyncio.sleep(0.5)
         await assert_nothing_lost(settings, burst, tids, procs)
-        assert len(burst.acked) == 8000
+        assert len(burst.acked) == 16000
         assert proc.proc.poll() is None, "the ingest must survive the database restarts"
         assert proc.wait_for("ingest.db_retry", 1), "the ingest never saw the outage"
     finally:
