@@ -85,11 +85,25 @@ ORDER BY p.ts
 """
 
 
+# Taken per shard; a vehicle queued several times is re-derived once from its earliest ts.
+# Entries for points in the future of this cycle's `now` (tests run cycles at set times)
+# stay queued.
+_TAKE_BACKLOG_SQL = """
+WITH taken AS (
+    DELETE FROM derive_backlog
+    WHERE vehicle_id % $1 = $2 AND from_ts <= $3
+    RETURNING vehicle_id, from_ts
+)
+SELECT vehicle_id, min(from_ts) AS from_ts FROM taken GROUP BY vehicle_id
+"""
+
+
 @dataclass
 class CycleReport:
     ran: bool = True
     points: int = 0
     vehicles: int = 0
+    backlog: int = 0  # vehicles taken from derive_backlog
     reprocessed: int = 0
     segments: int = 0
     alerts_new: int = 0
@@ -145,9 +159,15 @@ class Deriver:
                 now - timedelta(seconds=self.cfg.settle_s),
                 cursor + timedelta(seconds=self.cfg.window_s),
             )
+            # Rows the cursor cannot see (committed late, or older than the floor), queued by
+            # the ingest; taken in this transaction, so a failed cycle leaves them queued.
+            backlog: dict[int, datetime] = {}
+            for r in await conn.fetch(_TAKE_BACKLOG_SQL, n, i, now):
+                backlog[r["vehicle_id"]] = r["from_ts"]
+            rep.backlog = len(backlog)
             if upto > cursor:
                 rows = await conn.fetch(_NEW_POINTS_SQL, cursor, upto, floor, now, n, i)
-                await self._process(conn, rows, now, rep)
+                await self._process(conn, rows, now, rep, backlog)
                 await conn.execute(
                     "INSERT INTO derive_cursors (name, position) VALUES ($1, $2)"
                     " ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position,"
@@ -157,6 +177,7 @@ class Deriver:
                 )
                 rep.cursor = upto
             else:
+                await self._process(conn, [], now, rep, backlog)
                 rep.cursor = cursor
             await self._offline(conn, now, rep)
             await self._offline_in_service(conn, now, rep)
@@ -169,15 +190,19 @@ class Deriver:
         rows: list[asyncpg.Record],
         now: datetime,
         rep: CycleReport,
+        backlog: dict[int, datetime] | None = None,
     ) -> None:
         by_vehicle: dict[int, list[asyncpg.Record]] = defaultdict(list)
         for r in rows:
             by_vehicle[r["vehicle_id"]].append(r)
         rep.points = len(rows)
         rep.vehicles = len(by_vehicle)
-        if not by_vehicle:
+        # Queued vehicles are re-derived from their earliest queued point (which covers any
+        # of their rows read by the cursor in this cycle too).
+        redo: dict[int, datetime] = dict(backlog or {})
+        if not by_vehicle and not redo:
             return
-        ids = list(by_vehicle)
+        ids = [v for v in by_vehicle if v not in redo]
         states = {
             r["vehicle_id"]: (r["last_ts"], orjson.loads(r["state"]))
             for r in await conn.fetch(
@@ -190,8 +215,10 @@ class Deriver:
         drafts: list[AlertDraft] = []
         new_states: list[dict[str, Any]] = []
         mileage: dict[tuple[int, date], _MileageDelta] = {}
-        redo: dict[int, datetime] = {}
         for vid, vrows in by_vehicle.items():
+            if vid in redo:
+                redo[vid] = min(redo[vid], vrows[0]["ts"])
+                continue
             last_ts, raw = states.get(vid, (None, {}))
             if last_ts is not None and vrows[0]["ts"] <= last_ts:
                 redo[vid] = vrows[0]["ts"]
@@ -795,11 +822,12 @@ async def run_forever(
                     and rep.cursor
                     < datetime.now(UTC) - timedelta(seconds=cfg.settle_s + cfg.cycle_s)
                 )
-                if rep.points or rep.events:
+                if rep.points or rep.events or rep.backlog:
                     log.info(
                         "derive.cycle",
                         points=rep.points,
                         vehicles=rep.vehicles,
+                        backlog=rep.backlog,
                         reprocessed=rep.reprocessed,
                         segments=rep.segments,
                         alerts=rep.alerts_new,

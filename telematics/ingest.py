@@ -293,6 +293,10 @@ class Ingest:
         self.ingest = ingest or IngestSettings()
         self.hooks = hooks or Hooks()
         self.client_id = client_id or self.ingest.client_id
+        self.backlog = store.BacklogPolicy(
+            late_commit_s=self.ingest.derive_late_commit_s,
+            old_ping_s=self.ingest.derive_old_ping_h * 3600.0,
+        )
         self.stats = Stats()
         self._stopping = asyncio.Event()
 
@@ -413,7 +417,7 @@ class Ingest:
         delay = 0.2
         while True:
             try:
-                await store.write_batch(pool, batch, self.hooks.in_transaction)
+                await store.write_batch(pool, batch, self.hooks.in_transaction, self.backlog)
                 return
             except store.TRANSIENT_DB_ERRORS as exc:
                 log.warning("ingest.db_retry", stage="store", error=repr(exc), retry_s=delay)
@@ -422,7 +426,7 @@ class Ingest:
             except asyncpg.PostgresError as exc:
                 log.error("ingest.batch_refused", error=repr(exc), pings=len(batch.items))
                 try:
-                    await store.write_items_one_by_one(pool, batch)
+                    await store.write_items_one_by_one(pool, batch, self.backlog)
                     return
                 except store.TRANSIENT_DB_ERRORS as exc2:
                     log.warning("ingest.db_retry", stage="isolate", error=repr(exc2))

@@ -153,3 +153,10 @@ class IngestSettings(BaseSettings):
     session_expiry_s: int = Field(7 * 24 * 3600, ge=0)
     # Terminal lookups are re-read from the DB after this long (deactivated terminals).
     terminal_cache_s: int = Field(300, ge=1)
+    # Rows the derive worker's received_at cursor would not see are queued for it in
+    # derive_backlog, in the batch's transaction: rows stored more than derive_late_commit_s
+    # after they were received (a batch retried through an outage; keep it well below the
+    # derive worker's settle_s) and pings older than derive_old_ping_h when received (keep
+    # it below the derive worker's lookback_h).
+    derive_late_commit_s: float = Field(5.0, gt=0)
+    derive_old_ping_h: float = Field(24.0, gt=0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -160,12 +161,44 @@ def _records(items: Sequence[Item]) -> list[tuple[Any, ...]]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class BacklogPolicy:
+    """Which new rows the derive worker must be told about (see migration 0008)."""
+
+    late_commit_s: float = 5.0  # stored this long after receipt: behind the derive cursor
+    old_ping_s: float = 24 * 3600.0  # this old at receipt: below the derive worker's floor
+
+
+def _backlog(items: Sequence[Item], policy: BacklogPolicy) -> dict[int, tuple[datetime, str]]:
+    """Earliest `ts` per vehicle among the new rows the derive cursor would miss."""
+    now = time.time()
+    out: dict[int, tuple[datetime, str]] = {}
+    for item in items:
+        if not item.new:
+            continue
+        if now - item.received_at > policy.late_commit_s:
+            reason = "late_commit"
+        elif item.received_at - item.epoch > policy.old_ping_s:
+            reason = "old_ping"
+        else:
+            continue
+        seen = out.get(item.vehicle_id)
+        if seen is None or item.ts < seen[0]:
+            out[item.vehicle_id] = (item.ts, reason)
+    return out
+
+
 async def write_batch(
-    pool: asyncpg.Pool, batch: Batch, hooks: Sequence[InTransactionHook] = ()
+    pool: asyncpg.Pool,
+    batch: Batch,
+    hooks: Sequence[InTransactionHook] = (),
+    backlog: BacklogPolicy | None = BacklogPolicy(),
 ) -> int:
     """Store one batch in one transaction; returns the number of new position rows.
 
-    Sets `item.new` on the items whose row this delivery inserted.
+    Sets `item.new` on the items whose row this delivery inserted. New rows that the derive
+    worker's cursor would miss (`backlog`) are queued for it in `derive_backlog`, last, so
+    that the check is made as close to the commit as possible.
     """
     items = batch.items
     async with pool.acquire() as conn, conn.transaction():
@@ -191,19 +224,31 @@ async def write_batch(
             items[r[0]].new = True
         for hook in hooks:
             await hook(conn, items)
+        late = _backlog(items, backlog) if backlog is not None and inserted else {}
+        if late:
+            await conn.execute(
+                "INSERT INTO derive_backlog (vehicle_id, from_ts, reason)"
+                " SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[])",
+                list(late),
+                [v[0] for v in late.values()],
+                [v[1] for v in late.values()],
+            )
+            batch.stats["derive_backlog"] += len(late)
     new = len(inserted)
     batch.stats["stored"] += new
     batch.stats["duplicates"] += len(items) - new
     return new
 
 
-async def write_items_one_by_one(pool: asyncpg.Pool, batch: Batch) -> None:
+async def write_items_one_by_one(
+    pool: asyncpg.Pool, batch: Batch, backlog: BacklogPolicy | None = BacklogPolicy()
+) -> None:
     """Fallback after a non-transient error: isolate the ping(s) the database refuses."""
     good: list[Item] = []
     for item in batch.items:
         single = Batch(deliveries=[], items=[item])
         try:
-            await write_batch(pool, single)
+            await write_batch(pool, single, backlog=backlog)
         except TRANSIENT_DB_ERRORS:
             raise
         except asyncpg.PostgresError as exc:
