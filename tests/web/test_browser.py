@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -261,6 +262,9 @@ def test_trip_flow_through_the_ui(
     page.get_by_test_id("pick-destination").click()
     page.mouse.click(box["x"] + box["width"] * 0.62, box["y"] + box["height"] * 0.38)
     expect(page.get_by_test_id("destination-value")).to_be_visible()
+    # The map names the county and coordinates; the requester writes the street address.
+    expect(page.get_by_test_id("destination-address")).to_have_value(re.compile(r"\d+\.\d{5}"))
+    page.get_by_test_id("destination-address").fill("民族大道103号 自治区人民政府")
     page.get_by_test_id("purpose").fill("赴自治区政府参加工作会议")
     page.get_by_test_id("request-submit").click()
     created = page.get_by_test_id("request-created")
@@ -286,6 +290,7 @@ def test_trip_flow_through_the_ui(
     row = ap.locator(f"[data-testid=inbox-row][data-trip='{trip_id}']")
     expect(row).to_be_visible()
     row.click()
+    expect(ap.locator("dd").filter(has_text="民族大道103号 自治区人民政府")).to_have_count(1)
     shot(ap, "approvals")
     ap.get_by_test_id("approval-reason").fill("同意")
     ap.get_by_test_id("approve").click()

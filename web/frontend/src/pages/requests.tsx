@@ -109,13 +109,27 @@ export function RequestsPage() {
               <div style={{ flex: 1 }}><PlaceSearch testid="origin-search" onPick={setOrigin} /></div>
               <button type="button" class={`btn ${picking === "origin" ? "primary" : ""}`} onClick={() => setPicking("origin")} data-testid="pick-origin">{t("pick_on_map")}</button>
             </div>
-            {origin && <div class="small" data-testid="origin-value"><i class="pin-dot" style={{ background: "#16a34a" }} />{origin.address}</div>}
+            {origin && (
+              <div class="row small" data-testid="origin-value">
+                <i class="pin-dot" style={{ background: "#16a34a" }} />
+                {/* the picked place names the county and coordinates; the requester may write the street address */}
+                <input class="input" style={{ flex: 1 }} maxLength={300} required aria-label={`${t("origin")} · ${t("address")}`} value={origin.address}
+                  data-testid="origin-address" onInput={(e) => setOrigin({ ...origin, address: (e.target as HTMLInputElement).value })} />
+              </div>
+            )}
             <div class="field small muted">{t("destination")}</div>
             <div class="row">
               <div style={{ flex: 1 }}><PlaceSearch testid="destination-search" onPick={setDestination} /></div>
               <button type="button" class={`btn ${picking === "destination" ? "primary" : ""}`} onClick={() => setPicking("destination")} data-testid="pick-destination">{t("pick_on_map")}</button>
             </div>
-            {destination && <div class="small" data-testid="destination-value"><i class="pin-dot" style={{ background: "#dc2626" }} />{destination.address}</div>}
+            {destination && (
+              <div class="row small" data-testid="destination-value">
+                <i class="pin-dot" style={{ background: "#dc2626" }} />
+                {/* the picked place names the county and coordinates; the requester may write the street address */}
+                <input class="input" style={{ flex: 1 }} maxLength={300} required aria-label={`${t("destination")} · ${t("address")}`} value={destination.address}
+                  data-testid="destination-address" onInput={(e) => setDestination({ ...destination, address: (e.target as HTMLInputElement).value })} />
+              </div>
+            )}
             <div class="grid2">
               <label class="field">{t("departure_time")}<input class="input" type="datetime-local" value={form.depart} onInput={set("depart")} /></label>
               <label class="field">{t("return_time")}<input class="input" type="datetime-local" value={form.ret} onInput={set("ret")} /></label>
