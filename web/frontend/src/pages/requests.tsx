@@ -13,6 +13,35 @@ import { PlaceSearch, setPins, Timeline } from "./trip";
 
 const NATURES = ["official", "meeting", "inspection", "reception", "emergency", "law_enforcement", "courier", "special"];
 
+/** Origin or destination: search by name or pick on the map, then the address is editable
+ * (a map pick names the county and coordinates; the requester writes the street address). */
+function PlaceField(props: {
+  which: "origin" | "destination";
+  color: string;
+  place: Place | null;
+  onChange: (p: Place) => void;
+  picking: boolean;
+  onPickOnMap: () => void;
+}) {
+  const { which, place } = props;
+  return (
+    <>
+      <div class="field small muted">{t(which)}</div>
+      <div class="row">
+        <div style={{ flex: 1 }}><PlaceSearch testid={`${which}-search`} onPick={props.onChange} /></div>
+        <button type="button" class={`btn ${props.picking ? "primary" : ""}`} onClick={props.onPickOnMap} data-testid={`pick-${which}`}>{t("pick_on_map")}</button>
+      </div>
+      {place && (
+        <div class="row small" data-testid={`${which}-value`}>
+          <i class="pin-dot" style={{ background: props.color }} />
+          <input class="input" style={{ flex: 1 }} maxLength={300} required aria-label={`${t(which)} · ${t("address")}`} value={place.address}
+            data-testid={`${which}-address`} onInput={(e) => props.onChange({ ...place, address: (e.target as HTMLInputElement).value })} />
+        </div>
+      )}
+    </>
+  );
+}
+
 export function RequestsPage() {
   useLang();
   const mapEl = useRef<HTMLDivElement>(null);
@@ -104,32 +133,8 @@ export function RequestsPage() {
         <form class="card" onSubmit={submit} data-testid="request-form">
           <header>{t("new_request")}</header>
           <div class="body" style={{ display: "flex", flexDirection: "column", gap: 10 }}>
-            <div class="field small muted">{t("origin")}</div>
-            <div class="row">
-              <div style={{ flex: 1 }}><PlaceSearch testid="origin-search" onPick={setOrigin} /></div>
-              <button type="button" class={`btn ${picking === "origin" ? "primary" : ""}`} onClick={() => setPicking("origin")} data-testid="pick-origin">{t("pick_on_map")}</button>
-            </div>
-            {origin && (
-              <div class="row small" data-testid="origin-value">
-                <i class="pin-dot" style={{ background: "#16a34a" }} />
-                {/* the picked place names the county and coordinates; the requester may write the street address */}
-                <input class="input" style={{ flex: 1 }} maxLength={300} required aria-label={`${t("origin")} · ${t("address")}`} value={origin.address}
-                  data-testid="origin-address" onInput={(e) => setOrigin({ ...origin, address: (e.target as HTMLInputElement).value })} />
-              </div>
-            )}
-            <div class="field small muted">{t("destination")}</div>
-            <div class="row">
-              <div style={{ flex: 1 }}><PlaceSearch testid="destination-search" onPick={setDestination} /></div>
-              <button type="button" class={`btn ${picking === "destination" ? "primary" : ""}`} onClick={() => setPicking("destination")} data-testid="pick-destination">{t("pick_on_map")}</button>
-            </div>
-            {destination && (
-              <div class="row small" data-testid="destination-value">
-                <i class="pin-dot" style={{ background: "#dc2626" }} />
-                {/* the picked place names the county and coordinates; the requester may write the street address */}
-                <input class="input" style={{ flex: 1 }} maxLength={300} required aria-label={`${t("destination")} · ${t("address")}`} value={destination.address}
-                  data-testid="destination-address" onInput={(e) => setDestination({ ...destination, address: (e.target as HTMLInputElement).value })} />
-              </div>
-            )}
+            <PlaceField which="origin" color="#16a34a" place={origin} onChange={setOrigin} picking={picking === "origin"} onPickOnMap={() => setPicking("origin")} />
+            <PlaceField which="destination" color="#dc2626" place={destination} onChange={setDestination} picking={picking === "destination"} onPickOnMap={() => setPicking("destination")} />
             <div class="grid2">
               <label class="field">{t("departure_time")}<input class="input" type="datetime-local" value={form.depart} onInput={set("depart")} /></label>
               <label class="field">{t("return_time")}<input class="input" type="datetime-local" value={form.ret} onInput={set("ret")} /></label>
