@@ -2,7 +2,9 @@
 
 Reading is for admins, dispatchers and auditors within their org subtrees (plus, for
 dispatchers, vehicles of pools shared with them). Acknowledging and closing are dispatcher /
-admin actions: auditors read and never write.
+admin actions: auditors read and never write. Each acknowledgement or closing goes out on the
+live bus after commit as an ``alert`` event carrying the new ``status`` (the same type a new
+alert uses), so every console in scope updates its alerts list and map without a reload.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fleet import audit
 from fleet.errors import Conflict, Forbidden, Invalid, NotFound
 from fleet.identity.principal import Principal
+from telematics import outbox
 from telematics.scope import visibility_sql
 
 ALERT_READ = ("admin", "dispatcher", "auditor")
@@ -159,7 +162,51 @@ async def _transition(
         reason=comment,
         data={"kind": current["kind"], "vehicle_id": current["vehicle_id"]},
     )
-    return await read_alert(session, principal, alert_id)
+    after = await read_alert(session, principal, alert_id)
+    await _announce(session, principal, after, from_status=current["status"])
+    return after
+
+
+async def _announce(
+    session: AsyncSession, principal: Principal, alert: dict[str, Any], *, from_status: str
+) -> None:
+    """Queue the new state on the live bus (type "alert"), sent once the request commits.
+
+    Consoles are reached by the alert's unit path (and, for shared pools, by the vehicle);
+    ``vehicle_open_alerts`` tells a map whether the vehicle still has another open alert.
+    """
+    row = (
+        await session.execute(
+            text(
+                "SELECT o.path::text AS path, (SELECT count(*) FROM alerts x"
+                " WHERE x.vehicle_id = :vid AND x.status = 'open') AS still_open"
+                " FROM orgs o WHERE o.id = :org"
+            ),
+            {"org": alert["org_id"], "vid": alert["vehicle_id"]},
+        )
+    ).one()
+    data = {
+        k: alert[k]
+        for k in (
+            "id",
+            "kind",
+            "severity",
+            "vehicle_id",
+            "trip_id",
+            "started_at",
+            "message",
+            "status",
+            "ack_by",
+            "ack_at",
+            "ack_comment",
+        )
+    }
+    data.update(
+        from_status=from_status,
+        by=principal.username,
+        vehicle_open_alerts=int(row.still_open) if alert["vehicle_id"] is not None else 0,
+    )
+    outbox.queue(session, "alert", data, org_path=row.path)
 
 
 async def acknowledge(

@@ -320,12 +320,12 @@ async def test_unreachable_bus_never_breaks_a_request(
     import asyncio
 
     from dispatch import notify
-    from telematics import bus
+    from telematics import bus, outbox
 
     loop_id = id(asyncio.get_running_loop())
-    saved = notify._clients.get(loop_id)
+    saved = outbox._clients.get(loop_id)
     dead = bus.redis_client("redis://127.0.0.1:1/0")  # nothing listens on port 1
-    notify._clients[loop_id] = dead
+    outbox._clients[loop_id] = dead
     try:
         r = await client.post(
             f"{API}/trips",
@@ -340,7 +340,7 @@ async def test_unreachable_bus_never_breaks_a_request(
         assert r.status_code == 200 and r.json()["state"] == "submitted"
     finally:
         if saved is None:
-            notify._clients.pop(loop_id, None)
+            outbox._clients.pop(loop_id, None)
         else:
-            notify._clients[loop_id] = saved
+            outbox._clients[loop_id] = saved
         await dead.aclose()

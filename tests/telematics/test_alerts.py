@@ -148,3 +148,37 @@ async def test_acknowledge_and_close_are_audited(
         ("alert.acknowledge", "open", "acknowledged", "驾驶员已提醒", "dispatcher.qingxiu"),
         ("alert.close", "acknowledged", "closed", "handled", "dispatcher.qingxiu"),
     ]
+
+
+async def test_acknowledge_succeeds_with_the_bus_down(
+    client: httpx.AsyncClient, conn: AsyncConnection, login: Login
+) -> None:
+    """Redis unreachable: the acknowledgement still commits; the lost live event is logged."""
+    import asyncio
+
+    from structlog.testing import capture_logs
+
+    from telematics import bus, outbox
+
+    aid, _ = await make_alert(conn, "450103", "overspeed", T + timedelta(days=1))
+    h = await login("dispatcher.qingxiu")
+    loop_id = id(asyncio.get_running_loop())
+    saved = outbox._clients.get(loop_id)
+    dead = bus.redis_client("redis://127.0.0.1:1/0")  # nothing listens on port 1
+    outbox._clients[loop_id] = dead
+    try:
+        with capture_logs() as logs:
+            r = await client.post(
+                f"/api/v1/alerts/{aid}/acknowledge", json={"comment": "已核实"}, headers=h
+            )
+            assert r.status_code == 200, r.text
+            await outbox.flush_pending()
+        assert any(e["event"] == "outbox.publish_failed" for e in logs), logs
+    finally:
+        if saved is None:
+            outbox._clients.pop(loop_id, None)
+        else:
+            outbox._clients[loop_id] = saved
+        await dead.aclose()
+    r = await client.get(f"/api/v1/alerts/{aid}", headers=h)
+    assert r.status_code == 200 and r.json()["status"] == "acknowledged"

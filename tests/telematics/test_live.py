@@ -314,3 +314,72 @@ async def test_slow_console_is_dropped_and_never_slows_a_fast_one(
     finally:
         await fast.close()
         sock.close()
+
+
+async def _alert_events(
+    ws: ClientConnection, alert_id: int, seconds: float
+) -> list[dict[str, Any]]:
+    """`alert` events about one alert received within `seconds`."""
+    out: list[dict[str, Any]] = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            msg = orjson.loads(await asyncio.wait_for(ws.recv(), left))
+        except TimeoutError:
+            break
+        if msg["type"] == "alert" and (msg.get("data") or {}).get("id") == alert_id:
+            out.append(msg)
+    return out
+
+
+async def test_acknowledge_and_close_reach_other_consoles_in_scope(
+    live: Server, world: dict[str, Any], mq_db: Settings
+) -> None:
+    """A dispatcher acknowledges through the real API; the city dispatcher's console hears it
+    after commit, a neighbouring county's console never does; the same for closing."""
+    import httpx
+
+    qx_vid, _ = world["450103"]
+    conn = await asyncpg.connect(mq_db.db.dsn())
+    try:
+        aid = await conn.fetchval(
+            "INSERT INTO alerts (kind, vehicle_id, org_id, started_at, message, evidence,"
+            " dedup_key) SELECT 'overspeed', v.id, v.unit_id, $2, '超速 2031', '{}', $3"
+            " FROM vehicles v WHERE v.id = $1 RETURNING id",
+            qx_vid,
+            MARK + timedelta(days=3),
+            f"live-ack:{qx_vid}:{time.time_ns()}",
+        )
+    finally:
+        await conn.close()
+    city = await open_console(live, world["tokens"]["dispatcher.nanning"])
+    xn = await open_console(live, world["tokens"]["dispatcher.xingning"])
+    headers = {"Authorization": f"Bearer {world['tokens']['dispatcher.qingxiu']}"}
+    base = f"http://127.0.0.1:{live.port}/api/v1/alerts/{aid}"
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+            r = await http.post(
+                f"{base}/acknowledge", json={"comment": "已电话提醒"}, headers=headers
+            )
+            assert r.status_code == 200, r.text
+            got = await _alert_events(city, aid, 5.0)
+            assert len(got) == 1, got
+            d = got[0]["data"]
+            assert d["status"] == "acknowledged" and d["from_status"] == "open"
+            assert d["ack_comment"] == "已电话提醒" and d["by"] == "dispatcher.qingxiu"
+            assert d["vehicle_id"] == qx_vid and d["ack_at"] is not None
+            assert isinstance(d["vehicle_open_alerts"], int)
+
+            r = await http.post(f"{base}/close", json={"comment": "已处理"}, headers=headers)
+            assert r.status_code == 200, r.text
+            got = await _alert_events(city, aid, 5.0)
+            assert [m["data"]["status"] for m in got] == ["closed"]
+            # a refused transition (409) was rolled back: nothing is announced
+            r = await http.post(f"{base}/close", json={"comment": "again"}, headers=headers)
+            assert r.status_code == 409
+            assert await _alert_events(city, aid, 1.5) == []
+        # the neighbouring county saw neither (its events would have queued by now)
+        assert await _alert_events(xn, aid, 1.0) == []
+    finally:
+        await city.close()
+        await xn.close()

@@ -446,6 +446,64 @@ async def _day_track(settings: Settings, vehicle_id: int, start: datetime) -> No
         await conn.close()
 
 
+async def _open_alert(settings: Settings, county: str) -> tuple[int, int]:
+    """A fresh open alert on a vehicle of the county that has no other open alert."""
+    conn = await asyncpg.connect(settings.db.dsn())
+    try:
+        row = await conn.fetchrow(
+            "INSERT INTO alerts (kind, vehicle_id, org_id, started_at, message, evidence,"
+            " dedup_key) SELECT 'overspeed', v.id, v.unit_id, now(), '超速 浏览器测试', '{}',"
+            " 'browser-ack:' || v.id || ':' || extract(epoch FROM now()) FROM vehicles v"
+            " JOIN orgs o ON o.id = v.unit_id WHERE o.path <@ (SELECT path FROM orgs WHERE"
+            " code = $1) AND v.shared_pool = 'none' AND NOT EXISTS (SELECT 1 FROM alerts a"
+            " WHERE a.vehicle_id = v.id AND a.status = 'open') ORDER BY v.id LIMIT 1"
+            " RETURNING id, vehicle_id",
+            county,
+        )
+        assert row is not None, "no vehicle without an open alert"
+        return int(row["id"]), int(row["vehicle_id"])
+    finally:
+        await conn.close()
+
+
+def test_acknowledgement_reaches_another_console_live(
+    browser: Browser, base_url: str, password: str, web_settings: Settings
+) -> None:
+    """The county dispatcher acknowledges an alert in the console; the city dispatcher's
+    open console drops it from its alerts list and clears the vehicle's alarm, no reload."""
+    alert_id, vehicle_id = run_async(_open_alert(web_settings, "450103"))
+    pages = {}
+    contexts = []
+    for user in ("dispatcher.nanning", "dispatcher.qingxiu"):
+        ctx = new_context(browser, base_url)
+        contexts.append(ctx)
+        page = ctx.new_page()
+        login(page, user, password, "/console")
+        page.wait_for_url("**/console")
+        expect(page.get_by_test_id("live-state")).to_have_attribute("data-state", "open")
+        page.get_by_test_id("tab-alerts").click()
+        expect(page.locator(f"[data-alert-id='{alert_id}']")).to_have_count(1)
+        pages[user] = page
+    watcher, actor = pages["dispatcher.nanning"], pages["dispatcher.qingxiu"]
+    alarm = f"() => window.__fleet.byId.get({vehicle_id})?.alarm"
+    watcher.wait_for_function(f"() => ({alarm})() === true")
+    loads = []
+    watcher.on("framenavigated", lambda f: loads.append(f.url))
+    try:
+        actor.locator(f"[data-alert-id='{alert_id}'] [data-testid=ack-open]").click()
+        actor.get_by_test_id("ack-comment").fill("已电话提醒驾驶员")
+        actor.get_by_test_id("ack-submit").click()
+        expect(actor.locator(f"[data-alert-id='{alert_id}']")).to_have_count(0)
+        # The other console: gone from its open list and no longer an alarm on its map.
+        expect(watcher.locator(f"[data-alert-id='{alert_id}']")).to_have_count(0)
+        watcher.wait_for_function(f"() => ({alarm})() === false")
+        assert loads == [], loads  # no navigation or reload happened
+        shot(watcher, "console-alert-acknowledged-elsewhere")
+    finally:
+        for ctx in contexts:
+            ctx.close()
+
+
 def test_exports_and_spa_fallback(base_url: str, password: str) -> None:
     headers = api_token(base_url, "auditor", password)
     csv = httpx.get(f"{base_url}/api/v1/exports/trips.csv", headers=headers)

@@ -151,7 +151,9 @@ export class Fleet {
     if (m.type === "status" && typeof d.status === "string") {
       if (d.status === "moving" || d.status === "parked" || d.status === "offline") v.base = d.status;
     } else if (m.type === "alert") {
-      v.alarm = d.status !== "closed" && d.status !== "acknowledged";
+      // A new alert has no status (it is open); an acknowledgement or closing says whether
+      // the vehicle still has another open alert (telematics/alerts.py).
+      v.alarm = d.status === undefined || d.status === "open" || (typeof d.vehicle_open_alerts === "number" && d.vehicle_open_alerts > 0);
     }
     this.version++;
     return true;

@@ -1,6 +1,7 @@
 // The live websocket (/api/v1/live): one connection per tab, reconnecting with backoff.
 // Messages follow telematics/bus.py: {"type": "positions", "items": [...]}, and
-// {"type": "status" | "alert" | "trip" | "notification", "data": {...}}.
+// {"type": "status" | "alert" | "trip" | "notification", "data": {...}}. An "alert" event is a
+// new alert (no status) or an acknowledgement/closing (data.status, data.vehicle_open_alerts).
 import { token } from "./api";
 
 export interface LivePosition {

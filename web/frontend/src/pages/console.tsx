@@ -64,6 +64,9 @@ export function ConsolePage() {
   selectedRef.current = selected;
   const [tab, setTab] = useState<"queue" | "proposal" | "alerts">("queue");
   const [alertBump, setAlertBump] = useState(0);
+  // Alerts acknowledged or closed since the list was fetched (id -> new status), from live
+  // events: the open-alerts list drops them at once, before its re-fetch answers.
+  const [alertChanges, setAlertChanges] = useState<Record<number, string>>({});
   const [tick, setTick] = useState(0);
   const [loadError, setLoadError] = useState<unknown>(null);
   const workerRef = useRef<Worker | null>(null);
@@ -234,7 +237,16 @@ export function ConsolePage() {
     });
 
     const unsub = subscribe((m) => {
-      if (fleet.applyEvent(m) && m.type === "alert") setAlertBump((n) => n + 1);
+      const known = fleet.applyEvent(m);
+      if (m.type === "alert") {
+        const d = m.data as { id?: number; status?: string };
+        if (typeof d.id === "number" && d.status && d.status !== "open") {
+          const id = d.id;
+          const status = d.status;
+          setAlertChanges((c) => ({ ...c, [id]: status }));
+          setAlertBump((n) => n + 1);
+        } else if (known) setAlertBump((n) => n + 1);
+      }
       if (m.type === "trip") {
         setAlertBump((n) => n + 1);
         const d = m.data as { trip_id?: number; to?: string; vehicle_id?: number };
@@ -377,7 +389,7 @@ export function ConsolePage() {
         </div>
         {tab === "queue" && <QueuePanel fleet={fleet} bump={alertBump} />}
         {tab === "proposal" && <ProposalPanel fleet={fleet} />}
-        {tab === "alerts" && <AlertsPanel bump={alertBump} fleet={fleet} onFocus={(id) => { const v = fleet.byId.get(id); if (v) focus(v); }} />}
+        {tab === "alerts" && <AlertsPanel bump={alertBump} changes={alertChanges} fleet={fleet} onFocus={(id) => { const v = fleet.byId.get(id); if (v) focus(v); }} />}
       </aside>
     </div>
   );
@@ -651,16 +663,19 @@ function ProposalPanel(props: { fleet: Fleet }) {
   );
 }
 
-function AlertsPanel(props: { bump: number; fleet: Fleet; onFocus: (vehicleId: number) => void }) {
+function AlertsPanel(props: { bump: number; changes: Record<number, string>; fleet: Fleet; onFocus: (vehicleId: number) => void }) {
   const a = useAsync(() => api.alerts({ status: "open", limit: 100 }), [props.bump]);
   const [acking, setAcking] = useState<Alert | null>(null);
+  // Another console acknowledged or closed it: gone from the open list (and its dialog here).
+  const still = (al: Alert) => (props.changes[al.id] ?? al.status) === "open";
+  const items = (a.data?.items ?? []).filter(still);
   return (
     <div class="scroll" data-testid="alerts">
       {a.loading && !a.data && <div class="empty">{t("loading")}</div>}
       <ErrorText error={a.error} />
-      {a.data && a.data.items.length === 0 && <div class="empty">{t("empty")}</div>}
-      {a.data?.items.map((al) => (
-        <div key={al.id} class={`list-item alert-item sev-${al.severity}`} data-testid="alert-item" onClick={() => al.vehicle_id && props.onFocus(al.vehicle_id)}>
+      {a.data && items.length === 0 && <div class="empty">{t("empty")}</div>}
+      {items.map((al) => (
+        <div key={al.id} class={`list-item alert-item sev-${al.severity}`} data-testid="alert-item" data-alert-id={al.id} onClick={() => al.vehicle_id && props.onFocus(al.vehicle_id)}>
           <div class="title"><span>{term(al.kind)}</span><StateTag state={al.severity} /></div>
           <div class="meta"><span>{al.plate ?? (al.vehicle_id ? props.fleet.byId.get(al.vehicle_id)?.plate : "")}</span><span>{fmtTime(al.started_at)}</span></div>
           <div class="meta">{al.message}</div>
@@ -669,7 +684,7 @@ function AlertsPanel(props: { bump: number; fleet: Fleet; onFocus: (vehicleId: n
           </div>
         </div>
       ))}
-      {acking && <AckModal alert={acking} onClose={() => setAcking(null)} onDone={() => { setAcking(null); a.reload(); }} />}
+      {acking && still(acking) && <AckModal alert={acking} onClose={() => setAcking(null)} onDone={() => { setAcking(null); a.reload(); }} />}
     </div>
   );
 }
