@@ -15,6 +15,9 @@ approvals_app = typer.Typer(
 )
 
 
+notifications_app = typer.Typer(help="Stored notifications: retention.", no_args_is_help=True)
+
+
 def _echo(msg: str) -> None:
     typer.echo(msg, err=True)
 
@@ -41,11 +44,46 @@ def escalate() -> None:
     _echo(f"{asyncio.run(_escalate_once())} approval steps escalated")
 
 
+async def _prune(read_days: int, unread_days: int, dry_run: bool) -> None:
+    from dispatch.notifications.retention import prune
+    from fleet.config import get_settings
+    from fleet.db import make_engine, make_sessionmaker, unit_of_work
+
+    engine = make_engine(get_settings().db, application_name="cli")
+    try:
+        async with unit_of_work(make_sessionmaker(engine)) as session:
+            rep = await prune(
+                session,
+                datetime.now(UTC),
+                read_days=read_days,
+                unread_days=unread_days,
+                dry_run=dry_run,
+            )
+    finally:
+        await engine.dispose()
+    verb = "would delete" if dry_run else "deleted"
+    typer.echo(
+        f"read before {rep.read_before:%Y-%m-%d %H:%M} UTC, unread before"
+        f" {rep.unread_before:%Y-%m-%d %H:%M} UTC"
+    )
+    if rep.by_kind:
+        typer.echo(f"{'kind':<24} {'read':>10} {'unread':>10}")
+        for kind, n in sorted(rep.by_kind.items()):
+            typer.echo(f"{kind:<24} {n['read']:>10,} {n['unread']:>10,}")
+        if rep.oldest is not None:
+            typer.echo(f"oldest created {rep.oldest:%Y-%m-%d %H:%M} UTC")
+    typer.echo(f"{verb} {rep.total:,} notifications ({rep.read:,} read, {rep.unread:,} unread)")
+    if not dry_run:
+        typer.echo(f"audit entry {rep.audit_id}")
+
+
 async def run_worker(interval_s: float, once: bool, lookback_min: float) -> None:
-    """Each round: escalate overdue approvals, send due-date reminders, run trip-aware rules."""
+    """Each round: escalate overdue approvals, send due-date reminders, run trip-aware rules;
+    once a day (in its own transaction) prune old stored notifications."""
     from dispatch import notify
     from dispatch.approvals.service import escalate_overdue
     from dispatch.costs.service import remind_due
+    from dispatch.notifications.retention import RetentionSettings, prune_if_due
     from dispatch.supervision import run_checks
     from fleet.config import get_settings
     from fleet.db import make_engine, make_sessionmaker, unit_of_work
@@ -55,6 +93,7 @@ async def run_worker(interval_s: float, once: bool, lookback_min: float) -> None
     log = get_logger("dispatch.worker")
     engine = make_engine(get_settings().db, application_name="dispatch-worker")
     factory = make_sessionmaker(engine)
+    retention = RetentionSettings()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -80,6 +119,18 @@ async def run_worker(interval_s: float, once: bool, lookback_min: float) -> None
                 )
             except Exception as exc:  # one failed round must not end the worker
                 log.error("worker.round_failed", error=repr(exc))
+            try:
+                async with unit_of_work(factory) as session:
+                    pruned = await prune_if_due(session, now, retention)
+                if pruned is not None:
+                    log.info(
+                        "worker.notifications_pruned",
+                        deleted=pruned.total,
+                        read=pruned.read,
+                        unread=pruned.unread,
+                    )
+            except Exception as exc:  # retention is housekeeping: retried next round
+                log.error("worker.prune_failed", error=repr(exc))
             await notify.flush_pending()
             if once:
                 break
@@ -89,6 +140,50 @@ async def run_worker(interval_s: float, once: bool, lookback_min: float) -> None
         await engine.dispose()
 
 
+@notifications_app.command("prune")
+def notifications_prune(
+    older_than: Annotated[
+        int | None,
+        typer.Option(
+            "--older-than",
+            min=1,
+            max=36_500,
+            metavar="DAYS",
+            help="delete read notifications older than DAYS"
+            " (default: FLEET_NOTIFICATIONS__READ_DAYS, 90)",
+        ),
+    ] = None,
+    unread_older_than: Annotated[
+        int | None,
+        typer.Option(
+            "--unread-older-than",
+            min=1,
+            max=36_500,
+            metavar="DAYS",
+            help="delete unread ones older than DAYS, never fewer than --older-than"
+            " (default: FLEET_NOTIFICATIONS__UNREAD_DAYS, 365)",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="only count what would be deleted, by kind")
+    ] = False,
+) -> None:
+    """Delete stored notifications past their retention (by age); one audit entry per run.
+
+    The dispatch worker runs this once a day with the configured ages.
+    """
+    from dispatch.notifications.retention import RetentionSettings
+
+    cfg = RetentionSettings()
+    asyncio.run(
+        _prune(
+            older_than if older_than is not None else cfg.read_days,
+            unread_older_than if unread_older_than is not None else cfg.unread_days,
+            dry_run,
+        )
+    )
+
+
 def register(app: typer.Typer) -> None:
     from dispatch.optimize import worker as optimizer_worker
     from fleet import cli
@@ -96,6 +191,7 @@ def register(app: typer.Typer) -> None:
     optimizer_worker.register(app)
 
     app.add_typer(approvals_app, name="approvals")
+    app.add_typer(notifications_app, name="notifications")
 
     @app.command("dispatch-worker")
     def dispatch_worker(
@@ -108,7 +204,8 @@ def register(app: typer.Typer) -> None:
         ] = 10,
     ) -> None:
         """Periodic dispatch jobs: approval escalation, insurance/inspection reminders, and
-        trip-aware alerts (private use, overtime, destination deviation)."""
+        trip-aware alerts (private use, overtime, destination deviation); once a day, the
+        notification retention (`fleet notifications prune`)."""
         asyncio.run(run_worker(interval, once, lookback))
 
     if ("dispatch-worker", ["dispatch-worker"]) not in cli.DEMO_PROCESSES:
