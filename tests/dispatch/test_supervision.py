@@ -118,6 +118,42 @@ async def test_private_use_alert_from_stored_positions(
     assert n == 1
 
 
+async def test_private_use_straddling_worker_rounds_is_one_alert_extended(
+    session: AsyncSession, world: World
+) -> None:
+    """The worker's rounds overlap ([previous round - lookback, now)): a drive still going
+    on at the first round is raised once, and later rounds extend that alert to its last
+    fix instead of raising another. The check runs without JIT and leaves the session's
+    setting as it found it."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    v = await make_vehicle(session, world.pool_unit)
+    start = now - timedelta(minutes=40)
+    await _track(session, v, start, world.here, minutes=30, speed_kmh=40)  # until now - 10 min
+    await session.execute(text("SET LOCAL jit = on"))
+    lookback = timedelta(minutes=10)
+    first_round = now - timedelta(minutes=25)  # mid-drive: fixes up to now - 26 min seen
+    r1 = await run_checks(session, first_round - 2 * lookback, first_round, now=first_round)
+    assert r1.private_use == 1
+    assert await session.scalar(text("SELECT current_setting('jit')")) == "on"
+    second_round = first_round + timedelta(minutes=1)
+    r2 = await run_checks(session, first_round - lookback, second_round, now=second_round)
+    third_round = now
+    r3 = await run_checks(session, second_round - lookback, third_round, now=third_round)
+    assert r2.private_use == 0 and r3.private_use == 0
+    rows = (
+        await session.execute(
+            text(
+                "SELECT id, started_at, ended_at FROM alerts"
+                " WHERE kind = 'private_use' AND vehicle_id = :v"
+            ),
+            {"v": v},
+        )
+    ).all()
+    assert len(rows) == 1 and rows[0].id == r1.alert_ids[0]
+    assert rows[0].started_at == start
+    assert rows[0].ended_at == start + timedelta(minutes=30)
+
+
 async def test_overtime_and_destination_deviation(
     client: httpx.AsyncClient, login: Login, session: AsyncSession, world: World
 ) -> None:
