@@ -99,13 +99,18 @@ _PRIVATE_USE = text(
         FROM episodes e JOIN vehicles v ON v.id = e.vehicle_id
         WHERE e.km >= :min_km OR e.ended_at - e.started_at >= make_interval(secs => :min_s)
     ),
+    reached AS (
+        SELECT existing AS id, max(ended_at) AS ended_at FROM flagged
+        WHERE existing IS NOT NULL GROUP BY existing
+    ),
     extended AS (
-        -- By primary key: a join on flagged would be planned from its (far too high) row
-        -- estimate as a hash join over the whole alerts table, every kind, every year.
-        UPDATE alerts a
-        SET ended_at = greatest(a.ended_at,
-                                (SELECT max(f.ended_at) FROM flagged f WHERE f.existing = a.id))
-        WHERE a.id = ANY (ARRAY(SELECT f.existing FROM flagged f WHERE f.existing IS NOT NULL))
+        -- By primary key, from two arrays: joined to flagged, the update was planned from
+        -- its (far too high) row estimate as a hash or merge join over the whole alerts
+        -- table, every kind, every year.
+        UPDATE alerts a SET ended_at = greatest(a.ended_at, r.ended_at)
+        FROM unnest(ARRAY(SELECT id FROM reached ORDER BY id),
+                    ARRAY(SELECT ended_at FROM reached ORDER BY id)) AS r(id, ended_at)
+        WHERE a.id = r.id
         RETURNING a.id
     ),
     inserted AS (
