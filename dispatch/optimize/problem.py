@@ -28,6 +28,9 @@ from dispatch.assignments import rules
 
 PRIORITY = {"normal": 1, "urgent": 10, "emergency": 50}
 BOARDING_S = 120.0
+# Scopes with requests from several counties and at least this many requests are solved in
+# region mode (one part per county, in parallel); below it one solve is as fast and better.
+REGION_MIN_REQUESTS = 200
 # Cost of using one more vehicle, in metres: about 20 km of driving.
 VEHICLE_COST_M = 20_000.0
 # Our licence classes -> the optimizer's: A3 (city bus) drives cars like C1 for our purposes.
@@ -47,6 +50,7 @@ class TripIn:
     urgency: str
     planned_km: float
     label: str
+    zone: str | None = None  # the requesting unit's county (region mode's partition key)
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,7 @@ class VehicleIn:
     energy: str
     nev_range_km: int | None
     busy: tuple[tuple[int, datetime, datetime], ...]  # (assignment id, start, end)
+    zone: str | None = None  # its unit's county; None: serves any part (a city-level pool)
 
 
 @dataclass(frozen=True)
@@ -152,6 +157,7 @@ def build_snapshot(
                 "body_types": list(t.body_types),
                 "priority": PRIORITY.get(t.urgency, 1),
                 "planned_km": t.planned_km,
+                "zone": t.zone,
             }
         )
     vehs = []
@@ -176,6 +182,7 @@ def build_snapshot(
                     for a, s, e in sorted(v.busy, key=lambda b: b[1])
                     if e > origin
                 ],
+                "zone": v.zone,
             }
         )
     return {
@@ -220,6 +227,7 @@ def to_problem(snap: dict[str, Any]) -> Any:
                 passengers=r["passengers"],
                 allowed_body_types=frozenset(BodyType(b) for b in r["body_types"]),
                 priority=r["priority"],
+                zone=r.get("zone"),
             )
         )
     vehicles, drivers = [], []
@@ -247,6 +255,7 @@ def to_problem(snap: dict[str, Any]) -> Any:
                 energy=EnergyType(v["energy"]),
                 range_km=v["range_km"] if v["energy"] == "bev" and v["range_km"] else None,
                 driver_id=f"d{v['driver_id']}",
+                zone=v.get("zone"),
                 committed=tuple(committed),
             )
         )
@@ -260,14 +269,26 @@ def to_problem(snap: dict[str, Any]) -> Any:
     )
 
 
-def solve_snapshot(snap: dict[str, Any], time_limit_s: float, seed: int = 0) -> dict[str, Any]:
+def solve_snapshot(
+    snap: dict[str, Any],
+    time_limit_s: float,
+    seed: int = 0,
+    *,
+    region_min_requests: int = REGION_MIN_REQUESTS,
+    workers: int = 2,
+) -> dict[str, Any]:
     """Solve a snapshot (runs in the worker's child process) and return the proposal JSON.
+
+    A scope spanning several counties with at least `region_min_requests` requests is solved
+    in region mode (`optimizer.solve_region`: one part per county in `workers` processes,
+    city-level pool vehicles shared, leftovers re-planned with every unused vehicle), as the
+    city-day benchmark is; smaller or single-county scopes in one solve.
 
     Each item names trip, vehicle, driver, planned pickup time and the plan's explanation;
     `unserved` lists every request left out with the optimizer's reason. A BEV whose range is
     below one trip's planned km (the manual rule is per trip) is moved to `unserved`.
     """
-    from optimizer import StopKind, solve
+    from optimizer import StopKind, solve, solve_region
 
     problem = to_problem(snap)
     origin = datetime.fromisoformat(snap["origin"])
@@ -275,7 +296,11 @@ def solve_snapshot(snap: dict[str, Any], time_limit_s: float, seed: int = 0) -> 
     vehs = {f"v{v['vehicle_id']}": v for v in snap["vehicles"]}
     if not reqs:
         return {"items": [], "unserved": [], "stats": {}, "vehicles_used": 0, "distance_km": 0.0}
-    plan = solve(problem, time_limit=time_limit_s, seed=seed)
+    zones = {r.get("zone") for r in snap["requests"]}
+    if len(zones) > 1 and len(reqs) >= region_min_requests:
+        plan = solve_region(problem, time_limit=time_limit_s, seed=seed, workers=workers)
+    else:
+        plan = solve(problem, time_limit=time_limit_s, seed=seed)
     why = {a.request_id: a for a in plan.assignments}
     items, unserved = [], []
     for route in plan.routes:

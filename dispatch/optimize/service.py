@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from dispatch.assignments import schemas as assignment_schemas
 from dispatch.assignments.models import ACTIVE, Assignment
@@ -31,6 +32,7 @@ from dispatch.trips.models import TripRequest
 from fleet import audit
 from fleet.errors import Conflict, Invalid, NotFound
 from fleet.geo import point_from_db
+from fleet.identity.models import Org
 from fleet.identity.principal import Principal, scope_clause
 from fleet.identity.service import get_org
 from fleet.paging import fetch_page
@@ -47,6 +49,23 @@ def window_of(body: schemas.ProposalCreate) -> tuple[datetime, datetime]:
         return start, start + timedelta(days=1)
     assert body.window_from is not None and body.window_to is not None
     return body.window_from.astimezone(UTC), body.window_to.astimezone(UTC)
+
+
+async def _county_zones(session: AsyncSession, unit_ids: set[int]) -> dict[int, str | None]:
+    """Each unit's county (region mode's partition key); None for units above county level."""
+    if not unit_ids:
+        return {}
+    county = aliased(Org)
+    rows = await session.execute(
+        select(
+            Org.id,
+            select(county.code)
+            .where(county.kind == "county", county.path.op("@>")(Org.path))
+            .limit(1)
+            .scalar_subquery(),
+        ).where(Org.id.in_(unit_ids))
+    )
+    return {int(r[0]): (str(r[1]) if r[1] is not None else None) for r in rows.all()}
 
 
 def _latlon(value: Any) -> tuple[float, float]:
@@ -131,6 +150,7 @@ async def create(
     for aid, vid, did, s, e in rows:
         v_busy.setdefault(int(vid), []).append((int(aid), s, e))
         d_busy.setdefault(int(did), set()).add(int(aid))
+    zones = await _county_zones(session, {t.unit_id for t in trips} | {v.unit_id for v in vehicles})
     snapshot = problem.build_snapshot(
         [
             problem.TripIn(
@@ -145,6 +165,7 @@ async def create(
                 urgency=t.urgency,
                 planned_km=t.planned_km,
                 label=f"#{t.id} {t.origin_address} → {t.destination_address}",
+                zone=zones.get(t.unit_id),
             )
             for t in trips
         ],
@@ -159,6 +180,8 @@ async def create(
                 energy=v.energy,
                 nev_range_km=v.nev_range_km,
                 busy=tuple(v_busy.get(v.id, ())),
+                # a city-level pool serves every county of the city: shared across the parts
+                zone=None if v.shared_pool == "city" else zones.get(v.unit_id),
             )
             for v in vehicles
         ],

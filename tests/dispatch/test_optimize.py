@@ -85,6 +85,16 @@ async def test_proposal_reviewed_edited_accepted(
     assert run["counts"]["requests"] >= 3
     assert run["counts"]["vehicles_planned"] >= 2
     assert run["items"] == [] and run["progress"]["time_limit_s"] == 1
+    # Region mode's partition key: the requesting unit's county; vehicles of county units
+    # carry theirs, city-pool vehicles none (shared by every county's part).
+    snap = (
+        await session.execute(
+            text("SELECT problem FROM optimizer_runs WHERE id = :id"), {"id": run["id"]}
+        )
+    ).scalar_one()
+    assert {r["zone"] for r in snap["requests"]} == {"450103"}
+    assert {v["zone"] for v in snap["vehicles"]} <= {"450103", None}
+    assert "450103" in {v["zone"] for v in snap["vehicles"]}
 
     # Not yet solved: nothing to edit or accept.
     r = await client.post(f"{P}/{run['id']}/accept", headers=disp)
@@ -266,6 +276,47 @@ def test_mapping_keeps_bookings_licences_and_ranges() -> None:
     assert got[2] == 12
     assert got.get(3) != 13  # 300 km is beyond the BEV's 100 km
     assert 3 in got or any(u["trip_id"] == 3 for u in plan["unserved"])
+
+
+def test_scope_over_several_counties_is_solved_by_county() -> None:
+    """Region mode for a multi-county scope: one part per county, a city-pool vehicle shared;
+    a county's trips go to its own vehicles. Below the size threshold: one solve."""
+    o = datetime(2026, 12, 1, tzinfo=UTC)
+    qingxiu, xingning = (22.82, 108.38), (22.87, 108.32)
+
+    def trip(i: int, h: float, here: tuple[float, float], zone: str) -> Any:
+        return problem.TripIn(
+            i, here, (here[0] + 0.02, here[1] + 0.02), o + timedelta(hours=h),
+            o + timedelta(hours=h + 2), True, 2, ("sedan",), "normal", 20, f"t{i}", zone,
+        )  # fmt: skip
+
+    def veh(i: int, here: tuple[float, float], zone: str | None) -> Any:
+        return problem.VehicleIn(i, f"P{i}", 1, here, 5, "sedan", "ice", None, (), zone)
+
+    trips = [
+        trip(1, 1, qingxiu, "450103"),
+        trip(2, 5, qingxiu, "450103"),
+        trip(3, 1, xingning, "450102"),
+        trip(4, 5, xingning, "450102"),
+        trip(5, 1, qingxiu, "450103"),
+    ]
+    snap = problem.build_snapshot(
+        trips,
+        [veh(10, qingxiu, "450103"), veh(11, xingning, "450102"), veh(12, qingxiu, None)],
+        [problem.DriverIn(j, f"D{j}", 1, "C1", frozenset()) for j in (20, 21, 22)],
+        window_start=o,
+        window_end=o + timedelta(days=1),
+        late_slack_min=10,
+    )
+    assert {r["zone"] for r in snap["requests"]} == {"450103", "450102"}
+    by_region = problem.solve_snapshot(snap, 2.0, region_min_requests=1, workers=1)
+    assert by_region["stats"]["parts"] == "2"
+    got = {i["trip_id"]: i["vehicle_id"] for i in by_region["items"]}
+    assert len(got) == 5 and not by_region["unserved"]
+    assert got[3] == got[4] == 11  # Xingning's trips on Xingning's car
+    assert {got[1], got[5]} == {10, 12}  # two at 01:00 in Qingxiu: its car and the pool's
+    whole = problem.solve_snapshot(snap, 1.0)  # 5 requests < REGION_MIN_REQUESTS
+    assert "parts" not in whole["stats"] and len(whole["items"]) == 5
 
 
 async def test_worker_process_reports_progress(engine: AsyncEngine) -> None:
