@@ -93,6 +93,79 @@ def reprocess(
     typer.echo(f"vehicle {vehicle}: {segs} segments rewritten, {alerts} alert episodes", err=True)
 
 
+_STATUS_SQL = """
+SELECT c.name, c.position, c.updated_at, now() - c.position AS lag
+FROM derive_cursors c WHERE c.name LIKE 'received_at%' ORDER BY c.name
+"""
+_BACKLOG_SQL = """
+SELECT reason, count(*) AS entries, count(DISTINCT vehicle_id) AS vehicles,
+       min(from_ts) AS oldest_point, min(queued_at) AS oldest_queued
+FROM derive_backlog GROUP BY reason ORDER BY reason
+"""
+
+
+@derive_app.command("status")
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Where the derive worker stands: each shard's cursor and its lag behind the clock (it
+    trails by settle_s by design), and the backlog the ingest queued for it (rows the cursor
+    cannot see: committed late, or buffered pings older than lookback_h)."""
+    import asyncpg
+    import orjson
+
+    from fleet.config import get_settings
+
+    async def go() -> tuple[list[asyncpg.Record], list[asyncpg.Record]]:
+        conn = await asyncpg.connect(
+            get_settings().db.dsn(), server_settings={"application_name": "cli"}
+        )
+        try:
+            return await conn.fetch(_STATUS_SQL), await conn.fetch(_BACKLOG_SQL)
+        finally:
+            await conn.close()
+
+    cursors, backlog = asyncio.run(go())
+    if as_json:
+        out = {
+            "cursors": [
+                {
+                    "name": r["name"],
+                    "position": r["position"].isoformat(),
+                    "lag_s": round(r["lag"].total_seconds(), 1),
+                }
+                for r in cursors
+            ],
+            "backlog": [
+                {
+                    "reason": r["reason"],
+                    "entries": r["entries"],
+                    "vehicles": r["vehicles"],
+                    "oldest_point": r["oldest_point"].isoformat(),
+                    "oldest_queued": r["oldest_queued"].isoformat(),
+                }
+                for r in backlog
+            ],
+        }
+        typer.echo(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
+        return
+    if not cursors:
+        typer.echo("no derive cursor yet: the worker has not run (fleet derive run)")
+    for r in cursors:
+        typer.echo(
+            f"cursor {r['name']:<20} at {r['position']:%Y-%m-%d %H:%M:%S} UTC,"
+            f" {r['lag'].total_seconds():,.0f} s behind"
+        )
+    if not backlog:
+        typer.echo("backlog: empty")
+    for r in backlog:
+        typer.echo(
+            f"backlog {r['reason']:<12} {r['entries']:,} entries, {r['vehicles']:,} vehicles,"
+            f" oldest point {r['oldest_point']:%Y-%m-%d %H:%M} UTC,"
+            f" queued since {r['oldest_queued']:%H:%M:%S} UTC"
+        )
+
+
 def register_derive(app: typer.Typer) -> None:
     from fleet.cli import DEMO_PROCESSES
 

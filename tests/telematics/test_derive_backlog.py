@@ -10,10 +10,15 @@ PostgreSQL; the derive cycles run on a one-vehicle shard of the same database.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
+import orjson
 
 from fleet.config import Settings
 from telematics.derive import Deriver
@@ -74,6 +79,18 @@ async def test_old_buffered_pings_are_queued_and_derived(
             "SELECT from_ts, reason FROM derive_backlog WHERE vehicle_id = $1", vid
         )
         assert [(r["from_ts"], r["reason"]) for r in queued] == [(t0, "old_ping")]
+        # what an operator sees (other tests' late batches may be queued too)
+        shown = await asyncio.to_thread(
+            subprocess.run,
+            [str(Path(sys.executable).parent / "fleet"), "derive", "status", "--json"],
+            env={**os.environ, "FLEET_DB__NAME": mq_settings.db.name},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        old = {b["reason"]: b for b in orjson.loads(shown.stdout)["backlog"]}["old_ping"]
+        assert old["vehicles"] >= 1 and old["oldest_point"] <= t0.isoformat()
 
         d = one_vehicle_deriver(vid)
         await set_cursor(conn, d, datetime.now(UTC) - timedelta(seconds=60))
