@@ -37,7 +37,14 @@ from optimizer.model import (
     Visit,
 )
 from optimizer.region import solve_region
-from optimizer.solver import SolveOptions, insert_urgent, solve
+from optimizer.solver import (
+    Insertion,
+    InsertionRanking,
+    SolveOptions,
+    insert_urgent,
+    rank_insertions,
+    solve,
+)
 
 __all__ = [
     "LICENCE_PERMITS",
@@ -50,6 +57,8 @@ __all__ = [
     "EuclideanProvider",
     "GeoPoint",
     "GreatCircleProvider",
+    "Insertion",
+    "InsertionRanking",
     "Licence",
     "Location",
     "MatrixProvider",
@@ -71,6 +80,7 @@ __all__ = [
     "check",
     "default_provider",
     "insert_urgent",
+    "rank_insertions",
     "solve",
     "solve_region",
 ]

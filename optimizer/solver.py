@@ -271,6 +271,151 @@ def explain(inst: Instance, r: int, v: int, others: int, timeline: Timeline) -> 
 # --------------------------------------------------------------------------- urgent insertion
 
 
+@dataclass(frozen=True, slots=True)
+class Insertion:
+    """One vehicle's cheapest feasible place for a new request.
+
+    `cost` is the distance added plus, if the vehicle had no route yet, its opening cost;
+    `route` is the vehicle's route with the request in it (times from the plan origin)."""
+
+    vehicle_id: str
+    cost: float
+    added_distance: float
+    route: Route
+
+
+@dataclass(frozen=True, slots=True)
+class InsertionRanking:
+    """Every vehicle's cheapest insertion, cheapest first (at most `limit` of them).
+
+    `eligible` counts vehicles whose body type, seats and driver's licence fit; `excluded`
+    counts the others and the eligible ones with no feasible position, by reason
+    (`no_allowed_body_type`, `not_enough_seats`, `licence`, `unavailable`, or the schedule's
+    `time_window`, `range`, `driving_limit`, `capacity`). `feasible` counts vehicles with a
+    feasible position (may exceed `len(insertions)`); `complete` is False when `time_limit`
+    cut the scan short."""
+
+    insertions: tuple[Insertion, ...]
+    eligible: int
+    feasible: int
+    excluded: tuple[tuple[str, int], ...]
+    complete: bool
+    elapsed: float
+
+
+def rank_insertions(
+    plan: Plan,
+    problem: Problem,
+    request: Request,
+    *,
+    limit: int | None = None,
+    time_limit: float = 0.9,
+    provider: MatrixProvider | None = None,
+) -> InsertionRanking:
+    """Each vehicle's cheapest feasible insertion of `request` into `plan`, ranked by cost.
+
+    Every position pair in the vehicle's current route (its `plan` route, or else its
+    committed stops) is tried without reordering it, as `insert_urgent` does. A vehicle
+    without a route in `plan` pays the opening cost (its `fixed_cost`, else the problem's
+    `vehicle_cost`, else about the longest route) unless it has committed stops.
+    """
+    started = time.monotonic()
+    extended = _with_request(problem, request)
+    provider = provider or default_provider(extended.is_planar)
+    ri = len(extended.requests) - 1
+    index_of = {r.id: i for i, r in enumerate(extended.requests)}
+    routes = {route.vehicle_id: route for route in plan.routes}
+    drivers = {d.id: d for d in extended.drivers}
+    auto_cost = _fixed_cost_hint(plan)
+    found: list[Insertion] = []
+    excluded: dict[str, int] = {}
+    eligible = 0
+    complete = True
+
+    def exclude(reason: str) -> None:
+        excluded[reason] = excluded.get(reason, 0) + 1
+
+    for vi, vehicle in enumerate(extended.vehicles):
+        if time.monotonic() - started > time_limit and found:
+            complete = False
+            break
+        if request.allowed_body_types is not None and (
+            vehicle.body_type not in request.allowed_body_types
+        ):
+            exclude(UnservedReason.NO_ALLOWED_BODY_TYPE)
+            continue
+        if vehicle.seats < request.passengers:
+            exclude(UnservedReason.NOT_ENOUGH_SEATS)
+            continue
+        driver = drivers.get(vehicle.driver_id) if vehicle.driver_id is not None else None
+        if driver is not None and vehicle.body_type not in LICENCE_PERMITS[driver.licence]:
+            exclude("licence")
+            continue
+        eligible += 1
+        route = routes.get(vehicle.id)
+        existing = [
+            (index_of[s.request_id], s.kind)
+            for s in (route.stops if route is not None else vehicle.committed)
+        ]
+        points = [vehicle.depot, vehicle.end]
+        points += [_visit_point(extended, r, k) for r, k in existing]
+        new_kinds = [k for k, _ in request.visits()]
+        points += [_visit_point(extended, ri, k) for k in new_kinds]
+        matrix = provider.matrix(points)
+        terms = vehicle_terms(extended, vi, 0, 1)
+        if terms is None:
+            exclude("unavailable")
+            continue
+        base = [make_node(extended, r, k, 2 + i) for i, (r, k) in enumerate(existing)]
+        new = [make_node(extended, ri, k, 2 + len(existing) + i) for i, k in enumerate(new_kinds)]
+        if route is not None:
+            base_distance = route.distance
+        else:
+            # Its commitments alone, or the empty trip from its start to its end depot (a
+            # car out on the road drives home anyway): only the difference is added.
+            before = simulate(base, terms, matrix.durations, matrix.distances)
+            if isinstance(before, str):
+                exclude(before)  # its commitments alone do not fit (never expected)
+                continue
+            base_distance = before.distance
+        opening = next(
+            c for c in (vehicle.fixed_cost, problem.vehicle_cost, auto_cost) if c is not None
+        )
+        extra_cost = 0.0 if route is not None or base else opening
+        best: tuple[float, list[StopNode], Timeline] | None = None
+        failures: dict[str, int] = {}
+        for nodes in _insertions(base, new):
+            timeline = simulate(nodes, terms, matrix.durations, matrix.distances)
+            if isinstance(timeline, str):
+                failures[timeline] = failures.get(timeline, 0) + 1
+                continue
+            cost = timeline.distance - base_distance + extra_cost
+            if best is None or cost < best[0]:
+                best = (cost, nodes, timeline)
+        if best is None:
+            # The reason most positions failed for (time windows, when in doubt).
+            exclude(max(sorted(failures), key=lambda k: failures[k], default="time_window"))
+            continue
+        cost, nodes, timeline = best
+        found.append(
+            Insertion(
+                vehicle_id=vehicle.id,
+                cost=cost,
+                added_distance=cost - extra_cost,
+                route=route_from_timeline(extended, vi, nodes, timeline),
+            )
+        )
+    found.sort(key=lambda i: i.cost)  # stable: equal costs keep the vehicles' order
+    return InsertionRanking(
+        insertions=tuple(found[:limit] if limit is not None else found),
+        eligible=eligible,
+        feasible=len(found),
+        excluded=tuple(sorted(excluded.items())),
+        complete=complete,
+        elapsed=time.monotonic() - started,
+    )
+
+
 def insert_urgent(
     plan: Plan,
     problem: Problem,
@@ -286,67 +431,16 @@ def insert_urgent(
     typically takes milliseconds; `time_limit` bounds it for very large plans (the best
     position found so far is kept). The returned plan is for `problem` plus `request`.
     """
-    started = time.monotonic()
-    extended = Problem(
-        requests=(*problem.requests, request),
-        vehicles=problem.vehicles,
-        drivers=problem.drivers,
-        horizon=problem.horizon,
-        vehicle_cost=problem.vehicle_cost,
-        name=problem.name,
+    ranking = rank_insertions(
+        plan, problem, request, limit=1, time_limit=time_limit, provider=provider
     )
-    provider = provider or default_provider(extended.is_planar)
-    ri = len(extended.requests) - 1
-    index_of = {r.id: i for i, r in enumerate(extended.requests)}
-    routes = {route.vehicle_id: route for route in plan.routes}
-    best: tuple[float, int, list[StopNode], Timeline] | None = None
-    stage = 0  # 0 no body type, 1 no seats, 2 no feasible position
-    eligible = 0
-    auto_cost = _fixed_cost_hint(plan)
-    for vi, vehicle in enumerate(extended.vehicles):
-        if time.monotonic() - started > time_limit and best is not None:
-            break
-        if request.allowed_body_types is not None and (
-            vehicle.body_type not in request.allowed_body_types
-        ):
-            continue
-        stage = max(stage, 1)
-        if vehicle.seats < request.passengers:
-            continue
-        driver = extended.driver_of(vehicle)
-        if driver is not None and vehicle.body_type not in LICENCE_PERMITS[driver.licence]:
-            continue
-        stage = max(stage, 2)
-        eligible += 1
-        route = routes.get(vehicle.id)
-        existing = [(index_of[s.request_id], s.kind) for s in (route.stops if route else ())]
-        points = [vehicle.depot, vehicle.end]
-        points += [_visit_point(extended, r, k) for r, k in existing]
-        new_kinds = [k for k, _ in request.visits()]
-        points += [_visit_point(extended, ri, k) for k in new_kinds]
-        matrix = provider.matrix(points)
-        terms = vehicle_terms(extended, vi, 0, 1)
-        if terms is None:
-            continue
-        base = [make_node(extended, r, k, 2 + i) for i, (r, k) in enumerate(existing)]
-        new = [make_node(extended, ri, k, 2 + len(existing) + i) for i, k in enumerate(new_kinds)]
-        base_distance = route.distance if route else 0.0
-        opening = next(
-            c for c in (vehicle.fixed_cost, problem.vehicle_cost, auto_cost) if c is not None
-        )
-        extra_cost = 0.0 if route else opening
-        for nodes in _insertions(base, new):
-            timeline = simulate(nodes, terms, matrix.durations, matrix.distances)
-            if isinstance(timeline, str):
-                continue
-            cost = timeline.distance - base_distance + extra_cost
-            if best is None or cost < best[0]:
-                best = (cost, vi, nodes, timeline)
-
     new_routes = list(plan.routes)
     assignments = list(plan.assignments)
     unserved = list(plan.unserved)
-    if best is None:
+    if not ranking.insertions:
+        wrong_type = dict(ranking.excluded).get(UnservedReason.NO_ALLOWED_BODY_TYPE, 0)
+        # 0: no vehicle of an allowed body type, 1: none with the seats (and licence), 2: no room
+        stage = 2 if ranking.eligible else (1 if wrong_type < len(problem.vehicles) else 0)
         reason = [
             (UnservedReason.NO_ALLOWED_BODY_TYPE, "no vehicle has an allowed body type"),
             (UnservedReason.NOT_ENOUGH_SEATS, f"no allowed vehicle has {request.passengers} seats"),
@@ -357,12 +451,11 @@ def insert_urgent(
         ][stage]
         unserved.append(Unserved(request.id, reason[0], reason[1]))
     else:
-        _, vi, nodes, timeline = best
-        vehicle = extended.vehicles[vi]
-        route = route_from_timeline(extended, vi, nodes, timeline)
+        best = ranking.insertions[0]
+        route = best.route
         replaced = False
         for i, old in enumerate(new_routes):
-            if old.vehicle_id == vehicle.id:
+            if old.vehicle_id == best.vehicle_id:
                 new_routes[i] = route
                 replaced = True
         if not replaced:
@@ -371,22 +464,33 @@ def insert_urgent(
         assignments.append(
             Assignment(
                 request_id=request.id,
-                vehicle_id=vehicle.id,
+                vehicle_id=best.vehicle_id,
                 why=(
-                    f"{vehicle.id}: cheapest feasible insertion (+{best[0]:.1f} distance) "
+                    f"{best.vehicle_id}: cheapest feasible insertion (+{best.cost:.1f} distance) "
                     f"among all vehicles, committed trips unchanged; "
                     + (f"shares the route with {others} request(s)" if others else "own route")
                 ),
-                eligible_vehicles=eligible,
+                eligible_vehicles=ranking.eligible,
             )
         )
     stats = dict(plan.stats)
-    stats["urgent_insert_s"] = f"{time.monotonic() - started:.4f}"
+    stats["urgent_insert_s"] = f"{ranking.elapsed:.4f}"
     return Plan(
         routes=tuple(new_routes),
         assignments=tuple(assignments),
         unserved=tuple(unserved),
         stats=tuple(sorted(stats.items())),
+    )
+
+
+def _with_request(problem: Problem, request: Request) -> Problem:
+    return Problem(
+        requests=(*problem.requests, request),
+        vehicles=problem.vehicles,
+        drivers=problem.drivers,
+        horizon=problem.horizon,
+        vehicle_cost=problem.vehicle_cost,
+        name=problem.name,
     )
 
 
