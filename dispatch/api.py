@@ -11,7 +11,9 @@ from dispatch.approvals.api import router as approvals_router
 from dispatch.assignments.api import router as assignments_router
 from dispatch.costs.api import router as costs_router
 from dispatch.notifications.api import router as notifications_router
+from dispatch.optimize.api import lifespan as optimize_lifespan
 from dispatch.optimize.api import router as optimize_router
+from dispatch.optimize.api import suggestions_router
 from dispatch.standards.api import router as standards_router
 from dispatch.trips.api import router as trips_router
 from fleet.deps import CurrentPrincipal, Session
@@ -24,7 +26,11 @@ router.include_router(approvals_router)
 router.include_router(assignments_router)
 router.include_router(costs_router)
 router.include_router(optimize_router)
+router.include_router(suggestions_router)
 router.include_router(notifications_router)
+
+# The API process's resources of the sub-domains (entered by web/app.py).
+lifespan = optimize_lifespan
 
 track_router = APIRouter(responses=ERROR_RESPONSES, tags=["trips"])
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 
 from dispatch.optimize import schemas, service
+from dispatch.optimize import suggestions as suggestions_service
 from fleet.deps import CurrentPrincipal, Session
 from fleet.schemas import ERROR_RESPONSES, Id, Page, PageParams, page_params
 
@@ -74,3 +77,48 @@ async def discard(
 ) -> schemas.ProposalOut:
     """Throw the proposal away (a queued or running one is not stored when it finishes)."""
     return service.proposal_out(await service.discard(session, principal, proposal_id))
+
+
+def suggestion_pool(app: FastAPI) -> suggestions_service.SuggestionPool:
+    """The app's ranking process holder (its child starts on the first suggestion)."""
+    pool = getattr(app.state, "suggestion_pool", None)
+    if pool is None:
+        pool = app.state.suggestion_pool = suggestions_service.SuggestionPool()
+    return pool
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Starts the suggestion process with the app and shuts it down with it (entered by
+    `dispatch.api.lifespan`)."""
+    suggestion_pool(app).start()
+    try:
+        yield
+    finally:
+        pool = getattr(app.state, "suggestion_pool", None)
+        if pool is not None:
+            pool.shutdown()
+
+
+suggestions_router = APIRouter(
+    prefix="/dispatch/trips", responses=ERROR_RESPONSES, tags=["auto-assign"]
+)
+
+
+@suggestions_router.get("/{trip_id}/suggestions", response_model=schemas.SuggestionsOut)
+async def suggestions(
+    trip_id: Id,
+    request: Request,
+    session: Session,
+    principal: CurrentPrincipal,
+    limit: Annotated[int, Query(ge=1, le=20, description="suggestions to return")] = 5,
+) -> schemas.SuggestionsOut:
+    """Urgent dispatch (推荐车辆): the best vehicles and drivers for one waiting trip now.
+
+    Ranks every vehicle you can send (incl. shared pools) by the cheapest insertion around
+    its bookings (added km, lateness), in a child process; returns the best `limit` with
+    the reason, the number that could take it and the others counted by why not. Nothing is
+    booked: assign one with `POST /trips/{trip_id}/assign`. 409 if the trip is not waiting."""
+    return await suggestions_service.suggest_for_trip(
+        session, principal, trip_id, limit=limit, pool=suggestion_pool(request.app)
+    )

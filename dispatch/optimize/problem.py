@@ -195,6 +195,26 @@ def build_snapshot(
     }
 
 
+def request_of(r: dict[str, Any]) -> Any:
+    """One snapshot request as an `optimizer.Request` (see the module docstring)."""
+    from optimizer import BodyType, GeoPoint, Request, TimeWindow, Visit
+
+    return Request(
+        id=f"t{r['trip_id']}",
+        pickup=Visit(
+            GeoPoint(*r["pickup"]),
+            TimeWindow(r["ready_s"], r["due_s"]),
+            service=BOARDING_S,
+            wait=max(0.0, r["block_s"] - BOARDING_S),
+        ),
+        dropoff=Visit(GeoPoint(*r["dropoff"]), service=BOARDING_S),
+        passengers=r["passengers"],
+        allowed_body_types=frozenset(BodyType(b) for b in r["body_types"]),
+        priority=r["priority"],
+        zone=r.get("zone"),
+    )
+
+
 def to_problem(snap: dict[str, Any]) -> Any:
     """The snapshot as an `optimizer.Problem` (imported here: the API need not load OR-Tools)."""
     from optimizer import (
@@ -212,27 +232,13 @@ def to_problem(snap: dict[str, Any]) -> Any:
         Visit,
     )
 
-    requests = []
-    for r in snap["requests"]:
-        requests.append(
-            Request(
-                id=f"t{r['trip_id']}",
-                pickup=Visit(
-                    GeoPoint(*r["pickup"]),
-                    TimeWindow(r["ready_s"], r["due_s"]),
-                    service=BOARDING_S,
-                    wait=max(0.0, r["block_s"] - BOARDING_S),
-                ),
-                dropoff=Visit(GeoPoint(*r["dropoff"]), service=BOARDING_S),
-                passengers=r["passengers"],
-                allowed_body_types=frozenset(BodyType(b) for b in r["body_types"]),
-                priority=r["priority"],
-                zone=r.get("zone"),
-            )
-        )
+    requests = [request_of(r) for r in snap["requests"]]
     vehicles, drivers = [], []
     for v in snap["vehicles"]:
         depot = GeoPoint(*v["depot"])
+        # Where the vehicle sets out (a suggestion's fresh live position); bookings and the
+        # day's end stay at the depot.
+        start = GeoPoint(*v["start"]) if v.get("start") else depot
         committed = []
         for a, s, e in v["busy"]:
             rid = f"b{a}"
@@ -245,16 +251,18 @@ def to_problem(snap: dict[str, Any]) -> Any:
                 )
             )
             committed += [StopRef(rid, StopKind.PICKUP), StopRef(rid, StopKind.DROPOFF)]
-        drivers.append(Driver(id=f"d{v['driver_id']}", licence=Licence(v["licence"])))
+        if v.get("driver_id") is not None:  # a suggestion picks the driver afterwards
+            drivers.append(Driver(id=f"d{v['driver_id']}", licence=Licence(v["licence"])))
         vehicles.append(
             Vehicle(
                 id=f"v{v['vehicle_id']}",
                 seats=v["capacity"],
-                depot=depot,
+                depot=start,
+                end_depot=depot if start != depot else None,
                 body_type=BodyType(v["body_type"]),
                 energy=EnergyType(v["energy"]),
                 range_km=v["range_km"] if v["energy"] == "bev" and v["range_km"] else None,
-                driver_id=f"d{v['driver_id']}",
+                driver_id=f"d{v['driver_id']}" if v.get("driver_id") is not None else None,
                 zone=v.get("zone"),
                 committed=tuple(committed),
             )

@@ -115,3 +115,55 @@ class AcceptOut(Out):
     accepted: int
     refused: int
     results: list[ProposalResult]
+
+
+# ---- urgent suggestions (GET /dispatch/trips/{trip_id}/suggestions) --------------------
+
+
+class SuggestedVehicle(Out):
+    id: int
+    plate: str
+    body_type: str
+    seats: int
+    energy: str
+    unit_id: int
+    unit_name: str
+    shared_pool: str
+    start: Literal["live", "depot"] = Field(
+        description="where the car sets out: a fresh live position, or its depot"
+    )
+    position_at: datetime | None = Field(description="time of the live fix used, if any")
+    distance_km: float = Field(description="straight line from the start to the pickup")
+
+
+class SuggestedDriver(Out):
+    id: int
+    name: str
+    licence_class: str
+    unit_id: int
+
+
+class Suggestion(Out):
+    rank: int
+    vehicle: SuggestedVehicle
+    driver: SuggestedDriver
+    added_km: float = Field(description="road km the trip adds to the car's day (estimate)")
+    pickup_at: datetime = Field(description="planned start of the pickup")
+    late_min: float = Field(description="minutes the pickup is after the departure time")
+    score: float = Field(description="added km + 0.5 per minute late; lower ranks first")
+    bookings_before: int
+    bookings_after: int
+    why: str
+
+
+class SuggestionsOut(Out):
+    trip_id: int
+    state: str
+    urgency: str
+    departure_at: datetime
+    vehicles_visible: int = Field(description="vehicles you can dispatch, any state or type")
+    eligible: int = Field(description="vehicles that could take the trip (ranked)")
+    excluded: dict[str, int] = Field(description="the others, counted by reason")
+    suggestions: list[Suggestion]
+    complete: bool = Field(description="false if the ranking's time limit cut the scan short")
+    timings_ms: dict[str, float]

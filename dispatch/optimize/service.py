@@ -8,11 +8,11 @@ manual assignment checks, each item in its own savepoint.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -73,6 +73,35 @@ def _latlon(value: Any) -> tuple[float, float]:
     return p["lat"], p["lon"]
 
 
+def candidate_vehicles(principal: Principal, body_types: list[str]) -> Select[Vehicle]:
+    """Vehicles the dispatcher can send (own scope and pools shared with it), in service, of
+    the given body types (auto-assign and urgent suggestions)."""
+    return (
+        select(Vehicle)
+        .join(UnitOrg, UnitOrg.id == Vehicle.unit_id)
+        .where(
+            vehicle_visibility(principal, DISPATCH),
+            Vehicle.status == "in_service",
+            Vehicle.body_type.in_(body_types),
+        )
+        .order_by(Vehicle.id)
+    )
+
+
+def candidate_drivers(paths: tuple[str, ...], until: date) -> Select[Driver]:
+    """Active drivers of units under `paths` whose licence is valid until `until`."""
+    return (
+        select(Driver)
+        .join(UnitOrg, UnitOrg.id == Driver.unit_id)
+        .where(
+            scope_clause(paths, UnitOrg.path, UnitOrg.system_path),
+            Driver.status == "active",
+            or_(Driver.licence_expires.is_(None), Driver.licence_expires >= until),
+        )
+        .order_by(Driver.id)
+    )
+
+
 async def create(
     session: AsyncSession, principal: Principal, body: schemas.ProposalCreate
 ) -> OptimizerRun:
@@ -95,37 +124,10 @@ async def create(
         if t.departure_at >= start
     ]
     body_types = sorted({b for t in trips for b in t.allowed_body_types})
-    vehicles = list(
-        (
-            await session.execute(
-                select(Vehicle)
-                .join(UnitOrg, UnitOrg.id == Vehicle.unit_id)
-                .where(
-                    vehicle_visibility(scoped, DISPATCH),
-                    Vehicle.status == "in_service",
-                    Vehicle.body_type.in_(body_types),
-                )
-                .order_by(Vehicle.id)
-            )
-        ).scalars()
-    )
+    vehicles = list((await session.execute(candidate_vehicles(scoped, body_types))).scalars())
     last_end = max([end, *(t.return_at for t in trips)])
     drivers = list(
-        (
-            await session.execute(
-                select(Driver)
-                .join(UnitOrg, UnitOrg.id == Driver.unit_id)
-                .where(
-                    scope_clause((org.path,), UnitOrg.path, UnitOrg.system_path),
-                    Driver.status == "active",
-                    or_(
-                        Driver.licence_expires.is_(None),
-                        Driver.licence_expires >= last_end.date(),
-                    ),
-                )
-                .order_by(Driver.id)
-            )
-        ).scalars()
+        (await session.execute(candidate_drivers((org.path,), last_end.date()))).scalars()
     )
     vehicle_ids = [v.id for v in vehicles]
     driver_ids = [d.id for d in drivers]

@@ -584,3 +584,58 @@ def test_auto_assign_proposal_through_the_console(
             worker.wait(15)
         except subprocess.TimeoutExpired:
             worker.kill()
+
+
+def test_urgent_suggestion_assigned_from_the_console(
+    browser: Browser, base_url: str, password: str
+) -> None:
+    """An urgent request in the queue: 推荐车辆 lists ranked vehicles with their reasons; one
+    click books the first through the manual assignment."""
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=40)
+    body = {
+        "passengers": 2,
+        "nature": "official",
+        "purpose": "紧急赴现场处置",
+        "origin": {"lat": 22.787, "lon": 108.492, "address": "青秀区人民政府"},
+        "destination": {"lat": 22.80, "lon": 108.51, "address": "现场"},
+        "departure_at": start.isoformat(),
+        "return_at": (start + timedelta(hours=2)).isoformat(),
+        "round_trip": True,
+        "urgency": "urgent",
+        "submit": True,
+    }
+    r = httpx.post(
+        f"{base_url}/api/v1/trips",
+        json=body,
+        headers=api_token(base_url, "requester.qingxiu", password),
+    )
+    assert r.status_code == 201, r.text
+    trip_id = r.json()["id"]
+    r = httpx.post(
+        f"{base_url}/api/v1/trips/{trip_id}/approve",
+        json={},
+        headers=api_token(base_url, "approver.qingxiu", password),
+    )
+    assert r.status_code == 200 and r.json()["state"] == "approved", r.text
+
+    ctx = new_context(browser, base_url)
+    page = ctx.new_page()
+    login(page, "dispatcher.qingxiu", password, "/console")
+    page.wait_for_url("**/console")
+    item = page.locator(f"[data-testid=queue-item][data-trip='{trip_id}']")
+    expect(item).to_be_visible()
+    item.get_by_test_id("suggest-open").click()
+    first = page.locator("[data-testid=suggestion]").first
+    expect(first).to_be_visible()
+    expect(page.get_by_test_id("suggest-counts")).to_contain_text("可派")
+    expect(first).to_contain_text("增加里程")
+    vehicle_id = int(first.get_attribute("data-vehicle") or 0)
+    shot(page, "console-suggestions")
+    first.get_by_test_id("suggest-assign").click()
+    expect(item).to_have_count(0)
+    ctx.close()
+
+    disp = api_token(base_url, "dispatcher.qingxiu", password)
+    a = httpx.get(f"{base_url}/api/v1/trips/{trip_id}/assignments", headers=disp).json()
+    assert a[-1]["vehicle_id"] == vehicle_id and a[-1]["state"] == "assigned", a
+    assert a[-1]["source"] == "manual"

@@ -161,6 +161,8 @@ export const api = {
     request<Proposal>("PATCH", `/dispatch/proposals/${id}`, { items }),
   acceptProposal: (id: number) => post<{ accepted: number; refused: number; results: { trip_id: number; ok: boolean; error: { message?: string } | null }[] }>(`/dispatch/proposals/${id}/accept`),
   discardProposal: (id: number) => post<Proposal>(`/dispatch/proposals/${id}/discard`),
+  // Urgent suggestions (dispatch/optimize/suggestions.py): read-only; assign with tripAction.
+  suggestions: (tripId: number, limit = 5) => get<Suggestions>(`/dispatch/trips/${tripId}/suggestions`, { limit }),
   applyAssignments: (items: { trip_id: number; vehicle_id: number; driver_id: number }[]) =>
     post<{ trip_id: number; ok: boolean; error: { message?: string } | null }[]>("/dispatch/assignments", { items, source: "optimizer" }),
   // Stored notifications (dispatch/notifications): the inbox behind the bell in the top bar.
@@ -249,6 +251,30 @@ export interface Trip {
   approval_status?: string;
   created_at: string;
   updated_at: string;
+}
+export interface Suggestion {
+  rank: number;
+  vehicle: { id: number; plate: string; body_type: string; seats: number; energy: string; unit_id: number; unit_name: string; shared_pool: string; start: "live" | "depot"; position_at: string | null; distance_km: number };
+  driver: { id: number; name: string; licence_class: string; unit_id: number };
+  added_km: number;
+  pickup_at: string;
+  late_min: number;
+  score: number;
+  bookings_before: number;
+  bookings_after: number;
+  why: string;
+}
+export interface Suggestions {
+  trip_id: number;
+  state: string;
+  urgency: string;
+  departure_at: string;
+  vehicles_visible: number;
+  eligible: number;
+  excluded: Record<string, number>;
+  suggestions: Suggestion[];
+  complete: boolean;
+  timings_ms: Record<string, number>;
 }
 export interface TripHistory {
   at: string;

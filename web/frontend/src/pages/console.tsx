@@ -3,7 +3,7 @@
 import type { Map as MLMap } from "maplibre-gl";
 import maplibregl from "maplibre-gl";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { type Alert, api, type Driver, type Proposal, type ProposalItem, token, type Trip } from "../api";
+import { type Alert, api, type Driver, type Proposal, type ProposalItem, type Suggestion, token, type Trip } from "../api";
 import { useUser } from "../session";
 import { Fleet, type VehicleState } from "../fleet";
 import { t, term, useLang } from "../i18n";
@@ -485,6 +485,7 @@ function clearTrack(map: MLMap | null) {
 function QueuePanel(props: { fleet: Fleet; bump: number }) {
   const q = useAsync(() => api.queue(), [props.bump]);
   const [assigning, setAssigning] = useState<Trip | null>(null);
+  const [suggesting, setSuggesting] = useState<Trip | null>(null);
   return (
     <div class="scroll" data-testid="queue">
       {q.loading && !q.data && <div class="empty">{t("loading")}</div>}
@@ -504,11 +505,69 @@ function QueuePanel(props: { fleet: Fleet; bump: number }) {
           <div class="meta"><span>{trip.origin?.address} → {trip.destination?.address}</span></div>
           <div class="row" style={{ marginTop: 6 }}>
             <button class="btn small primary" onClick={() => setAssigning(trip)} data-testid="assign-open">{t("assign")}</button>
+            {(trip.urgency === "urgent" || trip.urgency === "emergency") && (
+              <button class="btn small" onClick={() => setSuggesting(trip)} data-testid="suggest-open">{t("suggest")}</button>
+            )}
           </div>
         </div>
       ))}
       {assigning && <AssignModal trip={assigning} fleet={props.fleet} onClose={() => setAssigning(null)} onDone={() => { setAssigning(null); q.reload(); }} />}
+      {suggesting && <SuggestModal trip={suggesting} onClose={() => setSuggesting(null)} onDone={() => { setSuggesting(null); q.reload(); }} />}
     </div>
+  );
+}
+
+/** Urgent dispatch: the ranked vehicles + drivers for one trip; one click books a suggestion
+ * through the manual assignment (so every manual check applies). */
+function SuggestModal(props: { trip: Trip; onClose: () => void; onDone: () => void }) {
+  const s = useAsync(() => api.suggestions(props.trip.id, 5), [props.trip.id]);
+  const [err, setErr] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+  const assign = async (sg: Suggestion) => {
+    setErr(null);
+    setBusy(true);
+    try {
+      await api.tripAction(props.trip.id, "assign", { vehicle_id: sg.vehicle.id, driver_id: sg.driver.id });
+      props.onDone();
+    } catch (e) {
+      setErr(e);
+      s.reload();
+    } finally {
+      setBusy(false);
+    }
+  };
+  const d = s.data;
+  return (
+    <Modal title={`${t("suggest")} · #${props.trip.id} ${term(props.trip.urgency)}`} onClose={props.onClose}
+      footer={<button class="btn" onClick={props.onClose}>{t("cancel")}</button>}>
+      {s.loading && !d && <div class="empty">{t("loading")}</div>}
+      <ErrorText error={s.error} />
+      {d && (
+        <div class="small muted" data-testid="suggest-counts">
+          {t("suggest_eligible")} {d.eligible} / {d.vehicles_visible}
+          {Object.keys(d.excluded).length > 0 && <> · {t("suggest_excluded")}: {Object.entries(d.excluded).map(([k, n]) => `${term(k)} ${n}`).join(", ")}</>}
+        </div>
+      )}
+      {d && d.suggestions.length === 0 && <div class="empty">{t("suggest_none")}</div>}
+      {d?.suggestions.map((sg) => (
+        <div class="list-item" key={sg.vehicle.id} data-testid="suggestion" data-vehicle={sg.vehicle.id} title={sg.why}>
+          <div class="title">
+            <span>{sg.rank}. <b>{sg.vehicle.plate}</b> · {t(`bt_${sg.vehicle.body_type}` as never)} · {sg.vehicle.unit_name}</span>
+            <button class="btn small primary" disabled={busy} onClick={() => assign(sg)} data-testid="suggest-assign">{t("suggest_assign")}</button>
+          </div>
+          <div class="meta">
+            <span>{sg.vehicle.distance_km.toFixed(1)} km ({sg.vehicle.start === "live" ? t("start_live") : t("start_depot")})</span>
+            <span>{t("driver")} {sg.driver.name} · {sg.driver.licence_class}</span>
+          </div>
+          <div class="meta">
+            <span>{t("added_km")} +{sg.added_km.toFixed(1)} km</span>
+            <span>{t("pickup_plan")} {fmtTime(sg.pickup_at).slice(0, 5)} {sg.late_min >= 0.5 ? `(${t("late_by")} ${sg.late_min.toFixed(0)} min)` : `(${t("on_time")})`}</span>
+          </div>
+          <div class="meta small muted">{sg.why}</div>
+        </div>
+      ))}
+      <ErrorText error={err} />
+    </Modal>
   );
 }
 
