@@ -12,10 +12,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, and_, func, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
 
 from dispatch import notify
 from dispatch.assignments import rules, schemas
@@ -66,15 +65,17 @@ async def _dispatcher_covers_trip(
 
 
 async def _visible_vehicle(session: AsyncSession, principal: Principal, vehicle_id: int) -> Vehicle:
-    vehicle = await session.get(Vehicle, vehicle_id)
-    if vehicle is None:
+    # The vehicle and whether the dispatcher may use it, in one round trip.
+    row = (
+        await session.execute(
+            select(Vehicle, vehicle_visibility(principal, DISPATCH).label("visible"))
+            .join(UnitOrg, UnitOrg.id == Vehicle.unit_id)
+            .where(Vehicle.id == vehicle_id)
+        )
+    ).one_or_none()
+    if row is None:
         raise NotFound(f"vehicle {vehicle_id} not found", field="vehicle_id")
-    visible = await session.scalar(
-        select(func.count())
-        .select_from(Vehicle)
-        .join(UnitOrg, UnitOrg.id == Vehicle.unit_id)
-        .where(Vehicle.id == vehicle_id, vehicle_visibility(principal, DISPATCH))
-    )
+    vehicle, visible = row
     if not visible:
         raise Forbidden(
             "vehicle is neither your scope's nor in a pool shared with it",
@@ -150,19 +151,19 @@ async def _driver_in_scope(
     return driver
 
 
-async def _overlap(
-    session: AsyncSession, column: InstrumentedAttribute[int], value: int, trip: TripRequest
-) -> int | None:
-    return await session.scalar(
-        select(Assignment.trip_id)
-        .where(
-            column == value,
+async def _overlaps(
+    session: AsyncSession, vehicle_id: int, driver_id: int, trip: TripRequest
+) -> list[tuple[int, int, int]]:
+    """Active bookings of the vehicle or driver overlapping the trip: (trip, vehicle, driver)."""
+    rows = await session.execute(
+        select(Assignment.trip_id, Assignment.vehicle_id, Assignment.driver_id).where(
+            or_(Assignment.vehicle_id == vehicle_id, Assignment.driver_id == driver_id),
             Assignment.state.in_(ACTIVE),
             Assignment.starts_at < trip.return_at,
             Assignment.ends_at > trip.departure_at,
         )
-        .limit(1)
     )
+    return [(int(t), int(v), int(d)) for t, v, d in rows.all()]
 
 
 # ---- assign ----------------------------------------------------------------------------
@@ -186,11 +187,12 @@ async def assign(
     check_vehicle(trip, vehicle)
     driver = await _driver_in_scope(session, principal, driver_id, vehicle)
     check_driver(trip, vehicle, driver)
-    for column, value, code, field, what in (
-        (Assignment.vehicle_id, vehicle.id, "vehicle_double_booked", "vehicle_id", "vehicle"),
-        (Assignment.driver_id, driver.id, "driver_double_booked", "driver_id", "driver"),
+    overlaps = await _overlaps(session, vehicle.id, driver.id, trip)
+    for index, value, code, field, what in (
+        (1, vehicle.id, "vehicle_double_booked", "vehicle_id", "vehicle"),
+        (2, driver.id, "driver_double_booked", "driver_id", "driver"),
     ):
-        other = await _overlap(session, column, value, trip)
+        other = next((o[0] for o in overlaps if o[index] == value), None)
         if other is not None:
             raise Conflict(
                 f"the {what} is already booked for trip {other} in an overlapping time",
@@ -267,6 +269,10 @@ async def apply_assignments(
     source: str = "optimizer",
 ) -> list[schemas.ProposalResult]:
     """Apply proposals one by one through `assign`; a refused one does not undo the others."""
+    # The organisations the checks read (trips' and drivers' units), loaded in one statement
+    # and kept referenced for the loop: the session's identity map holds objects weakly, so
+    # otherwise each booking would SELECT the same units again (three times per booking).
+    units = await _units_of(session, items)
     results: list[schemas.ProposalResult] = []
     for item in items:
         try:
@@ -279,7 +285,17 @@ async def apply_assignments(
             results.append(
                 schemas.ProposalResult(**item.model_dump(), ok=False, error=exc.to_dict())
             )
+    del units  # referenced until the loop is done
     return results
+
+
+async def _units_of(session: AsyncSession, items: Sequence[schemas.ProposalIn]) -> list[Org]:
+    if not items:
+        return []
+    trips = select(TripRequest.unit_id).where(TripRequest.id.in_({i.trip_id for i in items}))
+    drivers = select(Driver.unit_id).where(Driver.id.in_({i.driver_id for i in items}))
+    rows = await session.execute(select(Org).where(or_(Org.id.in_(trips), Org.id.in_(drivers))))
+    return list(rows.scalars())
 
 
 async def release_assignment(

@@ -305,3 +305,74 @@ async def test_request_no_standard_allows(
     assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error"
     r = await client.post(f"{API}/trips", json={**trip_body(world), "colour": "red"}, headers=req)
     assert r.status_code == 422 and r.json()["error"]["field"] == "colour"
+
+
+async def test_batch_refusals_item_by_item(
+    client: httpx.AsyncClient, login: Login, session: AsyncSession, world: World
+) -> None:
+    """One batch (as an accepted proposal): overlaps within the batch, scope and unknown
+    vehicles are refused item by item with the manual codes, the rest booked; the units the
+    checks read are loaded once for the batch, not once per item."""
+    from sqlalchemy import event
+
+    disp = await login("dispatcher.qingxiu")
+    a = await approved_trip(client, login, world, start_in_h=60, hours=3)
+    b = await approved_trip(client, login, world, start_in_h=61, hours=3)  # overlaps a
+    c = await approved_trip(client, login, world, start_in_h=63, hours=1)  # back to back with a
+    d = await approved_trip(client, login, world, start_in_h=70, hours=1)
+    v = await make_vehicle(session, world.pool_unit)
+    v2 = await make_vehicle(session, world.pool_unit)
+    d2 = await make_driver(session, world.pool_unit, "C1")
+    xunit = await session.scalar(text("SELECT id FROM orgs WHERE code = '450102-03'"))
+    xv = await make_vehicle(session, int(xunit))
+    items = [
+        (a["id"], v, world.driver_id),
+        (b["id"], v, world.driver_id),  # vehicle and driver both taken: the vehicle is named
+        (b["id"], v2, world.driver_id),  # driver taken
+        (b["id"], v, d2),  # vehicle taken
+        (c["id"], v, world.driver_id),  # starts when a ends: fine
+        (d["id"], xv, d2),  # another county's vehicle
+        (d["id"], 999_999_999, d2),
+        (d["id"], v2, d2),
+    ]
+    org_reads: list[str] = []
+
+    def count(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().startswith("SELECT") and "\nFROM orgs" in statement:
+            org_reads.append(statement)
+
+    sync_conn = (await session.connection()).sync_connection
+    assert sync_conn is not None
+    event.listen(sync_conn, "before_cursor_execute", count)
+    try:
+        r = await client.post(
+            f"{API}/dispatch/assignments",
+            json={"items": [{"trip_id": t, "vehicle_id": x, "driver_id": y} for t, x, y in items]},
+            headers=disp,
+        )
+    finally:
+        event.remove(sync_conn, "before_cursor_execute", count)
+    assert r.status_code == 200, r.text
+    got = [(x["ok"], (x.get("error") or {}).get("code")) for x in r.json()]
+    assert got == [
+        (True, None),
+        (False, "vehicle_double_booked"),
+        (False, "driver_double_booked"),
+        (False, "vehicle_double_booked"),
+        (True, None),
+        (False, "out_of_scope"),
+        (False, "not_found"),
+        (True, None),
+    ]
+    assert r.json()[1]["error"]["trip_id"] == a["id"]
+    assert len(org_reads) == 1, org_reads
+    states: dict[int, str] = dict(
+        (
+            await session.execute(
+                text("SELECT id, state FROM trip_requests WHERE id = ANY(:ids)"),
+                {"ids": [a["id"], b["id"], c["id"], d["id"]]},
+            )
+        ).all()
+    )
+    assert states == {a["id"]: "assigned", b["id"]: "approved", c["id"]: "assigned",
+                      d["id"]: "assigned"}  # fmt: skip
