@@ -98,8 +98,14 @@ async def run_next(
     worker: str,
     heartbeat_s: float = 1.0,
     stale_s: float = 60.0,
+    hard_limit_s: float | None = None,
 ) -> int | None:
-    """Claim one run and solve it; returns its id, or None when nothing was waiting."""
+    """Claim one run and solve it; returns its id, or None when nothing was waiting.
+
+    A solve still running after `hard_limit_s` (default: twice its time limit plus a
+    minute) is stopped — the executor's child processes are terminated — and the run
+    fails with that reason instead of heartbeating forever; `PoolKilled` then tells the
+    caller to replace the executor."""
     from fleet.audit import Actor, record
     from fleet.logging import get_logger
 
@@ -124,9 +130,16 @@ async def run_next(
     loop = asyncio.get_running_loop()
     started = time.monotonic()
     future = loop.run_in_executor(executor, solve_snapshot, snapshot, time_limit, seed)
+    hard = hard_limit_s if hard_limit_s is not None else 2 * time_limit + 60.0
+    killed = False
     while True:
         done, _ = await asyncio.wait({future}, timeout=heartbeat_s)
         if done:
+            break
+        if time.monotonic() - started > hard:
+            _terminate_children(executor)
+            future.cancel()
+            killed = True
             break
         progress = {"phase": "solving", "elapsed_s": round(time.monotonic() - started, 1)}
         async with sessions() as session:
@@ -135,6 +148,11 @@ async def run_next(
             )
     elapsed = round(time.monotonic() - started, 2)
     try:
+        if killed:
+            raise SolveOverrun(
+                f"the solve overran its {time_limit:g} s limit and was stopped after"
+                f" {elapsed:.0f} s; try a smaller scope or a shorter window"
+            )
         proposal = future.result()
         state, error = "done", None
     except BrokenProcessPool:
@@ -173,7 +191,26 @@ async def run_next(
                 },
             )
     log.info("optimizer.run_finished", run=run_id, state=state, elapsed_s=elapsed)
+    if killed:
+        log.error("optimizer.solve_killed", run=run_id, elapsed_s=elapsed, hard_limit_s=hard)
+        raise PoolKilled(f"run {run_id}: solver process terminated after {elapsed:.0f} s")
     return run_id
+
+
+class SolveOverrun(Exception):
+    """A solve ran far past its time limit and was stopped."""
+
+
+class PoolKilled(BrokenProcessPool):
+    """The executor's children were terminated (a run overran); replace the executor."""
+
+
+def _terminate_children(executor: Executor) -> None:
+    """Stop a runaway solve: OR-Tools cannot be interrupted from outside its process."""
+    processes = getattr(executor, "_processes", None) or {}
+    for proc in list(processes.values()):
+        with contextlib.suppress(Exception):
+            proc.terminate()
 
 
 async def run_worker(poll_s: float, once: bool, processes: int = 1) -> None:
@@ -197,8 +234,8 @@ async def run_worker(poll_s: float, once: bool, processes: int = 1) -> None:
         while not stop.is_set():
             try:
                 ran = await run_next(lambda: unit_of_work(factory), executor, worker=name)
-            except BrokenProcessPool:
-                log.error("optimizer.pool_broken")
+            except BrokenProcessPool as exc:
+                log.error("optimizer.pool_broken", error=str(exc))
                 executor.shutdown(wait=False, cancel_futures=True)
                 executor = make_executor(processes, warm=True)
                 ran = None

@@ -25,7 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from dispatch.optimize import problem
-from dispatch.optimize.worker import make_executor, run_next
+from dispatch.optimize.worker import PoolKilled, make_executor, run_next
 from tests.conftest import Login
 from tests.dispatch.conftest import API, World, approved_trip, make_driver, make_vehicle
 
@@ -229,6 +229,39 @@ async def test_scope_role_and_state_refusals(
     r = await client.post(f"{P}/{rid}/accept", headers=disp)
     assert r.status_code == 409
     assert (await client.get(f"{P}/999999999", headers=disp)).status_code == 404
+
+
+async def test_runaway_solve_is_stopped_and_the_run_fails(
+    client: httpx.AsyncClient, login: Login, world: World, session: AsyncSession
+) -> None:
+    """A solve far past its limit (here: a hard limit below any solve's time) is stopped —
+    its child process terminated — and the run fails with the reason, not 'running' forever."""
+    disp = await login("dispatcher.qingxiu")
+    await approved_trip(client, login, world, start_in_h=24, hours=2)
+    r = await client.post(
+        P, json={"org_id": world.county, "time_limit_s": 1, **_window()}, headers=disp
+    )
+    assert r.status_code == 202, r.text
+    rid = r.json()["id"]
+    pool = make_executor(1, warm=True)
+    children = list(pool._processes.values())  # type: ignore[attr-defined]
+
+    @asynccontextmanager
+    async def sessions() -> AsyncIterator[AsyncSession]:
+        yield session
+        await session.commit()
+
+    try:
+        with pytest.raises(PoolKilled):
+            await run_next(sessions, pool, worker="test-worker", heartbeat_s=0.2, hard_limit_s=0.3)
+        for child in children:
+            child.join(10)
+            assert not child.is_alive()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    run = (await client.get(f"{P}/{rid}", headers=disp)).json()
+    assert run["state"] == "failed" and "overran its 1 s limit" in run["error"], run
+    assert run["progress"]["phase"] == "failed"
 
 
 def test_mapping_keeps_bookings_licences_and_ranges() -> None:
