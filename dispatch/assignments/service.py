@@ -626,6 +626,21 @@ async def queue_page(
     return await fetch_page(session, stmt, _URGENT_FIRST, limit=limit, offset=offset)
 
 
+def candidate_vehicles(principal: Principal, body_types: list[str]) -> Select[Vehicle]:
+    """Vehicles the dispatcher can send (own scope and pools shared with it), in service, of
+    the given body types (the planning input, auto-assign and urgent suggestions)."""
+    return (
+        select(Vehicle)
+        .join(UnitOrg, UnitOrg.id == Vehicle.unit_id)
+        .where(
+            vehicle_visibility(principal, DISPATCH),
+            Vehicle.status == "in_service",
+            Vehicle.body_type.in_(body_types),
+        )
+        .order_by(Vehicle.id)
+    )
+
+
 async def planning_input(
     session: AsyncSession,
     principal: Principal,
@@ -640,18 +655,7 @@ async def planning_input(
         session, principal, departure_from=departure_from, departure_to=departure_to
     )
     body_types = sorted({b for t in trips for b in t.allowed_body_types})
-    vehicles = (
-        await session.execute(
-            select(Vehicle)
-            .join(UnitOrg, UnitOrg.id == Vehicle.unit_id)
-            .where(
-                vehicle_visibility(principal, DISPATCH),
-                Vehicle.status == "in_service",
-                Vehicle.body_type.in_(body_types),
-            )
-            .order_by(Vehicle.id)
-        )
-    ).scalars()
+    vehicles = (await session.execute(candidate_vehicles(principal, body_types))).scalars()
     cand_v = [
         schemas.CandidateVehicle(
             id=v.id,

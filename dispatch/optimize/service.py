@@ -20,6 +20,7 @@ from dispatch.assignments import schemas as assignment_schemas
 from dispatch.assignments.models import ACTIVE, Assignment
 from dispatch.assignments.service import (
     apply_assignments,
+    candidate_vehicles,
     check_driver,
     check_vehicle,
     pending_requests,
@@ -27,7 +28,7 @@ from dispatch.assignments.service import (
 from dispatch.optimize import problem, schemas
 from dispatch.optimize.models import OptimizerRun
 from dispatch.registry.models import Driver, Vehicle
-from dispatch.registry.service import UnitOrg, vehicle_visibility
+from dispatch.registry.service import UnitOrg
 from dispatch.trips.models import TripRequest
 from fleet import audit
 from fleet.errors import Conflict, Invalid, NotFound
@@ -71,21 +72,6 @@ async def _county_zones(session: AsyncSession, unit_ids: set[int]) -> dict[int, 
 def _latlon(value: Any) -> tuple[float, float]:
     p = point_from_db(value) or {"lat": 0.0, "lon": 0.0}
     return p["lat"], p["lon"]
-
-
-def candidate_vehicles(principal: Principal, body_types: list[str]) -> Select[Vehicle]:
-    """Vehicles the dispatcher can send (own scope and pools shared with it), in service, of
-    the given body types (auto-assign and urgent suggestions)."""
-    return (
-        select(Vehicle)
-        .join(UnitOrg, UnitOrg.id == Vehicle.unit_id)
-        .where(
-            vehicle_visibility(principal, DISPATCH),
-            Vehicle.status == "in_service",
-            Vehicle.body_type.in_(body_types),
-        )
-        .order_by(Vehicle.id)
-    )
 
 
 def candidate_drivers(paths: tuple[str, ...], until: date) -> Select[Driver]:

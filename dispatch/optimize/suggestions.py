@@ -1,6 +1,6 @@
 """Urgent suggestions (推荐车辆): which vehicle and driver should take one waiting trip now.
 
-Reads what auto-assign reads (`service.candidate_vehicles` / `candidate_drivers`: vehicles
+Reads what auto-assign reads (`candidate_vehicles` / `candidate_drivers`: vehicles
 the dispatcher can send incl. shared pools, in service, of an allowed body type; active
 drivers in scope with a valid licence; active bookings), screens the manual rules that need
 no route (seats, BEV range, booked at that time, a free driver whose licence fits), and has
@@ -29,9 +29,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dispatch.assignments import rules
 from dispatch.assignments.models import ACTIVE, Assignment
-from dispatch.assignments.service import ASSIGNABLE
+from dispatch.assignments.service import ASSIGNABLE, candidate_vehicles
 from dispatch.optimize import problem, schemas, suggest
-from dispatch.optimize.service import DISPATCH, candidate_drivers, candidate_vehicles
+from dispatch.optimize.service import DISPATCH, candidate_drivers
 from dispatch.optimize.worker import make_executor
 from dispatch.registry.models import Driver, Vehicle
 from dispatch.registry.service import UnitOrg, vehicle_visibility
