@@ -58,6 +58,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from bench.dbutil import database_exists, drop_database, recreate_database
 from fleet.config import Settings, get_settings
 
 PREFIX = "autoassign_bench_"
@@ -86,28 +87,6 @@ class Data:
         return PREFIX + hashlib.sha1(key).hexdigest()[:10]
 
 
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(get_settings().db.dsn(name="postgres"))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-async def _seeded(name: str) -> bool:
-    conn = await asyncpg.connect(get_settings().db.dsn(name="postgres"))
-    try:
-        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-            return False
-    finally:
-        await conn.close()
-    conn = await asyncpg.connect(get_settings().db.dsn(name=name))
-    try:
-        return bool(await conn.fetchval("SELECT to_regclass('bench_meta') IS NOT NULL"))
-    finally:
-        await conn.close()
-
-
 async def build(data: Data) -> None:
     """Create, migrate and seed the region (demo logins with the bench password)."""
     from dispatch.seed import SeedConfig, seed
@@ -115,8 +94,7 @@ async def build(data: Data) -> None:
 
     settings = get_settings()
     name = data.db_name()
-    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await _admin(f'CREATE DATABASE "{name}"')
+    await recreate_database(name)
     await asyncio.to_thread(migrate, settings.db.url(name=name))
     conn = await asyncpg.connect(settings.db.dsn(name=name), command_timeout=None)
     try:
@@ -726,7 +704,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = get_settings().model_copy(deep=True)
     settings.db.name = name
     try:
-        if args.rebuild or not asyncio.run(_seeded(name)):
+        if args.rebuild or not asyncio.run(database_exists(name, marker="bench_meta")):
             _echo(f"building {name} …")
             t = time.perf_counter()
             asyncio.run(build(data))
@@ -768,7 +746,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(1)
     finally:
         if args.drop:
-            asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            asyncio.run(drop_database(name))
             _echo(f"dropped {name}")
 
 

@@ -56,6 +56,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bench import private_use_baseline
+from bench.dbutil import database_exists, drop_database, recreate_database
 from dispatch import supervision
 from fleet.config import get_settings
 
@@ -93,22 +94,6 @@ class Data:
 
 # ---------------------------------------------------------------------------------------------
 # building the database
-
-
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(get_settings().db.dsn(name="postgres"))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-async def _exists(name: str) -> bool:
-    conn = await asyncpg.connect(get_settings().db.dsn(name="postgres"))
-    try:
-        return bool(await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name))
-    finally:
-        await conn.close()
 
 
 _BACKGROUND = """
@@ -176,8 +161,7 @@ async def build(data: Data) -> Clock:
 
     settings = get_settings()
     name = data.db_name()
-    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await _admin(f'CREATE DATABASE "{name}"')
+    await recreate_database(name)
     await asyncio.to_thread(migrate, settings.db.url(name=name))
     conn = await asyncpg.connect(settings.db.dsn(name=name), command_timeout=None)
     try:
@@ -583,7 +567,7 @@ async def _partition_rows(data: Data, clock: Clock) -> tuple[int, str]:
 
 async def _load_clock(data: Data) -> Clock | None:
     name = data.db_name()
-    if not await _exists(name):
+    if not await database_exists(name):
         return None
     conn = await asyncpg.connect(get_settings().db.dsn(name=name))
     try:
@@ -718,7 +702,7 @@ def main() -> None:
             sys.exit(1)
     finally:
         if args.drop:
-            asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            asyncio.run(drop_database(name))
             _echo(f"dropped {name}")
 
 

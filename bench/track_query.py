@@ -33,6 +33,7 @@ from datetime import UTC, date, datetime, timedelta
 import asyncpg
 import orjson
 
+from bench.dbutil import admin, database_exists, drop_database, percentile, recreate_database
 from fleet.config import get_settings
 from telematics.scope import VehicleRef
 from telematics.track import fetch_track, track_geojson
@@ -43,27 +44,6 @@ FIRST_DAY = date(2026, 1, 5)
 
 def _echo(msg: str) -> None:
     print(msg, flush=True)
-
-
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(get_settings().db.dsn(name="postgres"))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-async def _exists() -> bool:
-    conn = await asyncpg.connect(get_settings().db.dsn(name="postgres"))
-    try:
-        return bool(await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DB))
-    finally:
-        await conn.close()
-
-
-def _percentile(xs: list[float], q: float) -> float:
-    s = sorted(xs)
-    return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
 
 
 _FILL = """
@@ -86,10 +66,10 @@ FROM generate_series($1::timestamptz, $2::timestamptz, make_interval(secs => $3)
 
 async def generate(vehicles: int, days: int, interval_s: int) -> None:
     settings = get_settings()
-    if not await _exists():
+    if not await database_exists(DB):
         from fleet.cli import migrate
 
-        await _admin(f'CREATE DATABASE "{DB}"')
+        await admin(f'CREATE DATABASE "{DB}"')
         await asyncio.to_thread(migrate, settings.db.url(name=DB))
     conn = await asyncpg.connect(settings.db.dsn(name=DB), command_timeout=None)
     try:
@@ -218,8 +198,7 @@ async def measure_latest(vehicles: int, repeats: int) -> dict[str, float]:
 
     settings = get_settings().model_copy(deep=True)
     settings.db.name = LATEST_DB
-    await _admin(f'DROP DATABASE IF EXISTS "{LATEST_DB}" WITH (FORCE)')
-    await _admin(f'CREATE DATABASE "{LATEST_DB}"')
+    await recreate_database(LATEST_DB)
     try:
         await asyncio.to_thread(migrate, settings.db.url())
         conn = await asyncpg.connect(settings.db.dsn())
@@ -261,14 +240,14 @@ async def measure_latest(vehicles: int, repeats: int) -> dict[str, float]:
             await engine.dispose()
         return {
             "features": float(len(orjson.loads(body)["features"])),
-            "p50": _percentile(times, 0.5),
+            "p50": percentile(times, 0.5),
             "max": max(times),
-            "gz_p50": _percentile(gz_times, 0.5),
+            "gz_p50": percentile(gz_times, 0.5),
             "raw_mb": len(body) / 1e6,
             "gz_mb": len(packed) / 1e6,
         }
     finally:
-        await _admin(f'DROP DATABASE IF EXISTS "{LATEST_DB}" WITH (FORCE)')
+        await drop_database(LATEST_DB)
 
 
 def _machine() -> str:
@@ -330,7 +309,7 @@ def main() -> None:
         _echo(f"{'query + GeoJSON + gzip':<34}{lat['gz_p50']:>10.0f}")
         return
     free_gb = shutil.disk_usage("/work").free / 1e9
-    if not asyncio.run(_exists()) and free_gb < args.min_free_gb:
+    if not asyncio.run(database_exists(DB)) and free_gb < args.min_free_gb:
         sys.exit(f"only {free_gb:.0f} GB free on /work; need {args.min_free_gb:.0f} GB")
     _echo(subprocess.run(["df", "-h", "/work"], capture_output=True, text=True).stdout.strip())
     try:
@@ -362,13 +341,13 @@ def main() -> None:
         for key, label in labels.items():
             xs = res[key]
             _echo(
-                f"{label:<34}{len(xs):>6}{_percentile(xs, 0.5):>10.1f}"
-                f"{_percentile(xs, 0.99):>10.1f}{max(xs):>10.1f}"
+                f"{label:<34}{len(xs):>6}{percentile(xs, 0.5):>10.1f}"
+                f"{percentile(xs, 0.99):>10.1f}{max(xs):>10.1f}"
             )
         _echo("target: ≤ 50 ms\n\nplan of one query:\n" + str(r["plan"]))
     finally:
         if not args.keep:
-            asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)'))
+            asyncio.run(drop_database(DB))
             _echo(f"dropped {DB}")
 
 
@@ -409,9 +388,9 @@ def compare_repack(args: argparse.Namespace, seed: int) -> None:
     _echo(f"{'UTC day':<26}{'cold p50':>10}{'cold p99':>10}{'warm p50':>10}{'warm p99':>10}")
     for label, res, _ in rows:
         _echo(
-            f"{label:<26}{_percentile(res['cold_sql'], 0.5):>10.1f}"
-            f"{_percentile(res['cold_sql'], 0.99):>10.1f}{_percentile(res['warm_sql'], 0.5):>10.1f}"
-            f"{_percentile(res['warm_sql'], 0.99):>10.1f}"
+            f"{label:<26}{percentile(res['cold_sql'], 0.5):>10.1f}"
+            f"{percentile(res['cold_sql'], 0.99):>10.1f}{percentile(res['warm_sql'], 0.5):>10.1f}"
+            f"{percentile(res['warm_sql'], 0.99):>10.1f}"
         )
     for label, _, buffers in rows:
         _echo(f"{label}: one query's {buffers}")

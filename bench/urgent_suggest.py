@@ -29,6 +29,7 @@ import asyncpg
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
+from bench.dbutil import database_exists, drop_database, recreate_database
 from fleet.config import get_settings
 
 DB = "urgent_bench"
@@ -36,34 +37,11 @@ PASSWORD = "bench-password-1"
 VEHICLES = 26_638
 
 
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(get_settings().db.dsn(name="postgres"))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-async def _exists() -> bool:
-    conn = await asyncpg.connect(get_settings().db.dsn(name="postgres"))
-    try:
-        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DB):
-            return False
-    finally:
-        await conn.close()
-    conn = await asyncpg.connect(get_settings().db.dsn(name=DB))
-    try:
-        return bool(await conn.fetchval("SELECT to_regclass('bench_meta') IS NOT NULL"))
-    finally:
-        await conn.close()
-
-
 async def build() -> None:
     from dispatch.seed import SeedConfig, seed
     from fleet.cli import migrate
 
-    await _admin(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
-    await _admin(f'CREATE DATABASE "{DB}"')
+    await recreate_database(DB)
     await asyncio.to_thread(migrate, get_settings().db.url(name=DB))
     conn = await asyncpg.connect(get_settings().db.dsn(name=DB), command_timeout=None)
     try:
@@ -280,11 +258,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rebuild", action="store_true", help="seed the database again")
     ap.add_argument("--drop", action="store_true", help="drop the database afterwards")
     args = ap.parse_args(argv)
-    if args.rebuild or not asyncio.run(_exists()):
+    if args.rebuild or not asyncio.run(database_exists(DB, marker="bench_meta")):
         asyncio.run(build())
     asyncio.run(measure(args.repeat, args.booked, args.live))
     if args.drop:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)'))
+        asyncio.run(drop_database(DB))
 
 
 if __name__ == "__main__":
