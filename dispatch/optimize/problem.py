@@ -74,6 +74,7 @@ class DriverIn:
     unit_id: int
     licence_class: str
     busy: frozenset[int]  # assignment ids
+    own_unit_only: bool = False  # outside the scope: drives only its own unit's (pooled) cars
 
 
 def _s(t: datetime, origin: datetime) -> float:
@@ -92,7 +93,8 @@ def pair_drivers(vehicles: list[VehicleIn], drivers: list[DriverIn]) -> dict[int
     by_class: dict[str, list[DriverIn]] = {}
     for d in sorted(drivers, key=lambda d: d.id):
         by_unit.setdefault((d.licence_class, d.unit_id), []).append(d)
-        by_class.setdefault(d.licence_class, []).append(d)
+        if not d.own_unit_only:
+            by_class.setdefault(d.licence_class, []).append(d)
     used: set[int] = set()
 
     def take(bucket: list[DriverIn], booked: set[int]) -> DriverIn | None:
@@ -112,7 +114,7 @@ def pair_drivers(vehicles: list[VehicleIn], drivers: list[DriverIn]) -> dict[int
         fitting = [c for c in classes if rules.licence_fits(c, v.body_type, v.seats)]
         found = None
         for buckets in ([by_unit.get((c, v.unit_id), []) for c in fitting],
-                        [by_class[c] for c in fitting]):  # fmt: skip
+                        [by_class.get(c, []) for c in fitting]):  # fmt: skip
             for bucket in buckets:
                 found = take(bucket, booked)
                 if found is not None:

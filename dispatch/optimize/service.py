@@ -8,11 +8,12 @@ manual assignment checks, each item in its own savepoint.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -74,18 +75,40 @@ def _latlon(value: Any) -> tuple[float, float]:
     return p["lat"], p["lon"]
 
 
-def candidate_drivers(paths: tuple[str, ...], until: date) -> Select[Driver]:
-    """Active drivers of units under `paths` whose licence is valid until `until`."""
+def candidate_drivers(
+    paths: tuple[str, ...], until: date, pool_units: Collection[int] = ()
+) -> Select[Driver]:
+    """Active drivers whose licence is valid until `until`, of units under `paths` — and of
+    `pool_units`, the units outside them that lend a pooled vehicle (manual assignment
+    accepts a pooled vehicle's own unit's drivers for it, and only for it)."""
+    scope = scope_clause(paths, UnitOrg.path, UnitOrg.system_path)
+    if pool_units:
+        scope = or_(scope, Driver.unit_id.in_(list(pool_units)))
     return (
         select(Driver)
         .join(UnitOrg, UnitOrg.id == Driver.unit_id)
         .where(
-            scope_clause(paths, UnitOrg.path, UnitOrg.system_path),
+            scope,
             Driver.status == "active",
             or_(Driver.licence_expires.is_(None), Driver.licence_expires >= until),
         )
         .order_by(Driver.id)
     )
+
+
+async def lending_units(
+    session: AsyncSession, paths: tuple[str, ...], unit_ids: Collection[int]
+) -> set[int]:
+    """Of the given vehicle units, those outside `paths` (their vehicles are pooled ones)."""
+    if not unit_ids:
+        return set()
+    rows = await session.execute(
+        select(UnitOrg.id).where(
+            UnitOrg.id.in_(list(unit_ids)),
+            not_(scope_clause(paths, UnitOrg.path, UnitOrg.system_path)),
+        )
+    )
+    return {int(u) for u in rows.scalars()}
 
 
 async def create(
@@ -112,8 +135,9 @@ async def create(
     body_types = sorted({b for t in trips for b in t.allowed_body_types})
     vehicles = list((await session.execute(candidate_vehicles(scoped, body_types))).scalars())
     last_end = max([end, *(t.return_at for t in trips)])
+    lenders = await lending_units(session, (org.path,), {v.unit_id for v in vehicles})
     drivers = list(
-        (await session.execute(candidate_drivers((org.path,), last_end.date()))).scalars()
+        (await session.execute(candidate_drivers((org.path,), last_end.date(), lenders))).scalars()
     )
     vehicle_ids = [v.id for v in vehicles]
     driver_ids = [d.id for d in drivers]
@@ -180,6 +204,7 @@ async def create(
                 unit_id=d.unit_id,
                 licence_class=d.licence_class,
                 busy=frozenset(d_busy.get(d.id, ())),
+                own_unit_only=d.unit_id in lenders,
             )
             for d in drivers
         ],

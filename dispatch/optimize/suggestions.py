@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime, timedelta
@@ -31,7 +31,7 @@ from dispatch.assignments import rules
 from dispatch.assignments.models import ACTIVE, Assignment
 from dispatch.assignments.service import ASSIGNABLE, candidate_vehicles
 from dispatch.optimize import problem, schemas, suggest
-from dispatch.optimize.service import DISPATCH, candidate_drivers
+from dispatch.optimize.service import DISPATCH, candidate_drivers, lending_units
 from dispatch.optimize.worker import make_executor
 from dispatch.registry.models import Driver, Vehicle
 from dispatch.registry.service import UnitOrg, vehicle_visibility
@@ -102,14 +102,16 @@ async def _rank(pool: SuggestionPool, snap: dict[str, Any], limit: int) -> dict[
     raise SuggestionsUnavailable("the ranking process is unavailable; retry shortly")
 
 
-def _driver_picker(drivers: list[Driver]) -> Any:
+def _driver_picker(drivers: list[Driver], lenders: Collection[int] = ()) -> Any:
     """A function vehicle -> driver: a fitting free driver of the vehicle's own unit first,
-    then any; the least capable licence that fits (keep A1s for buses), then by id."""
+    then any in scope (drivers of `lenders`, units outside the scope, drive only their own
+    unit's pooled cars); the least capable licence that fits (keep A1s for buses), then id."""
     capability = {c: len(rules.LICENCE_COVERS.get(c, ())) for c in rules.LICENCE_COVERS}
     ordered = sorted(drivers, key=lambda d: (capability.get(d.licence_class, 9), d.id))
     by_unit: dict[int, list[Driver]] = {}
     for d in ordered:
         by_unit.setdefault(d.unit_id, []).append(d)
+    ordered = [d for d in ordered if d.unit_id not in lenders]
     first_any: dict[str, Driver | None] = {}
 
     def first(pool: list[Driver], need: str) -> Driver | None:
@@ -217,12 +219,10 @@ async def suggest_for_trip(
             out("nev_range_insufficient")
         else:
             vehicles.append((v, unit_name, (float(lat), float(lon))))
+    paths = principal.paths(DISPATCH)
+    lenders = await lending_units(session, paths, {v.unit_id for v, _, _ in vehicles})
     drivers = list(
-        (
-            await session.execute(
-                candidate_drivers(principal.paths(DISPATCH), trip.return_at.date())
-            )
-        ).scalars()
+        (await session.execute(candidate_drivers(paths, trip.return_at.date(), lenders))).scalars()
     )
     margin = timedelta(hours=BOOKING_MARGIN_H)
     vehicle_ids = [v.id for v, _, _ in vehicles]
@@ -253,7 +253,7 @@ async def suggest_for_trip(
         if s < trip.return_at and e > trip.departure_at:  # the database's overlap rule
             v_clash.add(int(vid))
             d_clash.add(int(did))
-    pick = _driver_picker([d for d in drivers if d.id not in d_clash])
+    pick = _driver_picker([d for d in drivers if d.id not in d_clash], lenders)
     live: dict[int, tuple[float, float, datetime]] = {}
     if trip.departure_at <= now + timedelta(hours=LIVE_WITHIN_H) and vehicle_ids:
         since = now - timedelta(minutes=LIVE_FRESH_MIN)

@@ -311,6 +311,23 @@ def test_mapping_keeps_bookings_licences_and_ranges() -> None:
     assert 3 in got or any(u["trip_id"] == 3 for u in plan["unserved"])
 
 
+def test_drivers_of_a_lending_unit_drive_only_its_pooled_cars() -> None:
+    """A driver from outside the scope (own_unit_only: their unit lends a pooled car) is
+    paired with that unit's car and never with another unit's."""
+    here = (22.82, 108.38)
+
+    def veh(i: int, unit: int) -> Any:
+        return problem.VehicleIn(i, f"P{i}", unit, here, 5, "sedan", "ice", None, ())
+
+    lender = problem.DriverIn(30, "lender", 2, "C1", frozenset(), own_unit_only=True)
+    pairs = problem.pair_drivers([veh(10, 1), veh(11, 2)], [lender])
+    assert {v: d.id for v, d in pairs.items()} == {11: 30}
+    assert problem.pair_drivers([veh(10, 1)], [lender]) == {}
+    local = problem.DriverIn(31, "local", 1, "C1", frozenset())
+    pairs = problem.pair_drivers([veh(10, 1), veh(11, 2)], [lender, local])
+    assert {v: d.id for v, d in pairs.items()} == {10: 31, 11: 30}
+
+
 def test_scope_over_several_counties_is_solved_by_county() -> None:
     """Region mode for a multi-county scope: one part per county, a city-pool vehicle shared;
     a county's trips go to its own vehicles. Below the size threshold: one solve."""
