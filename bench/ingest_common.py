@@ -90,6 +90,10 @@ def rig(db_name: str, vehicles: int = 1_000) -> Iterator[Rig]:
     """Throw-away seeded database + private broker synced from it; both removed after."""
     from fleet.cli import migrate
 
+    # A bus of its own: every process the bench starts inherits this, so a demo running on
+    # the same Redis neither hears the bench's vehicles nor feeds the bench its own.
+    os.environ["FLEET_REDIS__CHANNEL_PREFIX"] = f"fleet-bench-{secrets.token_hex(4)}"
+    get_settings.cache_clear()
     settings = get_settings().model_copy(deep=True)
     settings.db.name = db_name
     settings.seed.terminal_key = SecretStr(TERMINAL_KEY)

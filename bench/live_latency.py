@@ -80,7 +80,7 @@ async def _redis_tap(url: str, until: float, lat: list[float], t_start: float) -
     """The same batches as seen on Redis: splits the path into ingest and fan-out."""
     redis = bus.redis_client(url)
     pubsub = redis.pubsub(ignore_subscribe_messages=True)
-    await pubsub.subscribe(bus.POSITIONS)
+    await pubsub.subscribe(bus.positions_channel())
     try:
         while (left := until - time.time()) > 0:
             msg = await pubsub.get_message(timeout=min(left, 1.0))

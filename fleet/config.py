@@ -46,6 +46,9 @@ class MqttSettings(BaseModel):
 
 class RedisSettings(BaseModel):
     url: str = "redis://127.0.0.1:6379/0"
+    # Pub/sub channels are global to a Redis server (database numbers do not separate them):
+    # a test run or a benchmark beside a demo sets its own prefix so neither hears the other.
+    channel_prefix: str = "fleet"
 
 
 class SeedSettings(BaseModel):

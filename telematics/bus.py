@@ -2,6 +2,9 @@
 
 Two channels (the contract every producer and the websocket endpoint share):
 
+Channel names start with ``FLEET_REDIS__CHANNEL_PREFIX`` (default ``fleet``), so a test run
+or benchmark on the same Redis as a demo has a bus of its own.
+
 - ``fleet.positions.v1``: one message per committed ingest batch, a JSON object
   ``{"type": "positions", "items": [{"vehicle_id", "org_path", "ts" (RFC 3339 UTC), "lat",
   "lon", "speed_kmh", "heading_deg", "acc", "flags"}, ...]}``.
@@ -18,8 +21,15 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-POSITIONS = "fleet.positions.v1"
-EVENTS = "fleet.events.v1"
+from fleet.config import get_settings
+
+
+def positions_channel() -> str:
+    return f"{get_settings().redis.channel_prefix}.positions.v1"
+
+
+def events_channel() -> str:
+    return f"{get_settings().redis.channel_prefix}.events.v1"
 
 
 def redis_client(url: str) -> Redis:
@@ -28,7 +38,9 @@ def redis_client(url: str) -> Redis:
 
 async def publish_positions(redis: Redis, items: Sequence[dict[str, Any]]) -> None:
     if items:
-        await redis.publish(POSITIONS, orjson.dumps({"type": "positions", "items": list(items)}))
+        await redis.publish(
+            positions_channel(), orjson.dumps({"type": "positions", "items": list(items)})
+        )
 
 
 async def publish_event(
@@ -45,4 +57,4 @@ async def publish_event(
         "user_ids": list(user_ids or []) or None,
         "data": data,
     }
-    await redis.publish(EVENTS, orjson.dumps(body, default=str))
+    await redis.publish(events_channel(), orjson.dumps(body, default=str))

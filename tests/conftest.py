@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
@@ -17,6 +18,10 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 
 os.environ.setdefault("FLEET_DB__NAME", "fleet_test")
+# The live bus's channels are global to the Redis server: a run of its own, so tests neither
+# hear a demo (or another test run) on the same Redis nor publish into it. Processes the tests
+# start inherit it.
+os.environ.setdefault("FLEET_REDIS__CHANNEL_PREFIX", f"fleet-test-{uuid.uuid4().hex[:8]}")
 os.environ["FLEET_AUTH__SECRET"] = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 os.environ["FLEET_SEED__DEMO_PASSWORD"] = "test-password-1"
 os.environ["FLEET_SEED__TERMINAL_KEY"] = "test-terminal-key"

@@ -155,7 +155,7 @@ class Hub:
             try:
                 redis = bus.redis_client(self.redis_url)
                 pubsub = redis.pubsub(ignore_subscribe_messages=True)
-                await pubsub.subscribe(bus.POSITIONS, bus.EVENTS)
+                await pubsub.subscribe(bus.positions_channel(), bus.events_channel())
                 log.info("live.subscribed")
                 async for msg in pubsub.listen():
                     if msg.get("type") != "message":

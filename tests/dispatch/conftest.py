@@ -200,7 +200,7 @@ class EventTap:
         self.events: list[dict[str, Any]] = []
 
     async def start(self) -> None:
-        await self.pubsub.subscribe(bus.EVENTS)
+        await self.pubsub.subscribe(bus.events_channel())
         # Wait for the subscription confirmation so no later publication is missed.
         for _ in range(50):
             m = await self.pubsub.get_message(timeout=0.1)

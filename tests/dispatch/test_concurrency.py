@@ -13,10 +13,11 @@ from typing import Any
 import asyncpg
 import httpx
 
+from fleet.config import get_settings
 from fleet.db import make_engine, make_sessionmaker
 from tests.conftest import DEMO_PASSWORD, drop_database, prepare_database
 
-DB = "fleet_test_dispatch_conc"
+DB = f"{get_settings().db.name}_dispatch_conc"
 API = "/api/v1"
 
 
