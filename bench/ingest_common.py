@@ -134,7 +134,7 @@ class Publishers:
         self.clients: dict[str, mqtt.Client] = {}
         self.infos: list[tuple[str, int, mqtt.MQTTMessageInfo]] = []
         for tid in tids:
-            c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-{tid}")
+            c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=tid)  # the broker demands it
             c.username_pw_set(tid, derived_secret(TERMINAL_KEY, tid))
             c.max_inflight_messages_set(500)
             c.max_queued_messages_set(0)

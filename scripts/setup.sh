@@ -31,7 +31,9 @@ if ! command -v pg_ctlcluster >/dev/null 2>&1 || [[ -z "$(ls /etc/postgresql 2>/
 fi
 PG_VER=$(ls /etc/postgresql | sort -V | tail -n1)
 # pg_repack: online re-ordering of closed position days (`fleet positions repack`)
-for p in "postgresql-${PG_VER}-postgis-3" "postgresql-${PG_VER}-repack" mosquitto mosquitto-clients; do
+# gcc + mosquitto-dev + libmosquitto-dev: the broker's guard plugin (deploy/mosquitto/fleet_guard.c)
+for p in "postgresql-${PG_VER}-postgis-3" "postgresql-${PG_VER}-repack" mosquitto mosquitto-clients \
+  gcc mosquitto-dev libmosquitto-dev; do
   have_pkg "$p" || need_pkgs+=("$p")
 done
 if [[ $WANT_TEST -eq 1 ]]; then

@@ -4,12 +4,19 @@ The broker is the system `mosquitto` binary run with a configuration rendered fr
 `deploy/mosquitto/*.template` into a runtime directory (`var/mosquitto` by default, tests
 use a temporary one). Terminal credentials come from the terminals table: `secret_hash` is
 already in Mosquitto's `$7$` format, so the password file is written without any plaintext.
+
+Mosquitto 2.0's acl_file cannot refuse a SUBSCRIBE (it only filters deliveries), so a
+terminal could join the ingest's shared subscription and make the broker drop pings it had
+acknowledged. The broker therefore loads `fleet_guard` (deploy/mosquitto/fleet_guard.c,
+compiled here into var_dir): terminals may subscribe to nothing and must log in with their
+terminal id as client id. See docs/telematics-ingest.md.
 """
 
 from __future__ import annotations
 
 import asyncio
 import getpass
+import hashlib
 import os
 import signal
 import socket
@@ -30,6 +37,7 @@ log = get_logger("telematics.broker")
 
 TEMPLATES = ROOT / "deploy" / "mosquitto"
 MOSQUITTO = "mosquitto"
+GUARD_SOURCE = TEMPLATES / "fleet_guard.c"
 
 # Sizing (see the comments in the config template).
 MAX_INFLIGHT = 20_000
@@ -92,10 +100,15 @@ class Broker:
     def log_path(self) -> Path:
         return self.var_dir / "mosquitto.log"
 
+    @property
+    def guard_path(self) -> Path:
+        return self.var_dir / "fleet_guard.so"
+
     def _render(self, template: str) -> str:
         text = (TEMPLATES / template).read_text()
         return string.Template(text).substitute(
             var_dir=str(self.var_dir.resolve()),
+            guard_plugin=str(self.guard_path.resolve()),
             run_user=getpass.getuser(),
             host=self.host,
             port=self.port,
@@ -107,10 +120,42 @@ class Broker:
         )
 
     def render(self) -> None:
-        """Write mosquitto.conf and acl into var_dir (idempotent)."""
+        """Write mosquitto.conf and acl, build the guard plugin, into var_dir (idempotent)."""
         self.var_dir.mkdir(parents=True, exist_ok=True)
+        self.build_guard()
         _atomic_write(self.conf_path, self._render("mosquitto.conf.template"))
         _atomic_write(self.var_dir / "acl", self._render("acl.template"))
+
+    def build_guard(self) -> bool:
+        """Compile fleet_guard.c into var_dir unless the built one is of the same source.
+
+        The new library replaces the old by rename, so a running broker keeps the copy it
+        loaded (plugins are loaded at start only). Returns whether it compiled.
+        """
+        source = GUARD_SOURCE.read_bytes()
+        digest = hashlib.sha256(source).hexdigest()
+        stamp = self.guard_path.with_name(self.guard_path.name + ".sha256")
+        if self.guard_path.exists() and stamp.exists() and stamp.read_text().strip() == digest:
+            return False
+        tmp = self.guard_path.with_name(f"{self.guard_path.name}.{os.getpid()}.tmp")
+        cc = os.environ.get("CC", "cc")
+        cmd = [cc, "-O2", "-Wall", "-Werror", "-shared", "-fPIC", "-o", str(tmp)]
+        try:
+            proc = subprocess.run(
+                [*cmd, str(GUARD_SOURCE)], capture_output=True, text=True, timeout=120
+            )
+        except OSError as exc:
+            raise BrokerError(f"cannot compile the broker guard plugin ({cc}): {exc}") from exc
+        if proc.returncode != 0:
+            tmp.unlink(missing_ok=True)
+            raise BrokerError(
+                "cannot compile the broker guard plugin (needs gcc and Debian's mosquitto-dev "
+                f"and libmosquitto-dev; scripts/setup.sh installs them): {proc.stderr.strip()}"
+            )
+        os.replace(tmp, self.guard_path)
+        _atomic_write(stamp, digest + "\n")
+        log.info("broker.guard_built", path=str(self.guard_path))
+        return True
 
     def write_passwords(self, terminals: list[tuple[str, str]]) -> int:
         """Write the password file: the service user plus `id:secret_hash` per terminal."""
@@ -194,6 +239,26 @@ class Broker:
             var_dir=self.var_dir,
         )
 
+    @property
+    def started_path(self) -> Path:
+        """What the running broker was started with: its config and the guard's digest."""
+        return self.var_dir / "mosquitto.started"
+
+    def _fingerprint(self) -> str:
+        stamp = self.guard_path.with_name(self.guard_path.name + ".sha256")
+        guard = stamp.read_text() if stamp.exists() else ""
+        return hashlib.sha256((self.conf_path.read_text() + guard).encode()).hexdigest()
+
+    def stale(self) -> bool:
+        """Runs with a config or guard plugin older than the rendered one (a SIGHUP reloads
+        passwords and ACL, not plugins or listener settings: a restart is needed)."""
+        if self.pid() is None:
+            return False
+        try:
+            return self.started_path.read_text().strip() != self._fingerprint()
+        except OSError:
+            return True  # started before fingerprints were kept
+
     def start(self, *, timeout_s: float = 10.0) -> bool:
         """Start the broker as a daemon; False if it was already running (idempotent).
 
@@ -215,6 +280,7 @@ class Broker:
         )
         if proc.returncode != 0:
             raise BrokerError(f"mosquitto failed ({proc.returncode}): {proc.stderr.strip()}")
+        _atomic_write(self.started_path, self._fingerprint() + "\n")
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.pid() is not None and self.listening():

@@ -38,6 +38,10 @@ def broker_start() -> None:
     b = Broker.from_settings(settings)
     try:
         n = asyncio.run(b.sync(settings.db.dsn()))
+        if b.stale():
+            # e.g. the guard plugin or the limits changed: a SIGHUP does not apply them.
+            _echo("broker: running with an older configuration; restarting it (gated)")
+            asyncio.run(b.restart(settings.db.dsn()))
         started = b.start()
     except BrokerError as exc:
         _echo(f"broker: {exc}")

@@ -214,9 +214,9 @@ class Publisher:
     def __init__(self, settings: Settings, terminal: str, password: str | None = None) -> None:
         self.terminal = terminal
         self.prefix = f"{settings.mqtt.topic_prefix}/{terminal}"
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"pub-{terminal}-{uuid.uuid4().hex[:6]}"
-        )
+        # A terminal logs in with its terminal id as client id (the broker's guard refuses
+        # any other), so one Publisher per terminal at a time.
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=terminal)
         self.client.max_queued_messages_set(0)
         self.client.max_inflight_messages_set(1000)
         self.client.reconnect_delay_set(0.2, 2)

@@ -43,7 +43,9 @@ class Listener:
 def _connack(settings: Settings, username: str | None, password: str | None) -> Any:
     done = threading.Event()
     result: list[Any] = []
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"probe-{uuid.uuid4().hex[:6]}")
+    c = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=username or f"probe-{uuid.uuid4().hex[:6]}"
+    )
     if username is not None:
         c.username_pw_set(username, password)
 
@@ -110,7 +112,9 @@ def test_terminal_cannot_subscribe(mq_settings: Settings, terminals: Any, publis
     p.client.on_subscribe = on_subscribe
     p.client.subscribe(f"{mq_settings.mqtt.topic_prefix}/{b}/#", qos=1)
     assert done.wait(5)
-    # Mosquitto 2 grants the SUBACK but never delivers denied topics; verify by publishing.
+    # Refused in the SUBACK (fleet_guard; acl_file alone would grant it), and nothing is
+    # delivered either (tests/telematics/test_rogue.py tries every kind of subscription).
+    assert granted and all(rc.is_failure for rc in granted), granted
     got: list[str] = []
     p.client.on_message = lambda _c, _u, m: got.append(m.topic)
     pb: Publisher = publisher(b)
@@ -124,6 +128,8 @@ def test_rendered_config_has_limits_and_no_anonymous(mqtt_broker: Broker) -> Non
     assert "allow_anonymous false" in conf
     assert "persistence true" in conf
     assert f"max_queued_messages {MAX_QUEUED}" in conf
+    assert f"plugin {mqtt_broker.guard_path.resolve()}" in conf
+    assert f"plugin_opt_service_users {mqtt_broker.service_user}" in conf
     acl = (mqtt_broker.var_dir / "acl").read_text()
     assert "pattern write fleet/v1/terminals/%u/#" in acl
     passwd = mqtt_broker.passwd_path.read_text().splitlines()
@@ -163,3 +169,16 @@ def test_deactivated_terminal_refused_after_sync(
         asyncio.run(mqtt_broker.sync(mq_db.db.dsn()))
     time.sleep(0.3)
     assert not _connack(mq_settings, tid, _pw(tid)).is_failure
+
+
+def test_a_broker_started_from_an_older_config_is_stale(mqtt_broker: Broker) -> None:
+    """`fleet broker start` restarts such a broker: a SIGHUP does not load plugins."""
+    assert not mqtt_broker.stale()
+    assert mqtt_broker.build_guard() is False  # same source: not rebuilt
+    conf = mqtt_broker.conf_path.read_text()
+    try:
+        mqtt_broker.conf_path.write_text(conf + "# changed\n")
+        assert mqtt_broker.stale()
+    finally:
+        mqtt_broker.render()
+    assert not mqtt_broker.stale()
