@@ -12,6 +12,12 @@ ping every few seconds. A console whose queue stays full longer than ``MAX_LAG_S
 disconnected (close code 4008); while it is full, positions keep coalescing instead of
 queueing, so nothing stale piles up.
 
+Only live positions go out: of each bus message the hub keeps, per vehicle, the newest ping
+and only if it is newer than every position this process has seen for that vehicle (seeded
+from ``latest_positions`` at start). A buffered upload (old pings, any order, sent after a
+coverage gap) is history for tracks, never a live position; and a console is never sent a
+position older than, or as old as, the last one it got for that vehicle.
+
 Protocol (JSON text frames). Client → server: ``{"type": "auth", "token": …}`` as first
 message unless ``?token=`` was given; ``{"type": "subscribe", "bbox": [w, s, e, n] | null}``;
 ``{"type": "ping"}``. Server → client: ``hello``, ``positions`` (``items`` each with
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -41,6 +48,7 @@ from fleet.identity.security import read_token
 from fleet.logging import get_logger
 from telematics import bus
 from telematics.scope import visibility_sql
+from web.live_positions import LivePositions, Positioned
 
 log = get_logger("live")
 router = APIRouter()
@@ -64,8 +72,11 @@ class Console:
     visible: frozenset[int]
     bbox: tuple[float, float, float, float] | None = None
     queue: asyncio.Queue[bytes] = field(default_factory=lambda: asyncio.Queue(QUEUE_MAX))
+    # per vehicle: when (monotonic) a position last went out, and that position's ts (epoch)
     last_sent: dict[int, float] = field(default_factory=dict)
-    held: dict[int, dict[str, Any]] = field(default_factory=dict)
+    sent_ts: dict[int, float] = field(default_factory=dict)
+    # per vehicle: the newest position waiting for its second to be over, (ts epoch, item)
+    held: dict[int, Positioned] = field(default_factory=dict)
     full_since: float | None = None
     dropped: int = 0
     closing: bool = False
@@ -116,6 +127,29 @@ class Console:
     def lagging(self, now: float) -> bool:
         return self.full_since is not None and now - self.full_since > MAX_LAG_S
 
+    def hold(self, vid: int, entry: Positioned) -> None:
+        """Keep the newest position of a vehicle until its second is over."""
+        prev = self.held.get(vid)
+        if prev is None or entry[0] > prev[0]:
+            self.held[vid] = entry
+
+    def send_positions(self, entries: list[Positioned], now: float) -> None:
+        """One frame with these positions (one per vehicle), or hold them if it cannot go."""
+        fresh = [e for e in entries if e[0] > self.sent_ts.get(e[1]["vehicle_id"], -math.inf)]
+        if not fresh:
+            return
+        if self.offer(_positions_message([item for _, item in fresh]), now):
+            for ts, item in fresh:
+                vid = item["vehicle_id"]
+                self.last_sent[vid] = now
+                self.sent_ts[vid] = ts
+                held = self.held.get(vid)
+                if held is not None and held[0] <= ts:
+                    del self.held[vid]
+        else:
+            for e in fresh:
+                self.hold(e[1]["vehicle_id"], e)
+
 
 def _positions_message(items: list[dict[str, Any]]) -> bytes:
     return orjson.dumps({"type": "positions", "items": items, "sent_at": time.time()})
@@ -129,6 +163,7 @@ class Hub:
         self.consoles: set[Console] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self.received = 0
+        self.live = LivePositions()
 
     def add(self, c: Console) -> None:
         self.consoles.add(c)
@@ -181,26 +216,20 @@ class Hub:
         """Route one bus message to the consoles (never awaits)."""
         now = time.monotonic()
         if body.get("type") == "positions":
-            items = body.get("items") or []
+            live = self.live.newer(body.get("items") or ())
+            if not live:
+                return
             for c in list(self.consoles):
-                out: list[dict[str, Any]] = []
-                for item in items:
-                    if not c.wants_position(item):
+                out: list[Positioned] = []
+                for vid, entry in live.items():
+                    if not c.wants_position(entry[1]):
                         continue
-                    vid = item["vehicle_id"]
-                    if now - c.last_sent.get(vid, -1e9) >= COALESCE_S and c.full_since is None:
-                        out.append(item)
+                    if c.full_since is None and now - c.last_sent.get(vid, -1e9) >= COALESCE_S:
+                        out.append(entry)
                     else:
-                        prev = c.held.get(vid)
-                        if prev is None or str(item.get("ts")) >= str(prev.get("ts")):
-                            c.held[vid] = item
-                if out and c.offer(_positions_message(out), now):
-                    for item in out:
-                        c.last_sent[item["vehicle_id"]] = now
-                        c.held.pop(item["vehicle_id"], None)
-                elif out:
-                    for item in out:
-                        c.held[item["vehicle_id"]] = item
+                        c.hold(vid, entry)
+                if out:
+                    c.send_positions(out, now)
         else:
             message = orjson.dumps(body, default=str)
             for c in list(self.consoles):
@@ -216,14 +245,12 @@ class Hub:
             if not c.held:
                 continue
             due = [
-                item
-                for vid, item in c.held.items()
+                entry
+                for vid, entry in c.held.items()
                 if now - c.last_sent.get(vid, -1e9) >= COALESCE_S
             ]
-            if due and c.offer(_positions_message(due), now):
-                for item in due:
-                    c.last_sent[item["vehicle_id"]] = now
-                    c.held.pop(item["vehicle_id"], None)
+            if due:
+                c.send_positions(due, now)
 
     async def _tick(self) -> None:
         while True:
@@ -366,10 +393,24 @@ async def _refresh(c: Console) -> None:
             c.visible = await _visible_vehicles(c.ws.app, c.principal)
 
 
+async def _seed_live_positions(app: FastAPI, hub: Hub) -> None:
+    """The vehicles' live positions, so that a buffered upload arriving before any live ping
+    of its vehicle is still known to be old (26,638 rows: tens of milliseconds)."""
+    try:
+        async with app.state.sessionmaker() as session:
+            rows = await session.execute(
+                text("SELECT vehicle_id, extract(epoch FROM ts)::float8 FROM latest_positions")
+            )
+            hub.live.seed((int(vid), float(ts)) for vid, ts in rows)
+    except Exception as exc:  # the database may still be starting: the bus fills it in
+        log.warning("live.seed_failed", error=repr(exc)[:200])
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     hub = Hub(app.state.settings.redis.url)
     app.state.live_hub = hub
+    await _seed_live_positions(app, hub)
     await hub.start()
     try:
         yield

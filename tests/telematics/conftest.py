@@ -392,3 +392,60 @@ def private_pg(mq_settings: Settings) -> Iterator[tuple[PrivatePostgres, Setting
         yield server, s
     finally:
         server.destroy()
+
+
+class ServeProcess:
+    """A real `fleet serve` (API + live websocket) on a free port against `settings`' DB.
+
+    It inherits this run's private Redis channel prefix (tests/conftest.py), so its live hub
+    hears the test ingests and nothing else.
+    """
+
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        self.port = free_port()
+        self.log_path = log_path
+        env = {
+            **os.environ,
+            "FLEET_DB__NAME": settings.db.name,
+            "FLEET_DB__HOST": settings.db.host,
+            "FLEET_DB__PORT": str(settings.db.port),
+        }
+        self.proc = subprocess.Popen(
+            [FLEET_BIN, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log_path.open("wb"),
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"fleet serve exited: {log_path.read_text()[-2000:]}")
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5),
+            ):
+                break
+            assert time.monotonic() < deadline, "fleet serve did not listen within 60 s"
+            time.sleep(0.2)
+
+    @property
+    def live_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/api/v1/live"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+@pytest.fixture(scope="module")
+def serve_proc(
+    mq_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServeProcess]:
+    p = ServeProcess(mq_settings, tmp_path_factory.mktemp("serve") / "serve.log")
+    yield p
+    p.stop()
