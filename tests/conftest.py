@@ -18,10 +18,18 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 
 os.environ.setdefault("FLEET_DB__NAME", "fleet_test")
+# The suite drops and recreates its databases: never a demo's (an exported FLEET_DB__NAME=fleet
+# left in a shell would otherwise be wiped).
+if "test" not in os.environ["FLEET_DB__NAME"]:
+    raise SystemExit(
+        f"FLEET_DB__NAME={os.environ['FLEET_DB__NAME']!r} does not name a test database "
+        "(the tests drop and recreate it); use e.g. fleet_test or fleet_test_<you>"
+    )
 # The live bus's channels are global to the Redis server: a run of its own, so tests neither
-# hear a demo (or another test run) on the same Redis nor publish into it. Processes the tests
-# start inherit it.
-os.environ.setdefault("FLEET_REDIS__CHANNEL_PREFIX", f"fleet-test-{uuid.uuid4().hex[:8]}")
+# hear a demo (or another test run) on the same Redis nor publish into it, even when the shell
+# exported a demo's prefix. Processes the tests start inherit it.
+if not os.environ.get("FLEET_REDIS__CHANNEL_PREFIX", "").startswith("fleet-test-"):
+    os.environ["FLEET_REDIS__CHANNEL_PREFIX"] = f"fleet-test-{uuid.uuid4().hex[:8]}"
 os.environ["FLEET_AUTH__SECRET"] = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 os.environ["FLEET_SEED__DEMO_PASSWORD"] = "test-password-1"
 os.environ["FLEET_SEED__TERMINAL_KEY"] = "test-terminal-key"
