@@ -32,6 +32,7 @@ import asyncpg
 from fleet.config import ROOT, Settings
 from fleet.logging import get_logger
 from telematics.credentials import hash_secret
+from telematics.schemas import MAX_ARRAY_PINGS, MAX_MESSAGE_BYTES
 
 log = get_logger("telematics.broker")
 
@@ -43,6 +44,9 @@ GUARD_SOURCE = TEMPLATES / "fleet_guard.c"
 MAX_INFLIGHT = 20_000
 MAX_QUEUED = 5_000_000
 MAX_QUEUED_BYTES = 1 << 30
+# Largest MQTT packet the broker takes: twice the contract's largest `/positions` message.
+MAX_PACKET_SIZE = 1 << 20
+assert MAX_PACKET_SIZE >= 2 * MAX_MESSAGE_BYTES, "keep the broker limit above the contract"
 
 
 class BrokerError(RuntimeError):
@@ -115,6 +119,9 @@ class Broker:
             max_inflight=MAX_INFLIGHT,
             max_queued=MAX_QUEUED,
             max_queued_bytes=MAX_QUEUED_BYTES,
+            max_packet_size=MAX_PACKET_SIZE,
+            max_array_pings=MAX_ARRAY_PINGS,
+            max_message_bytes=MAX_MESSAGE_BYTES,
             service_user=self.service_user,
             topic_prefix=self.topic_prefix,
         )

@@ -116,6 +116,71 @@ def broker_sync() -> None:
     _echo(f"broker password file: {n} terminals + service user; reloaded={b.pid() is not None}")
 
 
+@broker_app.command("monitor")
+def broker_monitor(
+    log: Annotated[
+        str | None, typer.Option(help="broker log to follow (default: var/mosquitto/mosquitto.log)")
+    ] = None,
+    once: Annotated[bool, typer.Option(help="read what is new once and exit")] = False,
+) -> None:
+    """Count what the broker refuses (oversize uploads, wrong client ids, subscriptions...)
+    per terminal and reason from its log; alert on a terminal that keeps failing
+    (thresholds: FLEET_BROKER_MONITOR__*). `fleet demo` runs it."""
+    import signal
+    from pathlib import Path
+
+    from fleet.logging import configure
+    from telematics.broker import Broker
+    from telematics.refusals import MonitorSettings, run_forever
+
+    configure("INFO")
+    settings = get_settings()
+    path = Path(log).resolve() if log else Broker.from_settings(settings).log_path.resolve()
+    cfg = MonitorSettings()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        if once:
+            stop.set()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run_forever(settings, path, cfg, stop, at_least_once=True)
+
+    asyncio.run(main())
+
+
+@broker_app.command("refusals")
+def broker_refusals(
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+) -> None:
+    """What the broker refused, per client id (a terminal's is its id) and reason."""
+    import asyncpg
+    import orjson
+
+    from telematics.refusals import REASONS, summary
+
+    async def load() -> list[dict[str, object]]:
+        conn = await asyncpg.connect(get_settings().db.dsn())
+        try:
+            return await summary(conn, limit)
+        finally:
+            await conn.close()
+
+    rows = asyncio.run(load())
+    if as_json:
+        typer.echo(orjson.dumps(rows, default=str).decode())
+        return
+    if not rows:
+        _echo("no refusals recorded (is `fleet broker monitor` running?)")
+    for r in rows:
+        typer.echo(
+            f"{r['client_id']:<24} {r['reason']:<18} {r['count']:>8}  last {r['last_at']}"
+            f"  ({REASONS.get(str(r['reason']), '')})"
+        )
+
+
 def ingest(
     client_id: Annotated[
         str | None,
@@ -216,6 +281,7 @@ def register(app: typer.Typer) -> None:
     app.command("simulate")(simulate)
     DEMO_PROCESSES.append(("ingest", ["ingest"]))
     DEMO_PROCESSES.append(("simulator", ["simulate", "--sync-broker"]))
+    DEMO_PROCESSES.append(("broker-monitor", ["broker", "monitor"]))
     from telematics.derive_cli import register_derive  # `fleet derive` (derive worker)
     from telematics.maintenance_cli import register_positions  # `fleet positions`
 

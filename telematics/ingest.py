@@ -36,7 +36,7 @@ from fleet.config import Settings
 from fleet.logging import get_logger
 from telematics import store
 from telematics.pipeline import Batch, Context, Delivery, Hooks, Item, position_message, prepare
-from telematics.schemas import IngestSettings
+from telematics.schemas import MAX_ARRAY_PINGS, MAX_MESSAGE_BYTES, IngestSettings
 
 log = get_logger("telematics.ingest")
 
@@ -393,6 +393,14 @@ class Ingest:
             commit_ms=round((t_commit - t0) * 1000, 1),
             **dict(batch.stats),
         )
+        if batch.over_contract:
+            log.warning(
+                "ingest.array_over_contract",
+                terminals=sorted(set(batch.over_contract))[:20],
+                arrays=len(batch.over_contract),
+                max_pings=MAX_ARRAY_PINGS,
+                max_bytes=MAX_MESSAGE_BYTES,
+            )
         if batch.rejected:
             log.info(
                 "ingest.rejected",

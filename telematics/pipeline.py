@@ -30,7 +30,15 @@ import orjson
 from pydantic import ValidationError
 
 from telematics import flags as F
-from telematics.schemas import ONE_PING, PING_ARRAY, IngestSettings, Ping, ValidPing
+from telematics.schemas import (
+    MAX_ARRAY_PINGS,
+    MAX_MESSAGE_BYTES,
+    ONE_PING,
+    PING_ARRAY,
+    IngestSettings,
+    Ping,
+    ValidPing,
+)
 
 
 @dataclass(slots=True)
@@ -94,6 +102,14 @@ class Batch:
     items: list[Item] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
     stats: Counter[str] = field(default_factory=Counter)
+    # terminals whose `/positions` array exceeded the contract's limits (accepted all the
+    # same: the broker let it through, and its pings are as good as any)
+    over_contract: list[str] = field(default_factory=list)
+
+    def note_array(self, terminal_id: str, pings: int, size: int) -> None:
+        if pings > MAX_ARRAY_PINGS or size > MAX_MESSAGE_BYTES:
+            self.over_contract.append(terminal_id)
+            self.stats["over_contract_arrays"] += 1
 
     def reject(self, item: Item, reason: str, detail: str | None = None) -> None:
         raw = item.raw
@@ -187,6 +203,7 @@ async def decode(batch: Batch, ctx: Context) -> None:
                 )
             else:
                 pings = [ValidPing.from_wire(w) for w in PING_ARRAY.decode(d.payload)]
+                batch.note_array(tid, len(pings), len(d.payload))
                 for k, p in enumerate(pings):
                     raw = Encoded(d.payload, k)
                     items.append(Item(tid, topic, raw, d.received_at, p, epoch=p.ts.timestamp()))
@@ -207,6 +224,8 @@ def _decode_json(batch: Batch, d: Delivery, tid: str, kind: str) -> None:
     if kind == "positions" and not isinstance(value, list):
         batch.reject(item, "malformed_json", "positions must be a JSON array")
         return
+    if kind == "positions":
+        batch.note_array(tid, len(values), len(d.payload))
     for v in values:
         one = Item(tid, d.topic, v, d.received_at)
         if isinstance(v, dict):

@@ -19,6 +19,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fleet.config import ROOT
 
+# The contract's size limits (docs/telematics-ingest.md, DESIGN §2): a `/positions` array
+# carries at most MAX_ARRAY_PINGS pings in at most MAX_MESSAGE_BYTES of JSON; a terminal with
+# a longer backlog sends several arrays (telematics.simulator.backlog_arrays). A full-field
+# ping is ~190 B, ~300 B at worst, so 1,000 of them fit; the broker takes twice the bytes.
+MAX_ARRAY_PINGS = 1_000
+MAX_MESSAGE_BYTES = 512 * 1024
+
 # Epoch values below this are taken as seconds by mistake, not milliseconds (2001-09-09).
 _MIN_EPOCH_MS = 1_000_000_000_000
 _MAX_EPOCH_MS = 32_503_680_000_000  # year 3000

@@ -31,6 +31,7 @@ import orjson
 from fleet.config import Settings
 from fleet.logging import get_logger
 from telematics.credentials import derived_secret
+from telematics.schemas import MAX_ARRAY_PINGS, MAX_MESSAGE_BYTES
 
 log = get_logger("telematics.simulator")
 
@@ -214,6 +215,25 @@ class Vehicle:
         }
 
 
+def backlog_arrays(pings: list[dict[str, Any]]) -> list[bytes]:
+    """A backlog as `/positions` messages within the contract: at most MAX_ARRAY_PINGS pings
+    and MAX_MESSAGE_BYTES each, oldest first (a larger one the broker refuses outright)."""
+    out: list[bytes] = []
+    for k in range(0, len(pings), MAX_ARRAY_PINGS):
+        _encode_within(pings[k : k + MAX_ARRAY_PINGS], out)
+    return out
+
+
+def _encode_within(chunk: list[dict[str, Any]], out: list[bytes]) -> None:
+    body = orjson.dumps(chunk)
+    if len(body) <= MAX_MESSAGE_BYTES or len(chunk) == 1:
+        out.append(body)
+        return
+    half = len(chunk) // 2
+    _encode_within(chunk[:half], out)
+    _encode_within(chunk[half:], out)
+
+
 def spoil(rng: random.Random, ping: dict[str, Any]) -> bytes:
     """A bad ping of a random kind (the ingest must reject it with a reason)."""
     kind = rng.randrange(5)
@@ -317,10 +337,13 @@ async def run_terminal(
                     if v.gap_until and now < v.gap_until:
                         v.buffered.append(ping)
                     else:
-                        if v.buffered:  # back in coverage: upload the buffer as one array
-                            batch, v.buffered = v.buffered, []
-                            await client.publish(f"{topic}/positions", orjson.dumps(batch), qos=1)
-                            counters.buffered_uploads += 1
+                        if v.buffered:  # back in coverage: upload the buffer (in arrays
+                            # within the contract's limits), then carry on live
+                            batch = v.buffered
+                            for body in backlog_arrays(batch):
+                                await client.publish(f"{topic}/positions", body, qos=1)
+                                counters.buffered_uploads += 1
+                            v.buffered = []
                             counters.acked += len(batch)
                         v.gap_until = 0.0
                         bad = bool(cfg.bad_share) and rng.random() < cfg.bad_share

@@ -351,7 +351,7 @@ const zhTerms: Record<string, string> = {
   completed: "已收车", settled: "已结算", cancelled: "已取消", reassigned: "改派",
   overspeed: "超速", geofence_exit: "驶出围栏", off_hours: "非工作时间用车", holiday: "节假日用车",
   private_use: "疑似公车私用", off_hours_movement: "非工作时间用车", holiday_movement: "节假日用车",
-  not_at_depot: "夜间未入库", trip_overtime: "超时用车", pool: "平台调度", overnight_out: "夜间未入库", terminal_offline: "终端离线",
+  not_at_depot: "夜间未入库", trip_overtime: "超时用车", pool: "平台调度", overnight_out: "夜间未入库", terminal_offline: "终端离线", terminal_refused: "终端上传被拒",
   gps_jump: "定位跳变", overtime: "超时用车", destination_deviation: "目的地偏离",
   queued: "排队中", running: "计算中", done: "已完成", discarded: "已放弃", info: "提示", warning: "警告", critical: "严重", acknowledged: "已确认", closed: "已关闭", open: "未处理",
   business: "公务出行", official: "一般公务", reception: "公务接待", courier: "机要通信", special: "特种专业技术",
@@ -364,7 +364,7 @@ const zhTerms: Record<string, string> = {
 const enTerms: Record<string, string> = {
   private_use: "Suspected private use", off_hours: "Off-hours use", off_hours_movement: "Off-hours movement",
   holiday_movement: "Holiday movement", not_at_depot: "Not back at depot overnight", trip_overtime: "Trip overtime", pool: "Pooled", geofence_exit: "Geofence exit",
-  overnight_out: "Not back overnight", terminal_offline: "Terminal offline", gps_jump: "GPS jump",
+  overnight_out: "Not back overnight", terminal_offline: "Terminal offline", terminal_refused: "Terminal refused by the broker", gps_jump: "GPS jump",
   destination_deviation: "Destination deviation", law_enforcement: "Law enforcement",
 };
 

@@ -11,7 +11,7 @@ import { Playback, pointsOf, type TrackPoint } from "./playback";
 import { Timeline } from "./trip";
 
 const TRIP_STATES = ["submitted", "approved", "assigned", "accepted", "departed", "completed", "settled", "rejected", "cancelled", "reassigned"];
-const ALERT_KINDS = ["overspeed", "geofence_exit", "off_hours_movement", "holiday_movement", "private_use", "not_at_depot", "terminal_offline", "trip_overtime", "destination_deviation"];
+const ALERT_KINDS = ["overspeed", "geofence_exit", "off_hours_movement", "holiday_movement", "private_use", "not_at_depot", "terminal_offline", "terminal_refused", "trip_overtime", "destination_deviation"];
 
 function daysAgo(n: number): string {
   return shanghaiDay(new Date(Date.now() - n * 86400_000));
