@@ -166,6 +166,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pings", type=int, default=60_000)
     ap.add_argument("--terminals", type=int, default=50)
     ap.add_argument("--db", default="fleet_bench_ingest")
+    ap.add_argument(
+        "--rogues",
+        type=int,
+        default=0,
+        help="terminals connected throughout that subscribe to both consumers' share groups, "
+        "# and $SYS/# (bench/rogues.py)",
+    )
     args = ap.parse_args(argv)
     per = args.pings // args.terminals
     total = per * args.terminals
@@ -176,6 +183,16 @@ def main(argv: list[str] | None = None) -> int:
         prefix = s.mqtt.topic_prefix
         subscribe_session(s, "bench-bare", subscriptions(prefix, "bare"))
         subscribe_session(s, "bench-ingest", subscriptions(prefix, "ingest"))
+        rogues = None
+        if args.rogues:
+            from bench.rogues import Rogues
+
+            pool = terminal_ids(max(1_000, args.terminals))[args.terminals :]
+            rogues = Rogues(s, pool[-args.rogues :], ["bare", "ingest"])
+            print(
+                f"rogues: {rogues.connected}/{args.rogues} terminals connected, "
+                f"{rogues.granted}/{rogues.requested} subscriptions granted"
+            )
         t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
         acked, pub_s = publish_all(s, tids, payloads(tids, per, t0))
         print(f"queued burst: {acked}/{total} PUBACKed in {pub_s:.1f}s ({acked / pub_s:,.0f}/s)")
@@ -199,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
         live_cpu = ingest.cpu_between(first2, done2)
         totals = ingest.stop()
         dups = asyncio.run(dup_rows(dsn))
+        if rogues is not None:
+            rogues.close()
+            print(f"rogues received {rogues.received} messages")
 
     rows = [
         (

@@ -140,9 +140,10 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=40.0, help="measured run after warm-up")
     ap.add_argument("--warmup", type=float, default=15.0)
     ap.add_argument("--consoles", type=int, default=20)
+    ap.add_argument("--db", default="fleet_live_latbench", help="throw-away database name")
     args = ap.parse_args()
 
-    with rig("fleet_live_latbench", vehicles=args.vehicles) as r:
+    with rig(args.db, vehicles=args.vehicles) as r:
         s = r.settings
         env = {
             **os.environ,
