@@ -95,8 +95,8 @@ async def build(data: Data) -> None:
     settings = get_settings()
     name = data.db_name()
     await recreate_database(name)
-    await asyncio.to_thread(migrate, settings.db.url(name=name))
-    conn = await asyncpg.connect(settings.db.dsn(name=name), command_timeout=None)
+    await asyncio.to_thread(migrate, settings.db.model_copy(update={"name": name}))
+    conn = await asyncpg.connect(settings.db.owner().dsn(name=name), command_timeout=None)
     try:
         t = time.perf_counter()
         async with conn.transaction():
@@ -430,7 +430,7 @@ async def measure(
                 )
                 r.raise_for_status()
                 auth = {"Authorization": f"Bearer {r.json()['access_token']}"}
-                conn = await asyncpg.connect(settings.db.dsn())
+                conn = await asyncpg.connect(settings.db.owner().dsn())
                 city_id = await conn.fetchval("SELECT id FROM orgs WHERE code = $1", CITY)
                 await conn.close()
                 body = {"org_id": city_id, "day": day.isoformat(), "time_limit_s": time_limit_s}
@@ -510,7 +510,7 @@ async def measure(
                     s = io.StringIO()
                     pstats.Stats(prof, stream=s).sort_stats("cumulative").print_stats(40)
                     _echo(s.getvalue())
-                conn = await asyncpg.connect(settings.db.dsn())
+                conn = await asyncpg.connect(settings.db.owner().dsn())
                 try:
                     res.bookings, res.problems = await _check_db(
                         conn, prop["items"], out["results"]
@@ -523,7 +523,7 @@ async def measure(
 
 
 async def _snapshot(settings: Settings, run_id: int) -> dict[str, Any]:
-    conn = await asyncpg.connect(settings.db.dsn())
+    conn = await asyncpg.connect(settings.db.owner().dsn())
     try:
         snap = await conn.fetchval("SELECT problem FROM optimizer_runs WHERE id = $1", run_id)
         return dict(json.loads(snap))
@@ -714,7 +714,7 @@ def main(argv: list[str] | None = None) -> None:
         day = datetime.now(LOCAL_TZ).date() + timedelta(days=1)
 
         async def _file() -> dict[str, int]:
-            conn = await asyncpg.connect(settings.db.dsn())
+            conn = await asyncpg.connect(settings.db.owner().dsn())
             try:
                 async with conn.transaction():
                     return await file_requests(conn, data, day)

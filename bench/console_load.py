@@ -47,7 +47,7 @@ PASSWORD = "bench-password-1"
 
 async def _db_ready(name: str, vehicles: int) -> bool:
     try:
-        conn = await asyncpg.connect(get_settings().db.dsn(name=name))
+        conn = await asyncpg.connect(get_settings().db.owner().dsn(name=name))
     except (asyncpg.InvalidCatalogNameError, OSError):
         return False
     try:
@@ -182,8 +182,8 @@ def main() -> None:
     if args.fresh or not run_async(_db_ready(DB, args.vehicles)):
         print(f"seeding {args.vehicles} vehicles into {DB} …", flush=True)
         settings = prepare_database(DB, seeded=False)
-        run_async(_seed(settings.db.dsn(), args.vehicles), timeout=1800)
-    cars = run_async(_cars(settings.db.dsn()), timeout=600)
+        run_async(_seed(settings.db.owner().dsn(), args.vehicles), timeout=1800)
+    cars = run_async(_cars(settings.db.owner().dsn()), timeout=600)
     print(f"database ready in {time.monotonic() - t0:.0f} s; {len(cars)} vehicles", flush=True)
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ from fleet.config import get_settings
 
 async def admin(sql: str) -> None:
     """Run one statement on the maintenance database (CREATE / DROP DATABASE)."""
-    conn = await asyncpg.connect(get_settings().db.dsn(name="postgres"))
+    conn = await asyncpg.connect(get_settings().db.owner().dsn(name="postgres"))
     try:
         await conn.execute(sql)
     finally:
@@ -23,7 +23,7 @@ async def admin(sql: str) -> None:
 
 async def database_exists(name: str, *, marker: str | None = None) -> bool:
     """Whether the database exists (and, with `marker`, holds that table: built to the end)."""
-    conn = await asyncpg.connect(get_settings().db.dsn(name="postgres"))
+    conn = await asyncpg.connect(get_settings().db.owner().dsn(name="postgres"))
     try:
         if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
             return False
@@ -31,7 +31,7 @@ async def database_exists(name: str, *, marker: str | None = None) -> bool:
         await conn.close()
     if marker is None:
         return True
-    conn = await asyncpg.connect(get_settings().db.dsn(name=name))
+    conn = await asyncpg.connect(get_settings().db.owner().dsn(name=name))
     try:
         return bool(await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", marker))
     finally:

@@ -59,7 +59,7 @@ def free_port() -> int:
 
 
 async def _recreate(settings: Settings, name: str, *, drop_only: bool = False) -> None:
-    conn = await asyncpg.connect(settings.db.dsn(name="postgres"))
+    conn = await asyncpg.connect(settings.db.owner().dsn(name="postgres"))
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         if not drop_only:
@@ -107,9 +107,9 @@ def rig(db_name: str, vehicles: int = 1_000) -> Iterator[Rig]:
         service_password=secrets.token_urlsafe(16),
     )
     try:
-        migrate(settings.db.url())
-        asyncio.run(_seed(settings.db.dsn(), vehicles))
-        asyncio.run(broker.sync(settings.db.dsn()))
+        migrate(settings.db)
+        asyncio.run(_seed(settings.db.owner().dsn(), vehicles))
+        asyncio.run(broker.sync(settings.db.owner().dsn()))
         broker.start()
         settings.mqtt.host, settings.mqtt.port = broker.host, broker.port
         settings.mqtt.service_user = broker.service_user

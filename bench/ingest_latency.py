@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         lat_ms: list[float] = []
         stop = threading.Event()
         poller = threading.Thread(
-            target=lambda: asyncio.run(poll(s.db.dsn(), vids, stop, lat_ms)), daemon=True
+            target=lambda: asyncio.run(poll(s.db.owner().dsn(), vids, stop, lat_ms)), daemon=True
         )
         poller.start()
         sent, acked = publish(s, tids, args.rate, args.seconds, max(1, args.publishers))

@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     tids = terminal_ids(args.terminals)
     print(f"machine: {machine()}")
     with rig(args.db, vehicles=max(1_000, args.terminals)) as r:
-        s, dsn = r.settings, r.settings.db.dsn()
+        s, dsn = r.settings, r.settings.db.owner().dsn()
         prefix = s.mqtt.topic_prefix
         subscribe_session(s, "bench-bare", subscriptions(prefix, "bare"))
         subscribe_session(s, "bench-ingest", subscriptions(prefix, "ingest"))

@@ -164,7 +164,7 @@ def main() -> None:
         try:
             ingest.wait_for("ingest.ready")
             _wait_http(f"http://127.0.0.1:{port}/api/v1/health", 60)
-            users = asyncio.run(_users(s.db.dsn()))
+            users = asyncio.run(_users(s.db.owner().dsn()))
             tokens = [
                 issue_token(s.auth, users[USERS[i % len(USERS)][0]]).access_token
                 for i in range(args.consoles)

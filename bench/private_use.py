@@ -162,8 +162,8 @@ async def build(data: Data) -> Clock:
     settings = get_settings()
     name = data.db_name()
     await recreate_database(name)
-    await asyncio.to_thread(migrate, settings.db.url(name=name))
-    conn = await asyncpg.connect(settings.db.dsn(name=name), command_timeout=None)
+    await asyncio.to_thread(migrate, settings.db.model_copy(update={"name": name}))
+    conn = await asyncpg.connect(settings.db.owner().dsn(name=name), command_timeout=None)
     try:
         t = time.perf_counter()
         async with conn.transaction():
@@ -447,7 +447,7 @@ async def _alert_state(session: AsyncSession) -> dict[str, dict[int, object]]:
 
 async def _verify(data: Data, clock: Clock) -> list[str]:
     """Alerted vehicles == the uncovered movers, one alert each, ending at the last round."""
-    conn = await asyncpg.connect(get_settings().db.dsn(name=data.db_name()))
+    conn = await asyncpg.connect(get_settings().db.owner().dsn(name=data.db_name()))
     try:
         expected = {
             r[0]
@@ -483,7 +483,7 @@ async def _verify(data: Data, clock: Clock) -> list[str]:
 async def _explain(
     data: Data, clock: Clock, detector_sql: str, params: dict[str, object], jit: bool
 ) -> str:
-    conn = await asyncpg.connect(get_settings().db.dsn(name=data.db_name()))
+    conn = await asyncpg.connect(get_settings().db.owner().dsn(name=data.db_name()))
     try:
         tr = conn.transaction()
         await tr.start()
@@ -542,7 +542,7 @@ JOIN vehicles v ON v.id = x.vid
 async def _ensure_history(data: Data, clock: Clock, n: int) -> int:
     """`n` closed alerts of the past two years, one in five private_use, the rest overspeed
     (the table as it will be), so the check's look-ups of earlier alerts meet a real table."""
-    conn = await asyncpg.connect(get_settings().db.dsn(name=data.db_name()))
+    conn = await asyncpg.connect(get_settings().db.owner().dsn(name=data.db_name()))
     try:
         have = await conn.fetchval("SELECT count(*) FROM alerts WHERE created_at <= $1", T_HIST)
         if have != n:
@@ -555,7 +555,7 @@ async def _ensure_history(data: Data, clock: Clock, n: int) -> int:
 
 
 async def _partition_rows(data: Data, clock: Clock) -> tuple[int, str]:
-    conn = await asyncpg.connect(get_settings().db.dsn(name=data.db_name()))
+    conn = await asyncpg.connect(get_settings().db.owner().dsn(name=data.db_name()))
     try:
         tbl = f"positions_{clock.day:%Y%m%d}"
         n = await conn.fetchval("SELECT reltuples::bigint FROM pg_class WHERE relname = $1", tbl)
@@ -569,7 +569,7 @@ async def _load_clock(data: Data) -> Clock | None:
     name = data.db_name()
     if not await database_exists(name):
         return None
-    conn = await asyncpg.connect(get_settings().db.dsn(name=name))
+    conn = await asyncpg.connect(get_settings().db.owner().dsn(name=name))
     try:
         if not await conn.fetchval("SELECT to_regclass('bench_meta') IS NOT NULL"):
             return None

@@ -70,8 +70,8 @@ async def generate(vehicles: int, days: int, interval_s: int) -> None:
         from fleet.cli import migrate
 
         await admin(f'CREATE DATABASE "{DB}"')
-        await asyncio.to_thread(migrate, settings.db.url(name=DB))
-    conn = await asyncpg.connect(settings.db.dsn(name=DB), command_timeout=None)
+        await asyncio.to_thread(migrate, settings.db.model_copy(update={"name": DB}))
+    conn = await asyncpg.connect(settings.db.owner().dsn(name=DB), command_timeout=None)
     try:
         await conn.execute("SET maintenance_work_mem = '512MB'; SET synchronous_commit = off")
         for i in range(days):
@@ -119,7 +119,7 @@ async def measure(
     samples: int, days: int, vehicles: int, seed: int, utc_day: date | None = None
 ) -> dict[str, object]:
     settings = get_settings()
-    conn = await asyncpg.connect(settings.db.dsn(name=DB))
+    conn = await asyncpg.connect(settings.db.owner().dsn(name=DB))
     try:
         total = await conn.fetchval(
             "SELECT sum(c.reltuples)::bigint FROM pg_inherits i JOIN pg_class c"
@@ -200,8 +200,8 @@ async def measure_latest(vehicles: int, repeats: int) -> dict[str, float]:
     settings.db.name = LATEST_DB
     await recreate_database(LATEST_DB)
     try:
-        await asyncio.to_thread(migrate, settings.db.url())
-        conn = await asyncpg.connect(settings.db.dsn())
+        await asyncio.to_thread(migrate, settings.db)
+        conn = await asyncpg.connect(settings.db.owner().dsn())
         try:
             async with conn.transaction():
                 await seed(conn, SeedConfig(vehicles=vehicles, seed=3, terminal_key="bench"))

@@ -42,8 +42,8 @@ async def build() -> None:
     from fleet.cli import migrate
 
     await recreate_database(DB)
-    await asyncio.to_thread(migrate, get_settings().db.url(name=DB))
-    conn = await asyncpg.connect(get_settings().db.dsn(name=DB), command_timeout=None)
+    await asyncio.to_thread(migrate, get_settings().db.model_copy(update={"name": DB}))
+    conn = await asyncpg.connect(get_settings().db.owner().dsn(name=DB), command_timeout=None)
     try:
         t = time.perf_counter()
         async with conn.transaction():

@@ -20,7 +20,7 @@ from typing import Annotated
 import asyncpg
 import typer
 
-from fleet.config import ROOT, get_settings
+from fleet.config import ROOT, DbSettings, get_settings
 
 app = typer.Typer(help="Fleet 公务用车管理平台: dispatch and telematics.", no_args_is_help=True)
 db_app = typer.Typer(help="Databases, migrations and partitions.", no_args_is_help=True)
@@ -37,7 +37,7 @@ def _echo(msg: str) -> None:
 
 
 async def _create_database(name: str) -> bool:
-    db = get_settings().db
+    db = get_settings().db.owner()
     conn = await asyncpg.connect(db.dsn(name="postgres"))
     try:
         if await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
@@ -49,7 +49,7 @@ async def _create_database(name: str) -> bool:
 
 
 async def _drop_database(name: str) -> None:
-    db = get_settings().db
+    db = get_settings().db.owner()
     conn = await asyncpg.connect(db.dsn(name="postgres"))
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -57,17 +57,21 @@ async def _drop_database(name: str) -> None:
         await conn.close()
 
 
-def migrate(url: str, target: str = "heads") -> None:
-    """Run Alembic to `target` against `url` (an asyncpg SQLAlchemy URL)."""
+def migrate(db: DbSettings, target: str = "heads") -> None:
+    """Run Alembic to `target` on `db`'s database as the owner role, then (re)provision the
+    runtime role: it exists, and holds its grants on whatever the migrations made."""
     from alembic import command
     from alembic.config import Config
 
+    from fleet.dbroles import provision
+
     cfg = Config(str(ROOT / "alembic.ini"))
-    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    cfg.set_main_option("sqlalchemy.url", db.owner().url().replace("%", "%%"))
     if target == "base":
         command.downgrade(cfg, "base")
-    else:
-        command.upgrade(cfg, target)
+        return
+    command.upgrade(cfg, target)
+    asyncio.run(provision(db))
 
 
 async def ensure_partitions(dsn: str, days_back: int = 7, days_ahead: int = 14) -> int:
@@ -94,8 +98,9 @@ def db_init(
     name = name or settings.db.name
     if asyncio.run(_create_database(name)):
         _echo(f"created database {name}")
-    migrate(settings.db.url(name=name))
-    made = asyncio.run(ensure_partitions(settings.db.dsn(name=name)))
+    db = settings.db.model_copy(update={"name": name})
+    migrate(db)
+    made = asyncio.run(ensure_partitions(db.owner().dsn()))
     _echo(f"database {name}: migrations at head, {made} new position partitions")
 
 
@@ -105,7 +110,7 @@ def db_partitions(
     days_ahead: Annotated[int, typer.Option(min=0, max=365)] = 14,
 ) -> None:
     """Create daily position partitions around today (run daily; idempotent)."""
-    made = asyncio.run(ensure_partitions(get_settings().db.dsn(), days_back, days_ahead))
+    made = asyncio.run(ensure_partitions(get_settings().db.owner().dsn(), days_back, days_ahead))
     _echo(f"{made} new position partitions")
 
 
@@ -117,8 +122,14 @@ def db_reset(
     if not yes:
         _echo("refusing without --yes: this drops the whole database")
         raise typer.Exit(2)
-    name = get_settings().db.name
+    from fleet.anchors import retire
+
+    settings = get_settings()
+    name = settings.db.name
     asyncio.run(_drop_database(name))
+    retired = retire(settings.audit, name)
+    if retired is not None:
+        _echo(f"the old chain's checkpoints are kept in {retired}")
     db_init(name)
 
 
@@ -146,7 +157,10 @@ def seed(
     )
 
     async def go() -> None:
-        conn = await asyncpg.connect(settings.db.dsn(), server_settings={"application_name": "cli"})
+        # The owner seeds (bulk loads, sequence resets); the runtime role could not.
+        conn = await asyncpg.connect(
+            settings.db.owner().dsn(), server_settings={"application_name": "cli"}
+        )
         try:
             existing = await is_seeded(conn)
             if existing:
@@ -177,26 +191,109 @@ def seed(
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
-    """Recompute the audit log's hash chain; exit 1 if any entry was edited or removed."""
-    from sqlalchemy.ext.asyncio import create_async_engine
+def audit_verify(
+    anchors: Annotated[
+        Path | None,
+        typer.Option(help="checkpoint file (default: <anchor_dir>/<database>.jsonl)"),
+    ] = None,
+    chain: Annotated[
+        str | None, typer.Option(help="chain name the checkpoints must carry (default: database)")
+    ] = None,
+    require_anchors: Annotated[
+        bool, typer.Option(help="fail when there is no checkpoint to check against")
+    ] = False,
+) -> None:
+    """Recompute the audit chain and hold it against every signed checkpoint; exit 1 on any
+    edited, inserted or removed entry (re-hashed edits and a cut tail included)."""
+    from fleet import anchors as A
 
-    from fleet.audit import verify
+    settings = get_settings()
+    chain = chain or settings.db.name
+    path = anchors or A.anchor_path(settings.audit, chain)
+    checkpoints, unreadable = A.JsonlAnchorLog(path).read()
+    keys = A.load_public_keys(settings.audit)
+    if checkpoints and not keys:
+        _echo("no public key to check the checkpoints with (FLEET_AUDIT__PUBLIC_KEY_FILES)")
+        raise typer.Exit(1)
 
-    async def go() -> int:
-        engine = create_async_engine(get_settings().db.url())
+    async def go() -> A.Report:
+        conn = await asyncpg.connect(
+            settings.db.dsn(), server_settings={"application_name": "audit-verify"}
+        )
         try:
-            async with engine.connect() as conn:
-                total = (await conn.exec_driver_sql("SELECT count(*) FROM audit_log")).scalar_one()
-                breaks = await verify(conn)
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                return await A.verify_report(
+                    conn, chain=chain, checkpoints=checkpoints, unreadable=unreadable, keys=keys
+                )
         finally:
-            await engine.dispose()
+            await conn.close()
+
+    report = asyncio.run(go())
+    for b in report.problems:
+        _echo(f"entry {b.id}: {b.problem}")
+    last = report.last_checkpoint
+    if last is None:
+        anchored = f"NOT ANCHORED: no checkpoint in {path}"
+    else:
+        anchored = (
+            f"{report.checkpoints} checkpoints, the last of {last.at} at entry {last.seq}; "
+            f"{report.unanchored} entries after it"
+        )
+    _echo(
+        f"audit log: {report.entries} entries (head {report.head_seq}); {anchored}; "
+        f"{len(report.problems)} problems"
+    )
+    failed = bool(report.problems) or (require_anchors and last is None)
+    raise typer.Exit(1 if failed else 0)
+
+
+@audit_app.command("anchor")
+def audit_anchor(
+    once: Annotated[bool, typer.Option(help="sign the head once and exit")] = False,
+) -> None:
+    """Worker: every FLEET_AUDIT__ANCHOR_INTERVAL_S, check the newest entries and append a
+    signed checkpoint of the chain head to var/audit-anchors/<database>.jsonl."""
+    from fleet.anchors import run_worker
+    from fleet.logging import configure
+
+    configure()
+    settings = get_settings()
+    if not settings.audit.signing_key_file.exists():
+        _echo(f"no signing key at {settings.audit.signing_key_file}: run `fleet audit keygen`")
+        raise typer.Exit(1)
+
+    async def go() -> bool:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        cp, breaks = await run_worker(settings, stop=stop, once=once)
         for b in breaks:
             _echo(f"entry {b.id}: {b.problem}")
-        _echo(f"audit log: {total} entries, {len(breaks)} problems")
-        return 1 if breaks else 0
+        if cp is not None:
+            _echo(f"checkpoint: entry {cp.seq}, head {cp.head[:16]}…, {cp.at}")
+        return cp is not None or not once
 
-    raise typer.Exit(asyncio.run(go()))
+    raise typer.Exit(0 if asyncio.run(go()) else 1)
+
+
+@audit_app.command("keygen")
+def audit_keygen(
+    force: Annotated[bool, typer.Option(help="replace an existing key")] = False,
+) -> None:
+    """Create the Ed25519 checkpoint signing key (idempotent) and print its public half."""
+    from cryptography.hazmat.primitives import serialization
+
+    from fleet.anchors import generate_key, key_id, public_key_path
+
+    path = get_settings().audit.signing_key_file
+    pub, made = generate_key(path, force=force)
+    _echo(f"{'created' if made else 'kept'} {path} (key id {key_id(pub)}); public key in "
+          f"{public_key_path(path)}:")  # fmt: skip
+    pem = pub.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    typer.echo(pem.decode().strip())
 
 
 # ---- API and demo ----------------------------------------------------------------------
@@ -223,7 +320,7 @@ def serve(
 
 
 # Processes `fleet demo` runs next to the API: (name, argv). Packages append theirs.
-DEMO_PROCESSES: list[tuple[str, list[str]]] = []
+DEMO_PROCESSES: list[tuple[str, list[str]]] = [("audit-anchor", ["audit", "anchor"])]
 
 
 @app.command()

@@ -12,12 +12,27 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class DbSettings(BaseModel):
+    """Two logins to one database (docs/operations.md, "Database roles").
+
+    `user` is the runtime role every long-running process connects as (API, ingest, derive,
+    workers, simulator, anchor): no superuser, no DDL, insert-only on the audit log.
+    `owner_user` owns the schema: migrations, `db init`, seeding, partition maintenance and
+    pg_repack run as it (by default the cluster's superuser, which also creates the database,
+    the extensions and the runtime role).
+    """
+
     host: str = "127.0.0.1"
     port: int = 5432
-    user: str = "postgres"
+    user: str = "fleet_app"
     password: SecretStr = SecretStr("")
+    owner_user: str = "postgres"
+    owner_password: SecretStr = SecretStr("")
     name: str = "fleet"
     pool_size: int = 10
+
+    def owner(self) -> DbSettings:
+        """The same database reached as the owner role (migrations, seeding, maintenance)."""
+        return self.model_copy(update={"user": self.owner_user, "password": self.owner_password})
 
     def url(self, *, driver: str = "postgresql+asyncpg", name: str | None = None) -> str:
         pw = self.password.get_secret_value()
@@ -57,6 +72,26 @@ class SeedSettings(BaseModel):
     terminal_key: SecretStr = SecretStr("")
 
 
+class AuditSettings(BaseModel):
+    """Anchoring the audit chain outside the database (fleet/anchors.py)."""
+
+    # Ed25519 private key (PKCS#8 PEM, mode 0600), made by `fleet audit keygen` (setup.sh).
+    # Only the anchor worker reads it; the database never sees it.
+    signing_key_file: Path = ROOT / "var" / "audit-keys" / "anchor-signing.pem"
+    # Public keys (PEM files) that `fleet audit verify` trusts; empty: the signing key's own
+    # public half (`<signing_key_file>.pub`). Keep old keys here after a rotation.
+    public_key_files: list[Path] = Field(default_factory=list)
+    # Append-only JSON-lines files of signed checkpoints, one per chain (database name).
+    anchor_dir: Path = ROOT / "var" / "audit-anchors"
+    # How often the anchor worker signs the chain head (s): the window in which a DB
+    # superuser could still rewrite the newest entries undetected.
+    anchor_interval_s: float = Field(default=120.0, ge=1.0, le=3600.0)
+    # Refusals (401/403, failed logins) audited per source address and per minute before
+    # further ones from that source are only counted (a flood must not flood the log).
+    refusals_per_source_per_min: int = Field(default=30, ge=1)
+    refusals_per_min: int = Field(default=600, ge=1)
+
+
 class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8000
@@ -76,6 +111,7 @@ class Settings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     seed: SeedSettings = Field(default_factory=SeedSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
     timezone: str = "Asia/Shanghai"
     var_dir: Path = ROOT / "var"
 

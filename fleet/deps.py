@@ -54,6 +54,7 @@ async def load_principal(session: AsyncSession, user_id: int) -> Principal:
 
 
 async def current_principal(
+    request: Request,
     session: Session,
     settings: Annotated[Settings, Depends(get_settings)],
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -61,7 +62,10 @@ async def current_principal(
     if creds is None or creds.scheme.lower() != "bearer":
         raise Unauthenticated("missing bearer token", code="token_missing")
     user_id = read_token(settings.auth, creds.credentials)
-    return await load_principal(session, user_id)
+    principal = await load_principal(session, user_id)
+    # Who was refused, should this request end in a 403 (its audit entry names the actor).
+    request.state.principal = principal
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

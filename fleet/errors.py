@@ -47,6 +47,19 @@ class Unauthenticated(FleetError):
     code = "unauthenticated"
 
 
+class BadCredentials(Unauthenticated):
+    """A failed login. Carries what the audit entry needs: the username attempted and why
+    (`unknown_user`, `wrong_password`, `disabled`) — never echoed to the client, and the
+    password is never kept at all."""
+
+    code = "bad_credentials"
+
+    def __init__(self, username: str, *, reason: str) -> None:
+        super().__init__("wrong username or password", field="password")
+        self.username = username
+        self.reason = reason
+
+
 class Forbidden(FleetError):
     status = 403
     code = "forbidden"

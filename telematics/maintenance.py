@@ -125,7 +125,9 @@ async def repack_one(
     before = int(await conn.fetchval(f'SELECT count(*) FROM "{part.name}"'))
     if before == 0:  # nothing to order (a day with no pings); checked again next round
         return RepackResult(part.name, 0, 0, 0.0, True, skipped=True)
-    db = settings.db
+    # pg_repack needs a superuser (it installs triggers and swaps relfilenodes): the owner
+    # connection, never the runtime role (docs/operations.md, "Database roles").
+    db = settings.db.owner()
     env = {**os.environ, "PGPASSWORD": db.password.get_secret_value()}
     started = time.monotonic()
     proc = await asyncio.create_subprocess_exec(
@@ -180,7 +182,9 @@ async def repack_due(
     progress: Callable[[str], None] | None = None,
 ) -> list[RepackResult]:
     """Repack what is due (or the given days); one partition at a time, oldest first."""
-    conn = await asyncpg.connect(settings.db.dsn(), server_settings={"application_name": "repack"})
+    conn = await asyncpg.connect(
+        settings.db.owner().dsn(), server_settings={"application_name": "repack"}
+    )
     try:
         parts = await day_partitions(conn)
         if days is not None:

@@ -11,6 +11,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 import asyncpg
 import httpx
@@ -43,7 +44,7 @@ DEMO_PASSWORD = "test-password-1"
 
 
 def _admin_dsn() -> str:
-    return get_settings().db.dsn(name="postgres")
+    return get_settings().db.owner().dsn(name="postgres")
 
 
 async def recreate_database(name: str) -> None:
@@ -89,15 +90,25 @@ def prepare_database(name: str, *, seeded: bool = True) -> Settings:
     settings = get_settings().model_copy(deep=True)
     settings.db.name = name
     asyncio.run(recreate_database(name))
-    migrate(settings.db.url())
+    migrate(settings.db)  # as the owner; provisions the runtime role the tests then use
     if seeded:
-        asyncio.run(_seed(settings.db.dsn()))
+        asyncio.run(_seed(settings.db.owner().dsn()))
     return settings
+
+
+def owner_dsn(settings: Settings) -> str:
+    """The owner role's DSN: for what a test does as an administrator (or attacker with DB
+    superuser rights), never for what the application does."""
+    return settings.db.owner().dsn()
 
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
-    return prepare_database(get_settings().db.name)
+    s = prepare_database(get_settings().db.name)
+    # The suite runs the application as the least-privileged runtime role, so a missing
+    # grant fails a test here rather than in production.
+    assert s.db.user != s.db.owner_user, "tests must not run the app as the owner role"
+    return s
 
 
 @pytest.fixture(scope="session")
@@ -110,6 +121,25 @@ async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture
 async def conn(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     async with engine.connect() as connection:
+        trans = await connection.begin()
+        try:
+            yield connection
+        finally:
+            await trans.rollback()
+
+
+@pytest.fixture(scope="session")
+async def owner_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    eng = create_async_engine(settings.db.owner().url(), pool_size=2)
+    yield eng
+    await eng.dispose()
+
+
+@pytest.fixture
+async def owner_conn(owner_engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """The owner role (here the cluster superuser) in a transaction rolled back afterwards:
+    what an administrator — or an attacker holding DB superuser rights — can do."""
+    async with owner_engine.connect() as connection:
         trans = await connection.begin()
         try:
             yield connection
@@ -141,7 +171,15 @@ async def client(session: AsyncSession, settings: Settings) -> AsyncIterator[htt
             await session.rollback()
             raise
 
+    @asynccontextmanager
+    async def _side() -> AsyncIterator[AsyncSession]:
+        # Refusal audit entries: in production a transaction of their own; here a savepoint
+        # of the test's transaction, written after the request's own savepoint rolled back.
+        yield session
+        await session.commit()
+
     app.dependency_overrides[get_session] = _session
+    app.state.side_transaction = _side
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
         yield c

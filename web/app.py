@@ -20,6 +20,7 @@ from fleet.config import Settings, get_settings
 from fleet.db import make_engine, make_sessionmaker
 from fleet.errors import FleetError
 from fleet.logging import get_logger
+from web import refusals
 from web.static import install_frontend
 
 log = get_logger("web")
@@ -97,7 +98,9 @@ def _db_failure(exc: BaseException) -> JSONResponse | None:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(FleetError)
-    async def _fleet(_: Request, exc: FleetError) -> JSONResponse:
+    async def _fleet(request: Request, exc: FleetError) -> JSONResponse:
+        if exc.status in (401, 403):
+            await refusals.audit_refusal(request, exc.status, exc.code, exc)
         return JSONResponse({"error": exc.to_dict()}, status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
@@ -149,8 +152,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return _error(500, "internal_error", "unexpected database error; it has been logged")
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        if exc.status_code in (401, 403):
+            await refusals.audit_refusal(request, exc.status_code, code, exc)
         return _error(exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(Exception)
@@ -191,6 +196,7 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
         redoc_url=None,
     )
     install_error_handlers(app)
+    refusals.install(app, settings.audit)
     for module in modules:
         if hasattr(module, "router"):
             app.include_router(module.router, prefix="/api/v1")

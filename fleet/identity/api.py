@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from fleet.config import Settings, get_settings
 from fleet.deps import CurrentPrincipal, Session
@@ -17,10 +17,14 @@ Paging = Annotated[PageParams, Depends(page_params)]
 
 @router.post("/auth/login", response_model=schemas.TokenOut, tags=["auth"])
 async def login(
-    body: schemas.LoginIn, session: Session, settings: Annotated[Settings, Depends(get_settings)]
+    body: schemas.LoginIn,
+    session: Session,
+    settings: Annotated[Settings, Depends(get_settings)],
+    request: Request,
 ) -> schemas.TokenOut:
     """Exchange username and password for a bearer token."""
-    return await service.login(session, settings.auth, body)
+    source = request.client.host if request.client else None
+    return await service.login(session, settings.auth, body, source=source)
 
 
 @router.get("/auth/me", response_model=schemas.MeOut, tags=["auth"])

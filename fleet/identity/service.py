@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet import audit
 from fleet.config import AuthSettings
-from fleet.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
+from fleet.errors import BadCredentials, Conflict, Forbidden, Invalid, NotFound
 from fleet.geo import point_from_db, point_to_db
 from fleet.identity import schemas
 from fleet.identity.models import Org, RoleBinding, User
@@ -59,17 +59,22 @@ def me_out(user: User) -> schemas.MeOut:
 
 
 async def login(
-    session: AsyncSession, auth: AuthSettings, body: schemas.LoginIn
+    session: AsyncSession, auth: AuthSettings, body: schemas.LoginIn, *, source: str | None = None
 ) -> schemas.TokenOut:
+    """A token for the right password; audited as `auth.login` (a failure is audited by the
+    refusal handler from the BadCredentials error, in its own transaction)."""
     user = (
         await session.execute(select(User).where(User.username == body.username))
     ).scalar_one_or_none()
     # Verify against a dummy hash when the user is unknown so timing does not reveal it.
     ok = verify_password(user.password_hash if user else _DUMMY_HASH, body.password)
     if user is None or not ok or not user.active:
-        raise Unauthenticated(
-            "wrong username or password", code="bad_credentials", field="password"
-        )
+        reason = "unknown_user" if user is None else "wrong_password" if not ok else "disabled"
+        raise BadCredentials(body.username, reason=reason)
+    await audit.record(
+        session, audit.Actor(user.username, user.id), "auth.login", "user", user.id,
+        data={"source": source},
+    )  # fmt: skip
     token = issue_token(auth, user.id)
     return schemas.TokenOut(
         access_token=token.access_token,

@@ -30,8 +30,8 @@ def test_upgrade_downgrade_upgrade(settings: Settings) -> None:
     s.db.name = name
     asyncio.run(recreate_database(name))
     try:
-        migrate(s.db.url())
-        first = asyncio.run(_tables(s.db.dsn()))
+        migrate(s.db)
+        first = asyncio.run(_tables(s.db.owner().dsn()))
         assert {
             "orgs",
             "users",
@@ -45,9 +45,9 @@ def test_upgrade_downgrade_upgrade(settings: Settings) -> None:
             "latest_positions",
             "audit_log",
         } <= first
-        migrate(s.db.url(), "base")
-        assert asyncio.run(_tables(s.db.dsn())) <= {"alembic_version", "spatial_ref_sys"}
-        migrate(s.db.url())
-        assert asyncio.run(_tables(s.db.dsn())) == first
+        migrate(s.db, "base")
+        assert asyncio.run(_tables(s.db.owner().dsn())) <= {"alembic_version", "spatial_ref_sys"}
+        migrate(s.db)
+        assert asyncio.run(_tables(s.db.owner().dsn())) == first
     finally:
         asyncio.run(drop_database(name))

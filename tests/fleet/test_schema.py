@@ -57,14 +57,17 @@ async def test_far_ping_lands_in_default_and_moves_to_its_day(conn: AsyncConnect
     "stmt",
     ["UPDATE audit_log SET reason = 'x'", "DELETE FROM audit_log", "TRUNCATE audit_log"],
 )
-async def test_audit_log_refuses_changes(conn: AsyncConnection, stmt: str) -> None:
-    await audit.record(conn, audit.Actor("test"), "t.write", "thing", 1)
+async def test_audit_log_refuses_changes(owner_conn: AsyncConnection, stmt: str) -> None:
+    # The owner holds UPDATE/DELETE/TRUNCATE (the runtime role does not: test_db_roles.py)
+    # and is stopped by the triggers.
+    await audit.record(owner_conn, audit.Actor("test"), "t.write", "thing", 1)
     with pytest.raises(DBAPIError, match="append-only"):
-        async with conn.begin_nested():
-            await conn.execute(text(stmt))
+        async with owner_conn.begin_nested():
+            await owner_conn.execute(text(stmt))
 
 
-async def test_audit_chain_verifies_and_detects_tampering(conn: AsyncConnection) -> None:
+async def test_audit_chain_verifies_and_detects_tampering(owner_conn: AsyncConnection) -> None:
+    conn = owner_conn
     for i in range(3):
         await audit.record(conn, audit.Actor("test"), "t.write", "thing", i, reason=f"r{i}")
     assert await audit.verify(conn) == []
@@ -79,3 +82,28 @@ async def test_audit_chain_verifies_and_detects_tampering(conn: AsyncConnection)
     await conn.execute(text("DELETE FROM audit_log WHERE id = :i"), {"i": last - 1})
     breaks = await audit.verify(conn)
     assert (last, "gap before entry") in [(b.id, b.problem) for b in breaks]
+
+
+async def test_verify_recomputes_hashes_outside_the_database(owner_conn: AsyncConnection) -> None:
+    """Replacing the SQL hash function with one that returns the stored hash does not hide
+    an edit: verify recomputes every hash in Python."""
+    conn = owner_conn
+    for i in range(3):
+        await audit.record(conn, audit.Actor("test"), "t.write", "thing", i, reason=f"r{i}")
+    last = (await conn.execute(text("SELECT max(id) FROM audit_log"))).scalar_one()
+    await conn.execute(text("ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_update"))
+    await conn.execute(text("UPDATE audit_log SET reason = 'forged' WHERE id = :i"), {"i": last})
+    await conn.execute(
+        text(
+            "CREATE OR REPLACE FUNCTION audit_entry_hash(prev bytea, e audit_log) RETURNS bytea"
+            " LANGUAGE sql IMMUTABLE AS $$ SELECT e.hash $$"
+        )
+    )
+    in_sql = (
+        await conn.execute(
+            text("SELECT hash = audit_entry_hash(prev_hash, a) FROM audit_log a WHERE id = :i"),
+            {"i": last},
+        )
+    ).scalar_one()
+    assert in_sql  # the database now vouches for the forged entry …
+    assert [(b.id, b.problem) for b in await audit.verify(conn)] == [(last, "entry altered")]

@@ -380,15 +380,15 @@ def private_pg(mq_settings: Settings) -> Iterator[tuple[PrivatePostgres, Setting
         s.db.host, s.db.port, s.db.name = "127.0.0.1", server.port, "fleet_restart"
 
         async def create() -> None:
-            conn = await asyncpg.connect(s.db.dsn(name="postgres"))
+            conn = await asyncpg.connect(s.db.owner().dsn(name="postgres"))
             try:
                 await conn.execute('CREATE DATABASE "fleet_restart"')
             finally:
                 await conn.close()
 
         asyncio.run(create())
-        migrate(s.db.url())
-        asyncio.run(_seed(s.db.dsn()))
+        migrate(s.db)
+        asyncio.run(_seed(s.db.owner().dsn()))
         yield server, s
     finally:
         server.destroy()
