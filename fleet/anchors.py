@@ -283,7 +283,7 @@ class Report:
     @property
     def unanchored(self) -> int:
         """Entries newer than the last checkpoint (not yet protected by one)."""
-        return self.head_seq - (self.last_checkpoint.seq if self.last_checkpoint else 0)
+        return max(0, self.head_seq - (self.last_checkpoint.seq if self.last_checkpoint else 0))
 
 
 async def verify_report(
