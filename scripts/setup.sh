@@ -80,6 +80,9 @@ add_secret FLEET_AUTH__SECRET
 add_secret FLEET_SEED__DEMO_PASSWORD
 add_secret FLEET_SEED__TERMINAL_KEY
 add_secret FLEET_MQTT__SERVICE_PASSWORD
+# The runtime database role's password (`fleet db init` creates the role fleet_app with it;
+# the owner role, postgres by default, is FLEET_DB__OWNER_USER / __OWNER_PASSWORD).
+add_secret FLEET_DB__PASSWORD
 chmod 600 .env
 
 # --- web front end ------------------------------------------------------------
@@ -96,8 +99,11 @@ if [[ -f web/frontend/package.json ]]; then
 fi
 
 # --- database -----------------------------------------------------------------
-say "database + migrations"
+say "database + migrations + runtime role"
 .venv/bin/fleet db init
+
+# --- audit anchoring key (var/audit-keys, git-ignored; never in the database) ---------
+.venv/bin/fleet audit keygen >/dev/null
 
 # --- broker --------------------------------------------------------------------
 if .venv/bin/fleet broker --help >/dev/null 2>&1; then

@@ -89,6 +89,23 @@ class RefusalBudget:
         return True, self.carried.pop(source, 0)
 
 
+def route_template(request: Request) -> str:
+    """The matched route as declared, with the prefix it is mounted under
+    (`/api/v1/trips/{trip_id}/approve`): one entry names one operation, whatever the id."""
+    path = request.url.path
+    route = request.scope.get("route")
+    regex = getattr(route, "path_regex", None)
+    template = getattr(route, "path", None)
+    if regex is None or template is None:
+        return path[:200]
+    # The route knows only its own part of the path; the router it is included in adds a
+    # prefix. Find where its part starts.
+    for i, ch in enumerate(path):
+        if ch == "/" and regex.match(path[i:]):
+            return (path[:i] + template)[:200]
+    return str(template)[:200]
+
+
 def install(app: FastAPI, cfg: AuditSettings) -> None:
     app.state.refusal_budget = RefusalBudget(cfg.refusals_per_source_per_min, cfg.refusals_per_min)
 
@@ -124,8 +141,7 @@ async def audit_refusal(request: Request, status: int, code: str, exc: Exception
     else:
         principal = getattr(request.state, "principal", None)
         actor = principal.actor if principal is not None else ANONYMOUS
-        route = request.scope.get("route")
-        template = getattr(route, "path", None) or request.url.path[:200]
+        template = route_template(request)
         action, entity, entity_id = "access.denied", "route", f"{request.method} {template}"
         data.update(status=status, code=code, path=request.url.path[:200])
     try:

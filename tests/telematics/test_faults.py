@@ -144,7 +144,7 @@ async def test_db_connections_terminated_mid_stream(
     proc = ingest_procs.start()
     burst = Burst(publisher, tids, 2000, chunk=200, pause_s=0.2)
     burst.start()
-    admin = await asyncpg.connect(mq_settings.db.dsn(name="postgres"))
+    admin = await asyncpg.connect(mq_settings.db.owner().dsn(name="postgres"))
     killed = 0
     try:
         for _ in range(3):
