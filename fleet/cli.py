@@ -75,16 +75,23 @@ def migrate(db: DbSettings, target: str = "heads") -> None:
 
 
 async def ensure_partitions(dsn: str, days_back: int = 7, days_ahead: int = 14) -> int:
+    """Day partitions from `days_back` before today to `days_ahead` after (UTC), in calls of
+    at most 400 days (the function's bound)."""
     conn = await asyncpg.connect(dsn)
     try:
-        return int(
-            await conn.fetchval(
-                "SELECT fleet_ensure_position_partitions("
-                "(now() AT TIME ZONE 'UTC')::date - $1::int, $1::int + $2::int + 1)",
-                days_back,
-                days_ahead,
+        made, offset, left = 0, -days_back, days_back + days_ahead + 1
+        while left > 0:
+            n = min(left, 400)
+            made += int(
+                await conn.fetchval(
+                    "SELECT fleet_ensure_position_partitions("
+                    "(now() AT TIME ZONE 'UTC')::date + $1::int, $2::int)",
+                    offset,
+                    n,
+                )
             )
-        )
+            offset, left = offset + n, left - n
+        return made
     finally:
         await conn.close()
 

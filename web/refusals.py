@@ -102,7 +102,7 @@ def route_template(request: Request) -> str:
     # prefix. Find where its part starts.
     for i, ch in enumerate(path):
         if ch == "/" and regex.match(path[i:]):
-            return (path[:i] + template)[:200]
+            return (path[:i] + str(template))[:200]
     return str(template)[:200]
 
 

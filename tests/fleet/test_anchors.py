@@ -81,9 +81,7 @@ def _copy(anchored: Settings, suffix: str) -> Settings:
     copy = anchored.model_copy(deep=True)
     copy.db.name = f"{anchored.db.name}_{suffix}"
     asyncio.run(_admin(anchored, f'DROP DATABASE IF EXISTS "{copy.db.name}" WITH (FORCE)'))
-    asyncio.run(
-        _admin(anchored, f'CREATE DATABASE "{copy.db.name}" TEMPLATE "{anchored.db.name}"')
-    )
+    asyncio.run(_admin(anchored, f'CREATE DATABASE "{copy.db.name}" TEMPLATE "{anchored.db.name}"'))
     return copy
 
 

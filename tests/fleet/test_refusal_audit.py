@@ -77,9 +77,7 @@ async def test_401_and_403_are_audited_with_route_code_and_actor(
     r = await client.patch(f"{API}/vehicles/1", json={}, headers=driver)
     assert r.status_code == 403, r.text
     denied = (await _entries(session, "access.denied"))[-4:]
-    seen = [
-        (d["actor"], d["entity_id"], d["data"]["status"], d["data"]["code"]) for d in denied
-    ]
+    seen = [(d["actor"], d["entity_id"], d["data"]["status"], d["data"]["code"]) for d in denied]
     assert seen[:3] == [
         ("anonymous", "GET /api/v1/vehicles", 401, "token_missing"),
         ("anonymous", "GET /api/v1/vehicles", 401, "token_invalid"),
@@ -140,8 +138,7 @@ async def test_refusal_entries_commit_although_the_request_fails(settings: Setti
     conn = await asyncpg.connect(settings.db.dsn())
     try:
         failed = await conn.fetchval(
-            "SELECT count(*) FROM audit_log WHERE action = 'auth.login_failed'"
-            " AND entity_id = $1",
+            "SELECT count(*) FROM audit_log WHERE action = 'auth.login_failed' AND entity_id = $1",
             name,
         )
         denied = await conn.fetchval(
