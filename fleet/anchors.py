@@ -12,15 +12,13 @@ interval (FLEET_AUDIT__ANCHOR_INTERVAL_S) is the window an attacker has.
 Where checkpoints go is a `Sink`: in the demo an append-only JSON-lines file per chain under
 `var/audit-anchors/` (opened O_APPEND, fsync'd); in production WORM object storage. The
 upward data feed (issue 14) can carry `Checkpoint.to_dict()` of the latest checkpoint (or of
-`sign_head`) in its manifests, and anything carrying checkpoints can be checked with
-`verify_report(..., checkpoints=...)`.
+`fleet.anchor_worker.sign_head`) in its manifests, and anything carrying checkpoints can be
+checked with `verify_report(..., checkpoints=...)`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import hashlib
 import os
 import re
@@ -30,7 +28,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-import asyncpg
 import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -38,10 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from fleet import audit
 from fleet.audit import ChainBreak
-from fleet.config import AuditSettings, Settings
-from fleet.logging import get_logger
-
-log = get_logger("fleet.anchors")
+from fleet.config import AuditSettings
 
 # Domain separation: a signature over a checkpoint can never be mistaken for anything else.
 _DOMAIN = "fleet-audit-checkpoint/v1"
@@ -340,75 +334,3 @@ async def verify_report(
     problems.sort(key=lambda b: b.id)
     report.problems = problems[:limit]
     return report
-
-
-# ---- the anchor worker -----------------------------------------------------------------
-
-
-async def sign_head(
-    conn: asyncpg.Connection, key: Ed25519PrivateKey, chain: str, last: Checkpoint | None
-) -> tuple[Checkpoint | None, list[ChainBreak]]:
-    """Check what was written since `last`, then sign the current head; one snapshot.
-
-    Refuses (returns the problems, no checkpoint) when the log no longer extends `last`:
-    signing a rewritten head would launder the rewrite.
-    """
-    async with conn.transaction(isolation="repeatable_read", readonly=True):
-        breaks = await check_since(conn, last)
-        seq, head = await audit.head(conn)
-    if breaks:
-        return None, breaks
-    return sign(key, chain, seq, head, datetime.now(UTC)), []
-
-
-async def run_worker(
-    settings: Settings, *, stop: asyncio.Event, once: bool = False, sinks: list[Sink] | None = None
-) -> tuple[Checkpoint | None, list[ChainBreak]]:
-    """Every `anchor_interval_s`, sign the chain head and append it to each sink.
-
-    Returns the last round's outcome: its checkpoint, or the problems that refused one.
-    """
-    cfg = settings.audit
-    key = load_signing_key(cfg.signing_key_file)
-    chain = settings.db.name
-    anchor_log = JsonlAnchorLog(anchor_path(cfg, chain))
-    sinks = sinks if sinks is not None else [anchor_log]
-    last = anchor_log.last()
-    if last is not None and signature_problem(last, {key_id(key.public_key()): key.public_key()}):
-        log.error("audit.anchor_last_unverifiable", path=str(anchor_log.path), seq=last.seq)
-        last = None
-    conn: asyncpg.Connection | None = None
-    cp: Checkpoint | None = None
-    breaks: list[ChainBreak] = []
-    while not stop.is_set():
-        cp, breaks = None, []
-        try:
-            if conn is None or conn.is_closed():
-                conn = await asyncpg.connect(
-                    settings.db.dsn(), server_settings={"application_name": "audit-anchor"}
-                )
-            cp, breaks = await sign_head(conn, key, chain, last)
-            if cp is None:
-                log.error(
-                    "audit.anchor_refused",
-                    reason="the log no longer extends the last checkpoint",
-                    problems=[f"{b.id}: {b.problem}" for b in breaks[:5]],
-                )
-            else:
-                for sink in sinks:
-                    sink.append(cp)
-                last = cp
-                log.info("audit.anchored", chain=chain, seq=cp.seq, head=cp.head[:16])
-        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
-            log.warning("audit.anchor_retry", error=repr(exc)[:200])
-            breaks = [ChainBreak(0, f"database unavailable: {exc!r}"[:200])]
-            if conn is not None:
-                await conn.close(timeout=2)
-                conn = None
-        if once:
-            break
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=cfg.anchor_interval_s)
-    if conn is not None:
-        await conn.close()
-    return cp, breaks

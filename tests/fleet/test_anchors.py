@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fleet import anchors as A
 from fleet import audit
+from fleet.anchor_worker import run_worker, sign_head
 from fleet.config import ROOT, Settings
 from tests.conftest import drop_database, prepare_database
 
@@ -43,7 +44,7 @@ async def _write_entries(settings: Settings, n: int) -> None:
 
 
 async def _anchor_once(settings: Settings) -> A.Checkpoint:
-    cp, breaks = await A.run_worker(settings, stop=asyncio.Event(), once=True)
+    cp, breaks = await run_worker(settings, stop=asyncio.Event(), once=True)
     assert breaks == [] and cp is not None
     return cp
 
@@ -198,7 +199,7 @@ async def _sign_round(
     last = A.JsonlAnchorLog(A.anchor_path(s.audit, chain)).last()
     conn = await asyncpg.connect(s.db.dsn())
     try:
-        return await A.sign_head(conn, key, chain, last)
+        return await sign_head(conn, key, chain, last)
     finally:
         await conn.close()
 
