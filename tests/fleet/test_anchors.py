@@ -224,13 +224,14 @@ def test_forged_or_foreign_checkpoints_are_problems(anchored: Settings) -> None:
         conn = await asyncpg.connect(anchored.db.dsn())
         try:
             return await A.verify_report(
-                conn, chain=anchored.db.name, checkpoints=[*cps, edited, forged, foreign],
+                conn, chain=anchored.db.name, checkpoints=[*cps, cps[0], edited, forged, foreign],
                 unreadable=["line 9: not a version 1 checkpoint"], keys=keys,
             )  # fmt: skip
         finally:
             await conn.close()
 
     problems = [b.problem for b in asyncio.run(check()).problems]
+    assert any("out of order" in p for p in problems)  # seq 40 again after seq 60
     assert any("bad signature" in p for p in problems)
     assert any("unknown key" in p for p in problems)
     assert any("belongs to chain 'another_db'" in p for p in problems)
