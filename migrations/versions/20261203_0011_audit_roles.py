@@ -1,7 +1,7 @@
 """Partition creation runs with the owner's rights, so the runtime role needs no DDL.
 
-Revision ID: 0010_audit_roles
-Revises: 0009_notifications_created_brin
+Revision ID: 0011_audit_roles
+Revises: 0010_ingest_broker_refusals
 Create Date: 2026-12-03
 
 The ingest creates the coming days' position partitions (daily, `telematics/store.py`) but
@@ -14,8 +14,8 @@ runtime role by `fleet.dbroles.grant_runtime` after each migration.
 
 from migrations.helpers import run_script
 
-revision = "0010_audit_roles"
-down_revision = "0009_notifications_created_brin"
+revision = "0011_audit_roles"
+down_revision = "0010_ingest_broker_refusals"
 branch_labels = None
 depends_on = None
 
