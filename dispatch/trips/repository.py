@@ -10,7 +10,7 @@ from dispatch.assignments.models import Assignment
 from dispatch.registry.models import Driver
 from dispatch.trips.models import TripRequest
 from fleet.audit import AuditEntry
-from fleet.identity.models import Org
+from fleet.identity.models import Org, User
 from fleet.identity.principal import Principal, scope_clause
 
 TripUnit = aliased(Org, name="trip_unit")
@@ -29,6 +29,18 @@ async def nearest_county(session: AsyncSession, lat: float, lon: float) -> Org |
             .limit(1)
         )
     ).scalar_one_or_none()
+
+
+async def users_in_territory(session: AsyncSession, ids: list[int], territory: str) -> list[int]:
+    """Of the given user ids, the active users whose org lies in the territory (an ltree path)."""
+    if not ids:
+        return []
+    rows = await session.execute(
+        select(User.id)
+        .join(Org, Org.id == User.org_id)
+        .where(User.id.in_(ids), User.active, Org.path.op("<@")(territory))
+    )
+    return [int(u) for u in rows.scalars()]
 
 
 def visible_clause(principal: Principal) -> ColumnElement[bool]:
