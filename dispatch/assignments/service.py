@@ -283,7 +283,9 @@ async def apply_assignments(
     *,
     source: str = "optimizer",
 ) -> list[schemas.ProposalResult]:
-    """Apply proposals one by one through `assign`; a refused one does not undo the others."""
+    """Apply proposals one by one through `assign`; a refused one does not undo the others.
+    A caller who is no dispatcher is refused as a whole (403), before any item is read."""
+    principal.require(DISPATCH)
     # The organisations the checks read (trips' and drivers' units), loaded in one statement
     # and kept referenced for the loop: the session's identity map holds objects weakly, so
     # otherwise each booking would SELECT the same units again (three times per booking).
