@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -56,7 +57,8 @@ async def test_cost_cannot_link_a_foreign_trip(
     xtrip = await _xingning_trip(client, session, settings, world)
     disp = await login("dispatcher.qingxiu")
     v = await make_vehicle(session, world.pool_unit)
-    body = {"vehicle_id": v, "kind": "toll", "amount_cny": "35.00", "occurred_on": "2026-11-20"}
+    day = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    body = {"vehicle_id": v, "kind": "toll", "amount_cny": "35.00", "occurred_on": day}
     r = await client.post(f"{API}/costs", json={**body, "trip_id": xtrip["id"]}, headers=disp)
     # Another county's trip is answered like one that does not exist.
     e = err(r, 404, "not_found", "trip_id")
