@@ -49,10 +49,16 @@ def visible_clause(principal: Principal) -> ColumnElement[bool]:
     clauses: list[ColumnElement[bool]] = [
         TripRequest.requester_id == principal.user_id,
         literal(principal.user_id) == func.any(TripRequest.passenger_user_ids),
+        # The caller's driver record first (one index lookup, at most one row: user_id is
+        # unique), then its bookings by (driver, trip). Joining drivers inside the EXISTS made
+        # PostgreSQL hash every booking in the table on each call: 1.8 ms at 600 bookings,
+        # growing with the table.
         exists(
-            select(Assignment.id)
-            .join(Driver, Driver.id == Assignment.driver_id)
-            .where(Assignment.trip_id == TripRequest.id, Driver.user_id == principal.user_id)
+            select(Assignment.id).where(
+                Assignment.trip_id == TripRequest.id,
+                Assignment.driver_id
+                == select(Driver.id).where(Driver.user_id == principal.user_id).scalar_subquery(),
+            )
         ),
     ]
     if paths:
