@@ -112,7 +112,7 @@ async def list_costs(
         raise Invalid("give vehicle_id or trip_id", field="vehicle_id")
     stmt = select(CostRecord)
     if vehicle_id is not None:
-        await read_vehicle(session, principal, vehicle_id, READ)
+        await read_vehicle(session, principal, vehicle_id, READ, field="vehicle_id")
         stmt = stmt.where(CostRecord.vehicle_id == vehicle_id)
     if trip_id is not None:
         await read_trip(session, principal, trip_id)

@@ -366,3 +366,14 @@ async def test_notifications_of_others_are_untouched(
     assert r.status_code == 200 and r.json()["marked"] == 0
     r = await client.get(f"{API}/me/notifications", headers=headers["xuser"])
     assert [n["id"] for n in r.json()["items"] if n["read_at"] is None] == [nid]
+
+
+async def test_reads_by_id_in_the_query(client: httpx.AsyncClient, world: Any) -> None:
+    """`GET /costs?vehicle_id=|trip_id=` names one object: out of scope and missing alike."""
+    refs, headers = world
+    for param, ref in (("vehicle_id", "xvehicle"), ("trip_id", "xtrip")):
+        answers = []
+        for value in (refs[ref], MISSING):
+            r = await client.get(f"{API}/costs", params={param: value}, headers=headers["disp"])
+            answers.append(_answer(r))
+        assert answers[0] == answers[1] == (404, "not_found", param), answers
