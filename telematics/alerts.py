@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet import audit
 from fleet.errors import Conflict, Forbidden, Invalid, NotFound
-from fleet.identity.principal import Principal
+from fleet.identity.principal import Principal, hidden
 from telematics import outbox
 from telematics.scope import visibility_sql
 
@@ -101,16 +101,28 @@ async def list_alerts(
 
 
 async def read_alert(
-    session: AsyncSession, principal: Principal, alert_id: int, roles: tuple[str, ...] = ALERT_READ
+    session: AsyncSession,
+    principal: Principal,
+    alert_id: int,
+    roles: tuple[str, ...] = ALERT_READ,
+    *,
+    act: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
-    principal.require(roles)
+    """An alert the caller may see through `roles` (with its evidence); 404 for one they
+    cannot see, as for a missing one. With `act`, 403 unless those roles reach it too."""
+    principal.require(act or roles)
     clause, params = visibility_sql(principal, roles, org="o", vehicle="v")
+    act_clause = "true"
+    if act is not None:
+        act_clause, act_params = visibility_sql(principal, act, org="o", vehicle="v")
+        act_clause = act_clause.replace(":scope_", ":act_scope_")
+        params |= {f"act_{k}": v for k, v in act_params.items()}
     row = (
         (
             await session.execute(
                 text(
                     "SELECT " + _COLUMNS + ", a.evidence::text AS evidence_text, (" + clause + ")"
-                    " AS in_scope" + _FROM + " WHERE a.id = :id"
+                    " AS in_scope, (" + act_clause + ") AS may_act" + _FROM + " WHERE a.id = :id"
                 ),
                 {**params, "id": alert_id},
             )
@@ -118,12 +130,13 @@ async def read_alert(
         .mappings()
         .first()
     )
-    if row is None:
-        raise NotFound(f"alert {alert_id} not found", field="id")
-    if not row["in_scope"]:
+    if row is None or not row["in_scope"]:
+        raise hidden("alert", alert_id, field="id")
+    if not row["may_act"]:
         raise Forbidden("alert is outside your scope", code="out_of_scope", field="id")
     d = dict(row)
     d.pop("in_scope")
+    d.pop("may_act")
     return _row(d, evidence=True)
 
 
@@ -137,7 +150,7 @@ async def _transition(
     comment: str,
     action: str,
 ) -> dict[str, Any]:
-    current = await read_alert(session, principal, alert_id, ALERT_WRITE)
+    current = await read_alert(session, principal, alert_id, act=ALERT_WRITE)
     if current["status"] not in allowed_from:
         raise Conflict(
             f"alert is {current['status']}; cannot become {to}",

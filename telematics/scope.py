@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fleet.errors import Forbidden, NotFound
-from fleet.identity.principal import Principal
+from fleet.errors import NotFound
+from fleet.identity.principal import Principal, hidden
 
 TRACK_READ = ("admin", "dispatcher", "auditor")
 # ltree depth of the org that owns a shared pool (region = 1, city = 2, county = 3)
@@ -73,11 +73,13 @@ async def visible_vehicle(
     vehicle_id: int,
     roles: tuple[str, ...] = TRACK_READ,
 ) -> VehicleRef:
-    """The vehicle if the caller may see it; 404 when unknown, 403 when out of scope."""
+    """The vehicle if the caller may see it through `roles`; 403 without the roles, else 404
+    for one they cannot see, the same answer as for one that does not exist."""
     principal.require(roles)
-    v = await load_vehicle(session, vehicle_id)
-    if not visible(principal, roles, v):
-        raise Forbidden("vehicle is outside your scope", code="out_of_scope", field="vehicle_id")
+    row = (await session.execute(_VEHICLE_SQL, {"vid": vehicle_id})).mappings().first()
+    v = VehicleRef(**dict(row)) if row is not None else None
+    if v is None or not visible(principal, roles, v):
+        raise hidden("vehicle", vehicle_id, field="vehicle_id")
     return v
 
 

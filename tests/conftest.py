@@ -200,3 +200,42 @@ def login(client: httpx.AsyncClient) -> Login:
         return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
     return _login
+
+
+async def make_user(
+    session: AsyncSession,
+    username: str,
+    org_code: str,
+    roles: tuple[tuple[str, str], ...] = (),
+    *,
+    active: bool = True,
+) -> int:
+    """A user of the org with that code, holding (role, org code) bindings; committed to the
+    test's outer transaction. No usable password: tests take a token with `bearer`."""
+    from sqlalchemy import text
+
+    uid = await session.scalar(
+        text(
+            "INSERT INTO users (username, password_hash, display_name, org_id, active)"
+            " SELECT :u, 'no-login', :u, id, :active FROM orgs WHERE code = :c RETURNING id"
+        ),
+        {"u": username, "c": org_code, "active": active},
+    )
+    assert uid is not None, org_code
+    for role, code in roles:
+        await session.execute(
+            text(
+                "INSERT INTO role_bindings (user_id, role, org_id)"
+                " SELECT :uid, :role, id FROM orgs WHERE code = :c"
+            ),
+            {"uid": uid, "role": role, "c": code},
+        )
+    await session.commit()
+    return int(uid)
+
+
+def bearer(settings: Settings, user_id: int) -> dict[str, str]:
+    """An Authorization header for the user (a real signed token, no password round)."""
+    from fleet.identity.security import issue_token
+
+    return {"Authorization": f"Bearer {issue_token(settings.auth, user_id).access_token}"}

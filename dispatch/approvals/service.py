@@ -16,13 +16,15 @@ from dispatch import notify
 from dispatch.approvals import schemas
 from dispatch.approvals.models import ApprovalChain, ApprovalStep
 from dispatch.assignments.service import release_assignment
+from dispatch.trips.access import load_trip
 from dispatch.trips.models import TripRequest
-from dispatch.trips.state import lock_trip, require_state, transition
+from dispatch.trips.state import require_state, transition
 from fleet import audit
 from fleet.audit import Actor
-from fleet.errors import Conflict, Forbidden, Invalid, NotFound
+from fleet.errors import Conflict, Forbidden, Invalid
 from fleet.identity.models import Org, RoleBinding, User
 from fleet.identity.principal import Principal
+from fleet.identity.service import config_org
 from fleet.paging import count_rows
 from fleet.types import Ltree
 
@@ -75,16 +77,10 @@ async def list_chains(session: AsyncSession, principal: Principal) -> list[Appro
 async def upsert_chain(
     session: AsyncSession, principal: Principal, body: schemas.ChainIn
 ) -> ApprovalChain:
-    """Create or replace the chain of (org, kind); admins edit within their scope."""
-    paths = principal.require(ADMIN)
-    if body.org_id is None:
-        if "1" not in paths:
-            raise Forbidden("only a region admin may edit the default chains", code="out_of_scope")
-    else:
-        org = await session.get(Org, body.org_id)
-        if org is None:
-            raise NotFound(f"org {body.org_id} not found", field="org_id")
-        principal.check(ADMIN, org.path, org.system_path, what="org")
+    """Create or replace the chain of (org, kind): the org's level decides who may (an admin
+    bound at that org or above; NULL, the region default: a region admin). A lower level's
+    chain overrides the ones above it for its subtree (the most specific chain wins)."""
+    await config_org(session, principal, body.org_id)
     if not body.steps and not body.dispatch_first:
         raise Invalid("a chain needs at least one step", field="steps")
     cond = (
@@ -250,6 +246,14 @@ async def close_open_steps(session: AsyncSession, trip_id: int) -> None:
     await session.flush()
 
 
+async def _trip_to_decide(session: AsyncSession, principal: Principal, trip_id: int) -> TripRequest:
+    """Authorise before revealing: the approver role first (403 before any lookup), then the
+    trip as the caller may see it (404 like a missing one), locked for the decision; only then
+    its state (409) and the caller's right to decide this step (403)."""
+    principal.require(APPROVE)
+    return await load_trip(session, principal, trip_id, lock=True)
+
+
 async def _current_step(
     session: AsyncSession, trip: TripRequest
 ) -> tuple[ApprovalStep, list[ApprovalStep]]:
@@ -289,7 +293,7 @@ async def _record(
 async def approve(
     session: AsyncSession, principal: Principal, trip_id: int, comment: str | None
 ) -> TripRequest:
-    trip = await lock_trip(session, trip_id)
+    trip = await _trip_to_decide(session, principal, trip_id)
     step, steps = await _current_step(session, trip)
     await _may_act(session, principal, trip, step)
     step.state = "approved"
@@ -320,7 +324,7 @@ async def approve(
 async def reject(
     session: AsyncSession, principal: Principal, trip_id: int, reason: str
 ) -> TripRequest:
-    trip = await lock_trip(session, trip_id)
+    trip = await _trip_to_decide(session, principal, trip_id)
     step, steps = await _current_step(session, trip)
     await _may_act(session, principal, trip, step)
     step.state = "rejected"
@@ -355,7 +359,7 @@ async def reject(
 async def return_for_changes(
     session: AsyncSession, principal: Principal, trip_id: int, reason: str
 ) -> TripRequest:
-    trip = await lock_trip(session, trip_id)
+    trip = await _trip_to_decide(session, principal, trip_id)
     step, steps = await _current_step(session, trip)
     await _may_act(session, principal, trip, step)
     if trip.state != "submitted":
@@ -390,7 +394,7 @@ async def return_for_changes(
 async def delegate(
     session: AsyncSession, principal: Principal, trip_id: int, body: schemas.DelegateIn
 ) -> ApprovalStep:
-    trip = await lock_trip(session, trip_id)
+    trip = await _trip_to_decide(session, principal, trip_id)
     step, _ = await _current_step(session, trip)
     await _may_act(session, principal, trip, step)
     if body.user_id in (trip.requester_id, principal.user_id):

@@ -21,14 +21,15 @@ from dispatch.assignments import rules, schemas
 from dispatch.assignments.models import ACTIVE, Assignment
 from dispatch.costs.models import CostRecord
 from dispatch.registry.models import Driver, Vehicle
-from dispatch.registry.service import UnitOrg, vehicle_visibility
+from dispatch.registry.service import DRIVER_READ, VEHICLE_READ, UnitOrg, vehicle_visibility
+from dispatch.trips.access import load_trip
 from dispatch.trips.models import TripRequest
 from dispatch.trips.state import lock_trip, require_state, transition
 from fleet import audit
-from fleet.errors import Conflict, FleetError, Forbidden, Invalid, NotFound
+from fleet.errors import Conflict, FleetError, Forbidden, Invalid
 from fleet.geo import point_from_db
 from fleet.identity.models import Org
-from fleet.identity.principal import Principal, scope_clause
+from fleet.identity.principal import Principal, hidden, scope_clause
 from fleet.identity.service import get_org
 from fleet.paging import count_rows, fetch_page
 
@@ -55,34 +56,47 @@ def assignment_out(a: Assignment) -> schemas.AssignmentOut:
 # ---- checks ----------------------------------------------------------------------------
 
 
-async def _dispatcher_covers_trip(
-    session: AsyncSession, principal: Principal, trip: TripRequest
-) -> Org:
-    principal.require(DISPATCH)
+async def trip_to_dispatch(
+    session: AsyncSession, principal: Principal, trip_id: int, roles: tuple[str, ...] = DISPATCH
+) -> tuple[TripRequest, Org]:
+    """The locked trip and its unit, for a dispatcher (or `roles`) covering the requesting unit:
+    403 without the role, 404 when the trip is not visible to the caller (as a missing one),
+    403 when it is visible (say, served by their pool) but its unit is not theirs."""
+    principal.require(roles)
+    trip = await load_trip(session, principal, trip_id, lock=True)
     unit = await get_org(session, trip.unit_id)
-    principal.check(DISPATCH, unit.path, unit.system_path, what="trip")
-    return unit
+    principal.check(roles, unit.path, unit.system_path, what="trip")
+    return trip, unit
 
 
-async def _visible_vehicle(session: AsyncSession, principal: Principal, vehicle_id: int) -> Vehicle:
-    # The vehicle and whether the dispatcher may use it, in one round trip.
+async def usable_vehicle(session: AsyncSession, principal: Principal, vehicle_id: int) -> Vehicle:
+    """A vehicle the dispatcher may send (own scope, or a pool shared with it): 404 when the
+    caller cannot see it at all, 403 when they see it (another role) but may not send it."""
+    # The vehicle and whether the dispatcher may send it, in one round trip; only a refusal
+    # asks the second question (may they see it at all), so a booking costs one statement.
     row = (
         await session.execute(
-            select(Vehicle, vehicle_visibility(principal, DISPATCH).label("visible"))
+            select(Vehicle, vehicle_visibility(principal, DISPATCH).label("usable"))
             .join(UnitOrg, UnitOrg.id == Vehicle.unit_id)
             .where(Vehicle.id == vehicle_id)
         )
     ).one_or_none()
-    if row is None:
-        raise NotFound(f"vehicle {vehicle_id} not found", field="vehicle_id")
-    vehicle, visible = row
+    if row is not None and row.usable:
+        vehicle: Vehicle = row[0]
+        return vehicle
+    visible = row is not None and await session.scalar(
+        select(vehicle_visibility(principal, VEHICLE_READ))
+        .select_from(Vehicle)
+        .join(UnitOrg, UnitOrg.id == Vehicle.unit_id)
+        .where(Vehicle.id == vehicle_id)
+    )
     if not visible:
-        raise Forbidden(
-            "vehicle is neither your scope's nor in a pool shared with it",
-            code="out_of_scope",
-            field="vehicle_id",
-        )
-    return vehicle
+        raise hidden("vehicle", vehicle_id, field="vehicle_id")
+    raise Forbidden(
+        "vehicle is neither your scope's nor in a pool shared with it",
+        code="out_of_scope",
+        field="vehicle_id",
+    )
 
 
 def check_vehicle(trip: TripRequest, vehicle: Vehicle) -> None:
@@ -136,17 +150,23 @@ def check_driver(trip: TripRequest, vehicle: Vehicle, driver: Driver) -> None:
         )
 
 
-async def _driver_in_scope(
+async def usable_driver(
     session: AsyncSession, principal: Principal, driver_id: int, vehicle: Vehicle
 ) -> Driver:
+    """A driver the dispatcher may send with the vehicle: one of their scope, or one of the
+    unit that lends the (pooled) vehicle. 404 when the caller cannot see the driver at all."""
     driver = await session.get(Driver, driver_id)
-    if driver is None:
-        raise NotFound(f"driver {driver_id} not found", field="driver_id")
-    unit = await get_org(session, driver.unit_id)
+    unit = await get_org(session, driver.unit_id) if driver is not None else None
     # A pooled vehicle may come with a driver of its own unit.
-    if not (
-        principal.covers(DISPATCH, unit.path, unit.system_path) or driver.unit_id == vehicle.unit_id
+    if driver is not None and unit is not None and driver.unit_id == vehicle.unit_id:
+        return driver
+    if (
+        driver is None
+        or unit is None
+        or not principal.covers(DRIVER_READ, unit.path, unit.system_path)
     ):
+        raise hidden("driver", driver_id, field="driver_id")
+    if not principal.covers(DISPATCH, unit.path, unit.system_path):
         raise Forbidden("driver is outside your scope", code="out_of_scope", field="driver_id")
     return driver
 
@@ -179,13 +199,11 @@ async def assign(
     source: str = "manual",
 ) -> Assignment:
     """Book a vehicle and a driver for an approved (or reassigned) trip, or refuse with why."""
-    principal.require(DISPATCH)
-    trip = await lock_trip(session, trip_id)
-    await _dispatcher_covers_trip(session, principal, trip)
+    trip, _ = await trip_to_dispatch(session, principal, trip_id)
     require_state(trip, *ASSIGNABLE, action="assign")
-    vehicle = await _visible_vehicle(session, principal, vehicle_id)
+    vehicle = await usable_vehicle(session, principal, vehicle_id)
     check_vehicle(trip, vehicle)
-    driver = await _driver_in_scope(session, principal, driver_id, vehicle)
+    driver = await usable_driver(session, principal, driver_id, vehicle)
     check_driver(trip, vehicle, driver)
     overlaps = await _overlaps(session, vehicle.id, driver.id, trip)
     for index, value, code, field, what in (
@@ -268,7 +286,9 @@ async def apply_assignments(
     *,
     source: str = "optimizer",
 ) -> list[schemas.ProposalResult]:
-    """Apply proposals one by one through `assign`; a refused one does not undo the others."""
+    """Apply proposals one by one through `assign`; a refused one does not undo the others.
+    A caller who is no dispatcher is refused as a whole (403), before any item is read."""
+    principal.require(DISPATCH)
     # The organisations the checks read (trips' and drivers' units), loaded in one statement
     # and kept referenced for the loop: the session's identity map holds objects weakly, so
     # otherwise each booking would SELECT the same units again (three times per booking).
@@ -338,8 +358,7 @@ async def vehicle_failed(
     session: AsyncSession, principal: Principal, trip_id: int, reason: str
 ) -> TripRequest:
     """A dispatcher takes the booked vehicle back before departure: the trip needs another."""
-    trip = await lock_trip(session, trip_id)
-    await _dispatcher_covers_trip(session, principal, trip)
+    trip, _ = await trip_to_dispatch(session, principal, trip_id)
     require_state(trip, "assigned", "accepted", action="reassign")
     a = await release_assignment(session, trip.id, "failed", reason)
     await transition(
@@ -356,9 +375,7 @@ async def vehicle_failed(
 async def settle(
     session: AsyncSession, principal: Principal, trip_id: int, note: str | None
 ) -> TripRequest:
-    trip = await lock_trip(session, trip_id)
-    unit = await get_org(session, trip.unit_id)
-    principal.check(SETTLE, unit.path, unit.system_path, what="trip")
+    trip, _ = await trip_to_dispatch(session, principal, trip_id, SETTLE)
     total = await session.scalar(
         select(func.coalesce(func.sum(CostRecord.amount_cny), 0)).where(
             CostRecord.trip_id == trip.id
@@ -383,13 +400,13 @@ async def trip_assignments(session: AsyncSession, trip_id: int) -> list[Assignme
 async def _my_assignment(
     session: AsyncSession, principal: Principal, assignment_id: int
 ) -> tuple[Assignment, TripRequest]:
+    """The calling driver's own assignment (and its trip), locked; anyone else's is answered
+    as a missing one (404): drivers do not see each other's work."""
     principal.require(DRIVE)
     a = await session.get(Assignment, assignment_id)
-    if a is None:
-        raise NotFound(f"assignment {assignment_id} not found", field="assignment_id")
-    driver = await session.get(Driver, a.driver_id)
-    if driver is None or driver.user_id != principal.user_id:
-        raise Forbidden("this is not your assignment", code="not_your_assignment")
+    driver = await session.get(Driver, a.driver_id) if a is not None else None
+    if a is None or driver is None or driver.user_id != principal.user_id:
+        raise hidden("assignment", assignment_id, field="assignment_id")
     trip = await lock_trip(session, a.trip_id)
     await session.refresh(a, with_for_update=True)
     return a, trip

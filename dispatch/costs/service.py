@@ -13,37 +13,62 @@ from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dispatch import notify
+from dispatch.assignments.models import Assignment
 from dispatch.costs import schemas
 from dispatch.costs.models import CostRecord, ServiceRecord, TripRating
 from dispatch.registry.models import Vehicle
 from dispatch.registry.service import UnitOrg, read_vehicle
+from dispatch.trips.access import load_trip
 from dispatch.trips.models import TripRequest
 from dispatch.trips.service import read_trip
 from dispatch.trips.state import require_state
 from fleet import audit
 from fleet.audit import Actor
-from fleet.errors import Conflict, Forbidden, Invalid, NotFound
+from fleet.errors import Conflict, Forbidden, Invalid
 from fleet.identity.models import Org
 from fleet.identity.principal import Principal, scope_clause
 from fleet.identity.service import get_org
 from fleet.paging import fetch_page
 
 WRITE = ("dispatcher", "admin")
+# Bookings in which the vehicle went (or is to go) on the trip: its costs may name the trip.
+SERVED = ("assigned", "accepted", "departed", "completed")
 READ = ("dispatcher", "admin", "auditor", "approver")
 REMIND_DAYS = 30
 WORKER = Actor(name="dispatch-worker")
 
 
 async def _owned_vehicle(session: AsyncSession, principal: Principal, vehicle_id: int) -> Vehicle:
-    """Costs are booked by staff of the owning unit (a shared pool lends, it does not own)."""
+    """Costs are booked by staff of the owning unit (a shared pool lends, it does not own):
+    404 for a vehicle the caller cannot see, 403 for a pooled one they only borrow."""
     principal.require(WRITE)
-    vehicle = await session.get(Vehicle, vehicle_id)
-    if vehicle is None:
-        raise NotFound(f"vehicle {vehicle_id} not found", field="vehicle_id")
+    vehicle = await read_vehicle(session, principal, vehicle_id, field="vehicle_id")
     unit = await get_org(session, vehicle.unit_id)
     if not principal.covers(WRITE, unit.path, unit.system_path):
         raise Forbidden("vehicle is outside your scope", code="out_of_scope", field="vehicle_id")
     return vehicle
+
+
+async def _trip_of_vehicle(
+    session: AsyncSession, principal: Principal, trip_id: int, vehicle: Vehicle
+) -> TripRequest:
+    """The trip a cost names: one the caller can see (404 otherwise, as for a missing one) and
+    that this vehicle was booked for — a cost's vehicle and trip belong together."""
+    trip = await load_trip(session, principal, trip_id)
+    served = await session.scalar(
+        select(Assignment.id).where(
+            Assignment.trip_id == trip.id,
+            Assignment.vehicle_id == vehicle.id,
+            Assignment.state.in_(SERVED),
+        )
+    )
+    if served is None:
+        raise Invalid(
+            f"vehicle {vehicle.plate} was not booked for trip {trip.id}",
+            field="trip_id",
+            code="vehicle_not_on_trip",
+        )
+    return trip
 
 
 async def add_cost(session: AsyncSession, principal: Principal, body: schemas.CostIn) -> CostRecord:
@@ -51,9 +76,7 @@ async def add_cost(session: AsyncSession, principal: Principal, body: schemas.Co
     if body.occurred_on > date.today() + timedelta(days=1):
         raise Invalid("occurred_on is in the future", field="occurred_on")
     if body.trip_id is not None:
-        trip = await session.get(TripRequest, body.trip_id)
-        if trip is None:
-            raise NotFound(f"trip {body.trip_id} not found", field="trip_id")
+        trip = await _trip_of_vehicle(session, principal, body.trip_id, vehicle)
         if trip.state == "settled":
             raise Conflict(
                 "the trip is settled; its costs are closed",
@@ -89,7 +112,7 @@ async def list_costs(
         raise Invalid("give vehicle_id or trip_id", field="vehicle_id")
     stmt = select(CostRecord)
     if vehicle_id is not None:
-        await read_vehicle(session, principal, vehicle_id, READ)
+        await read_vehicle(session, principal, vehicle_id, READ, field="vehicle_id")
         stmt = stmt.where(CostRecord.vehicle_id == vehicle_id)
     if trip_id is not None:
         await read_trip(session, principal, trip_id)

@@ -25,18 +25,20 @@ from dispatch.assignments.service import (
     check_driver,
     check_vehicle,
     pending_requests,
+    usable_driver,
+    usable_vehicle,
 )
 from dispatch.optimize import problem, schemas
 from dispatch.optimize.models import OptimizerRun
-from dispatch.registry.models import Driver, Vehicle
+from dispatch.registry.models import Driver
 from dispatch.registry.service import UnitOrg
-from dispatch.trips.models import TripRequest
+from dispatch.trips.access import load_trip
 from fleet import audit
 from fleet.errors import Conflict, Invalid, NotFound
 from fleet.geo import point_from_db
 from fleet.identity.models import Org
-from fleet.identity.principal import Principal, scope_clause
-from fleet.identity.service import get_org
+from fleet.identity.principal import Principal, hidden, scope_clause
+from fleet.identity.service import load_org
 from fleet.paging import fetch_page
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
@@ -115,9 +117,7 @@ async def create(
     session: AsyncSession, principal: Principal, body: schemas.ProposalCreate
 ) -> OptimizerRun:
     """Snapshot the scope's planning input into a queued run for the worker."""
-    principal.require(DISPATCH)
-    org = await get_org(session, body.org_id)
-    principal.check(DISPATCH, org.path, org.system_path, what="org")
+    org = await load_org(session, principal, body.org_id, act=DISPATCH)
     start, end = window_of(body)
     # The same reads as manual dispatch, narrowed to the chosen subtree (pools shared with it
     # stay visible through `vehicle_visibility`).
@@ -269,9 +269,10 @@ async def _load(
     if lock:
         stmt = stmt.with_for_update()
     run = (await session.execute(stmt)).scalar_one_or_none()
-    if run is None:
-        raise NotFound(f"proposal {run_id} not found", field="proposal_id")
-    org = await get_org(session, run.org_id)
+    org = await session.get(Org, run.org_id) if run is not None else None
+    # Seen through any reading role, else answered as missing; acted on through `roles`.
+    if run is None or org is None or not principal.covers(READ, org.path, org.system_path):
+        raise hidden("proposal", run_id, field="proposal_id")
     principal.check(roles, org.path, org.system_path, what="proposal")
     return run
 
@@ -350,8 +351,8 @@ async def edit(
 ) -> OptimizerRun:
     """Change an item's vehicle or driver, drop or restore it, or assign a left-out request.
 
-    A changed vehicle/driver is checked at once with the manual rules that need no booking
-    data (status, body type, seats, range, licence); scope and overlaps are checked at accept.
+    A changed vehicle/driver is checked at once for scope and with the manual rules that need
+    no booking data (status, body type, seats, range, licence); overlaps are checked at accept.
     """
     run = await _load(session, principal, run_id, DISPATCH, lock=True)
     _require_state(run, *EDITABLE, action="edit")
@@ -392,15 +393,13 @@ async def edit(
             items.append(item)
             by_trip[e.trip_id] = item
         if e.vehicle_id is not None or e.driver_id is not None:
-            trip = await session.get(TripRequest, e.trip_id)
-            vehicle = await session.get(Vehicle, e.vehicle_id or item["vehicle_id"])
-            driver = await session.get(Driver, e.driver_id or item["driver_id"])
-            if trip is None:
-                raise NotFound(f"trip {e.trip_id} not found", field="trip_id")
-            if vehicle is None:
-                raise NotFound(f"vehicle {e.vehicle_id} not found", field="vehicle_id")
-            if driver is None:
-                raise NotFound(f"driver {e.driver_id} not found", field="driver_id")
+            # The same scope checks as a manual assignment: nothing of another scope is
+            # named, checked or described here (its plate, status or seats included).
+            trip = await load_trip(session, principal, e.trip_id)
+            vehicle = await usable_vehicle(session, principal, e.vehicle_id or item["vehicle_id"])
+            driver = await usable_driver(
+                session, principal, e.driver_id or item["driver_id"], vehicle
+            )
             check_vehicle(trip, vehicle)
             check_driver(trip, vehicle, driver)
             item.update(

@@ -35,9 +35,10 @@ from dispatch.optimize.service import DISPATCH, candidate_drivers, lending_units
 from dispatch.optimize.worker import make_executor
 from dispatch.registry.models import Driver, Vehicle
 from dispatch.registry.service import UnitOrg, vehicle_visibility
+from dispatch.trips.access import load_trip
 from dispatch.trips.models import TripRequest
 from dispatch.trips.state import require_state
-from fleet.errors import FleetError, NotFound
+from fleet.errors import FleetError
 from fleet.geo import point_from_db
 from fleet.identity.principal import Principal
 from fleet.identity.service import get_org
@@ -172,9 +173,7 @@ async def suggest_for_trip(
     """Up to `limit` vehicle + driver suggestions for a waiting trip, best first."""
     started = time.perf_counter()
     principal.require(DISPATCH)
-    trip = await session.get(TripRequest, trip_id, populate_existing=True)
-    if trip is None:
-        raise NotFound(f"trip {trip_id} not found", field="trip_id")
+    trip = await load_trip(session, principal, trip_id)
     unit = await get_org(session, trip.unit_id)
     principal.check(DISPATCH, unit.path, unit.system_path, what="trip")
     require_state(trip, *ASSIGNABLE, action="suggest vehicles for")

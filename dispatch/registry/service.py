@@ -12,11 +12,20 @@ from sqlalchemy.orm import aliased
 from dispatch.registry import schemas
 from dispatch.registry.models import Driver, Vehicle
 from fleet import audit
-from fleet.errors import Conflict, Forbidden, Invalid, NotFound
+from fleet.errors import Conflict, Invalid
 from fleet.geo import point_from_db, point_to_db
-from fleet.identity.models import Org, User
-from fleet.identity.principal import Principal, ancestor_at, ltree_array, scope_clause
-from fleet.identity.service import get_org
+from fleet.identity.models import Org
+from fleet.identity.principal import (
+    Principal,
+    ancestor_at,
+    hidden,
+    ltree_array,
+    scope_clause,
+    territory_of,
+    under,
+)
+from fleet.identity.service import get_org, load_org
+from fleet.identity.users import load_user
 from fleet.paging import fetch_page
 
 VEHICLE_READ = ("admin", "dispatcher", "auditor", "approver")
@@ -100,26 +109,29 @@ async def read_vehicle(
     principal: Principal,
     vehicle_id: int,
     roles: tuple[str, ...] = VEHICLE_READ,
+    *,
+    field: str = "id",
 ) -> Vehicle:
-    vehicle = await session.get(Vehicle, vehicle_id)
+    """A vehicle the caller may see through `roles` (own scope, or for dispatchers a pool
+    shared with it); 403 without the roles, else 404 for one they cannot see, as for a
+    missing one. The one check for every vehicle id a request carries."""
+    principal.require(roles)
+    vehicle = (
+        await session.execute(
+            select(Vehicle)
+            .join(UnitOrg, UnitOrg.id == Vehicle.unit_id)
+            .where(Vehicle.id == vehicle_id, vehicle_visibility(principal, roles))
+        )
+    ).scalar_one_or_none()
     if vehicle is None:
-        raise NotFound(f"vehicle {vehicle_id} not found", field="id")
-    visible = await session.scalar(
-        select(func.count())
-        .select_from(Vehicle)
-        .join(UnitOrg, UnitOrg.id == Vehicle.unit_id)
-        .where(Vehicle.id == vehicle_id, vehicle_visibility(principal, roles))
-    )
-    if not visible:
-        principal.require(roles)
-        # An explicit "out of scope" (rather than a 404) tells configuration errors from typos.
-        raise Forbidden("vehicle is outside your scope", code="out_of_scope", field="id")
+        raise hidden("vehicle", vehicle_id, field=field)
     return vehicle
 
 
 async def _writable_vehicle(
     session: AsyncSession, principal: Principal, vehicle_id: int
 ) -> Vehicle:
+    principal.require(VEHICLE_WRITE)
     vehicle = await read_vehicle(session, principal, vehicle_id)
     unit = await get_org(session, vehicle.unit_id)
     # Writing needs the owning unit in scope: a shared pool lends vehicles, not ownership.
@@ -130,11 +142,9 @@ async def _writable_vehicle(
 async def _unit_in_scope(
     session: AsyncSession, principal: Principal, unit_id: int, roles: tuple[str, ...]
 ) -> Org:
-    principal.require(roles)  # role before anything else: no hints to the unauthorised
-    unit = await get_org(session, unit_id, field="unit_id")
+    unit = await load_org(session, principal, unit_id, field="unit_id", act=roles)
     if unit.kind != "unit":
         raise Invalid("unit_id must name an organisation of kind 'unit'", field="unit_id")
-    principal.check(roles, unit.path, unit.system_path, what="unit")
     return unit
 
 
@@ -275,22 +285,38 @@ async def read_driver(
     principal: Principal,
     driver_id: int,
     roles: tuple[str, ...] = DRIVER_READ,
+    *,
+    field: str = "id",
 ) -> Driver:
+    """A driver of a unit in the scope of `roles`; 404 otherwise, as for a missing one."""
+    principal.require(roles)
     driver = await session.get(Driver, driver_id)
-    if driver is None:
-        raise NotFound(f"driver {driver_id} not found", field="id")
-    unit = await get_org(session, driver.unit_id)
-    principal.check(roles, unit.path, unit.system_path, what="driver")
+    unit = await session.get(Org, driver.unit_id) if driver is not None else None
+    if driver is None or unit is None or not principal.covers(roles, unit.path, unit.system_path):
+        raise hidden("driver", driver_id, field=field)
     return driver
 
 
 async def _check_driver_user(
-    session: AsyncSession, user_id: int | None, driver_id: int | None
+    session: AsyncSession,
+    principal: Principal,
+    user_id: int | None,
+    driver_id: int | None,
+    unit_id: int,
 ) -> None:
+    """A driver's login: a user the admin can see (404 otherwise) of the driver's county (the
+    linked user reads the driver's trips), not linked to another driver."""
     if user_id is None:
         return
-    if await session.get(User, user_id) is None:
-        raise NotFound(f"user {user_id} not found", field="user_id")
+    user = await load_user(session, principal, user_id, roles=DRIVER_WRITE, field="user_id")
+    unit = await get_org(session, unit_id)
+    home = await get_org(session, user.org_id)
+    if not under(home.path, territory_of(unit.path)):
+        raise Invalid(
+            "the driver's login must be a user of the driver's county",
+            field="user_id",
+            code="user_not_in_county",
+        )
     taken = await session.scalar(select(Driver.id).where(Driver.user_id == user_id))
     if taken is not None and taken != driver_id:
         raise Conflict("that user is already linked to another driver", field="user_id")
@@ -302,7 +328,7 @@ async def create_driver(
     await _unit_in_scope(session, principal, body.unit_id, DRIVER_WRITE)
     if await session.scalar(select(Driver.id).where(Driver.licence_no == body.licence_no)):
         raise Conflict("a driver with that licence number exists", field="licence_no")
-    await _check_driver_user(session, body.user_id, None)
+    await _check_driver_user(session, principal, body.user_id, None, body.unit_id)
     driver = Driver(**body.model_dump())
     session.add(driver)
     await session.flush()
@@ -322,11 +348,16 @@ async def create_driver(
 async def update_driver(
     session: AsyncSession, principal: Principal, driver_id: int, body: schemas.DriverPatch
 ) -> Driver:
-    driver = await read_driver(session, principal, driver_id, DRIVER_WRITE)
+    principal.require(DRIVER_WRITE)
+    driver = await read_driver(session, principal, driver_id)
+    unit = await get_org(session, driver.unit_id)
+    principal.check(DRIVER_WRITE, unit.path, unit.system_path, what="driver")
     changes = body.model_dump(exclude_unset=True, mode="json")
     if body.unit_id is not None:
         await _unit_in_scope(session, principal, body.unit_id, DRIVER_WRITE)
-    await _check_driver_user(session, body.user_id, driver.id)
+    await _check_driver_user(
+        session, principal, body.user_id, driver.id, body.unit_id or driver.unit_id
+    )
     before = driver.status
     for name, value in body.model_dump(exclude_unset=True).items():
         if value is not None or name in ("phone", "licence_expires", "user_id"):

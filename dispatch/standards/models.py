@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, DateTime, Numeric, SmallInteger, Text, func
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Numeric, SmallInteger, Text, func
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -20,6 +20,8 @@ class UsageStandard(Base):
     __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    # The level the rule belongs to (NULL: region-wide); lower levels only narrow.
+    org_id: Mapped[int | None] = mapped_column(ForeignKey("orgs.id"))
     nature: Mapped[str | None] = mapped_column(Text)
     min_passengers: Mapped[int] = mapped_column(SmallInteger)
     max_passengers: Mapped[int | None] = mapped_column(SmallInteger)
@@ -35,6 +37,7 @@ class ProvisioningStandard(Base):
     __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    org_id: Mapped[int | None] = mapped_column(ForeignKey("orgs.id"))
     category: Mapped[str] = mapped_column(Text)
     body_type: Mapped[str | None] = mapped_column(Text)
     max_price_cny: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))

@@ -8,12 +8,18 @@ from decimal import Decimal
 from pydantic import Field, model_validator
 
 from dispatch.registry.schemas import BodyType, Category
-from fleet.schemas import Out, Strict
+from fleet.schemas import Id, Out, Strict
 
 NATURE = r"^[a-z_]{3,40}$"
+ORG_ID = Field(
+    default=None,
+    description="the level the rule belongs to: NULL region-wide, else a city, county or unit "
+    "whose own stricter rule applies on top of the levels above (it can only narrow them)",
+)
 
 
 class UsageStandardIn(Strict):
+    org_id: Id | None = ORG_ID
     nature: str | None = Field(default=None, pattern=NATURE, description="NULL: every nature")
     min_passengers: int = Field(ge=1, le=100)
     max_passengers: int | None = Field(default=None, ge=1, le=100, description="NULL: no limit")
@@ -30,6 +36,7 @@ class UsageStandardIn(Strict):
 
 class UsageStandardOut(Out):
     id: int
+    org_id: int | None
     nature: str | None
     min_passengers: int
     max_passengers: int | None
@@ -40,6 +47,7 @@ class UsageStandardOut(Out):
 
 
 class ProvisioningStandardIn(Strict):
+    org_id: Id | None = ORG_ID
     category: Category
     body_type: BodyType | None = Field(default=None, description="NULL: every body type")
     max_price_cny: Decimal | None = Field(default=None, gt=0, le=10_000_000, decimal_places=2)
@@ -49,6 +57,7 @@ class ProvisioningStandardIn(Strict):
 
 class ProvisioningStandardOut(Out):
     id: int
+    org_id: int | None
     category: str
     body_type: str | None
     max_price_cny: Decimal | None

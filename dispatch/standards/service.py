@@ -1,9 +1,16 @@
-"""Standards: which body types a trip may use; admin edits; vehicles over the caps."""
+"""Standards: which body types a trip may use; admin edits; vehicles over the caps.
+
+Standards are configuration with a level: NULL org is the region's rule, edited only by an
+admin bound at the region; a city, county or unit may add stricter rules of its own, edited
+by an admin bound there or above. All levels apply together, so a lower level can narrow
+what the region allows (fewer body types, lower caps), never widen it.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, cast, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from dispatch.registry.models import Vehicle
 from dispatch.registry.service import UnitOrg, vehicle_visibility
@@ -11,38 +18,66 @@ from dispatch.standards import schemas
 from dispatch.standards.models import ProvisioningStandard, UsageStandard
 from fleet import audit
 from fleet.errors import Invalid, NotFound
+from fleet.identity.models import Org
 from fleet.identity.principal import Principal
+from fleet.identity.service import config_org, require_config_level
+from fleet.types import Ltree
 
 READ = ("admin", "dispatcher", "auditor", "approver", "requester")
 WRITE = ("admin",)
 BODY_ORDER = ("sedan", "suv", "mpv", "minibus", "bus")
 
 
-async def allowed_body_types(session: AsyncSession, nature: str, passengers: int) -> list[str]:
-    """Body types the standards allow; rows for the nature win over the general (NULL) rows."""
-    rows = (
-        await session.execute(
-            select(UsageStandard).where(
-                UsageStandard.active,
-                or_(UsageStandard.nature == nature, UsageStandard.nature.is_(None)),
-            )
+def _fits(row: UsageStandard, passengers: int) -> bool:
+    return row.min_passengers <= passengers and (
+        row.max_passengers is None or passengers <= row.max_passengers
+    )
+
+
+async def allowed_body_types(
+    session: AsyncSession, nature: str, passengers: int, unit_path: str | None = None
+) -> list[str]:
+    """Body types the standards allow for a trip of the unit at `unit_path` (None: the
+    region's rules alone).
+
+    The region's rules (org NULL) decide first: rows for the nature win over the general
+    (NULL nature) rows. Then each lower level on the unit's path whose rules describe the trip
+    (a row whose passenger range fits; its rows for the nature first, else its general ones)
+    narrows the result to what it allows too. A level that says nothing leaves it as it is.
+    """
+    stmt = (
+        select(UsageStandard, Org.path)
+        .outerjoin(Org, Org.id == UsageStandard.org_id)
+        .where(
+            UsageStandard.active,
+            or_(UsageStandard.nature == nature, UsageStandard.nature.is_(None)),
         )
-    ).scalars()
-    specific: set[str] = set()
-    general: set[str] = set()
-    has_specific = False
-    for row in rows:
-        fits = row.min_passengers <= passengers and (
-            row.max_passengers is None or passengers <= row.max_passengers
+    )
+    if unit_path is None:
+        stmt = stmt.where(UsageStandard.org_id.is_(None))
+    else:
+        stmt = stmt.where(
+            or_(UsageStandard.org_id.is_(None), Org.path.op("@>")(cast(unit_path, Ltree())))
         )
-        if row.nature is not None:
-            has_specific = True
-            if fits:
-                specific.update(row.body_types)
-        elif fits:
-            general.update(row.body_types)
-    chosen = specific if has_specific else general
+    region: list[UsageStandard] = []
+    levels: dict[str, list[UsageStandard]] = {}
+    for row, path in (await session.execute(stmt)).all():
+        if path is None:
+            region.append(row)
+        else:
+            levels.setdefault(path, []).append(row)
+    specific = [r for r in region if r.nature is not None]
+    chosen = {b for r in (specific or region) if _fits(r, passengers) for b in r.body_types}
+    for path in sorted(levels, key=lambda p: p.count(".")):
+        fit = [r for r in levels[path] if _fits(r, passengers)]
+        rules = [r for r in fit if r.nature is not None] or fit
+        if rules:
+            chosen &= {b for r in rules for b in r.body_types}
     return [b for b in BODY_ORDER if b in chosen]
+
+
+async def _level_of(session: AsyncSession, org_id: int | None) -> Org | None:
+    return None if org_id is None else await session.get(Org, org_id)
 
 
 async def list_usage(session: AsyncSession, principal: Principal) -> list[UsageStandard]:
@@ -54,7 +89,7 @@ async def list_usage(session: AsyncSession, principal: Principal) -> list[UsageS
 async def create_usage(
     session: AsyncSession, principal: Principal, body: schemas.UsageStandardIn
 ) -> UsageStandard:
-    principal.require(WRITE)
+    await config_org(session, principal, body.org_id)
     row = UsageStandard(**body.model_dump())
     session.add(row)
     await session.flush()
@@ -77,7 +112,15 @@ async def replace_usage(
     row = await session.get(UsageStandard, standard_id)
     if row is None:
         raise NotFound(f"usage standard {standard_id} not found", field="id")
-    before = {"body_types": row.body_types, "min": row.min_passengers, "max": row.max_passengers}
+    await require_config_level(session, principal, await _level_of(session, row.org_id))
+    if body.org_id != row.org_id:
+        await config_org(session, principal, body.org_id)
+    before = {
+        "org_id": row.org_id,
+        "body_types": row.body_types,
+        "min": row.min_passengers,
+        "max": row.max_passengers,
+    }
     for name, value in body.model_dump().items():
         setattr(row, name, value)
     await session.flush()
@@ -98,6 +141,7 @@ async def delete_usage(session: AsyncSession, principal: Principal, standard_id:
     row = await session.get(UsageStandard, standard_id)
     if row is None:
         raise NotFound(f"usage standard {standard_id} not found", field="id")
+    await require_config_level(session, principal, await _level_of(session, row.org_id))
     await session.delete(row)
     await session.flush()
     await audit.record(
@@ -116,11 +160,14 @@ async def list_provisioning(
 async def upsert_provisioning(
     session: AsyncSession, principal: Principal, body: schemas.ProvisioningStandardIn
 ) -> ProvisioningStandard:
-    """One cap per (category, body type): creating an existing pair replaces its caps."""
-    principal.require(WRITE)
+    """One cap per (level, category, body type): creating an existing one replaces its caps."""
+    await config_org(session, principal, body.org_id)
     if body.max_price_cny is None and body.max_engine_l is None:
         raise Invalid("give max_price_cny, max_engine_l or both", field="max_price_cny")
     cond = and_(
+        ProvisioningStandard.org_id.is_(None)
+        if body.org_id is None
+        else ProvisioningStandard.org_id == body.org_id,
         ProvisioningStandard.category == body.category,
         ProvisioningStandard.body_type.is_(None)
         if body.body_type is None
@@ -129,7 +176,9 @@ async def upsert_provisioning(
     row = (await session.execute(select(ProvisioningStandard).where(cond))).scalar_one_or_none()
     action = "standard.provisioning.update"
     if row is None:
-        row = ProvisioningStandard(category=body.category, body_type=body.body_type)
+        row = ProvisioningStandard(
+            org_id=body.org_id, category=body.category, body_type=body.body_type
+        )
         session.add(row)
         action = "standard.provisioning.create"
     row.max_price_cny = body.max_price_cny
@@ -153,6 +202,7 @@ async def delete_provisioning(session: AsyncSession, principal: Principal, sid: 
     row = await session.get(ProvisioningStandard, sid)
     if row is None:
         raise NotFound(f"provisioning standard {sid} not found", field="id")
+    await require_config_level(session, principal, await _level_of(session, row.org_id))
     await session.delete(row)
     await session.flush()
     await audit.record(
@@ -163,8 +213,10 @@ async def delete_provisioning(session: AsyncSession, principal: Principal, sid: 
 async def provisioning_violations(
     session: AsyncSession, principal: Principal, *, limit: int, offset: int
 ) -> tuple[list[schemas.ViolationOut], int]:
-    """Vehicles in scope whose price or engine exceeds their category's cap."""
+    """Vehicles in scope over a cap of their category: the region's, or a stricter one of a
+    level above their unit (every level's caps apply; one row per cap exceeded)."""
     std = ProvisioningStandard
+    std_org = aliased(Org, name="std_org")
     over_price = and_(std.max_price_cny.is_not(None), Vehicle.price_cny > std.max_price_cny)
     over_engine = and_(
         std.max_engine_l.is_not(None),
@@ -181,9 +233,11 @@ async def provisioning_violations(
                 or_(std.body_type.is_(None), std.body_type == Vehicle.body_type),
             ),
         )
+        .outerjoin(std_org, std_org.id == std.org_id)
+        .where(or_(std.org_id.is_(None), std_org.path.op("@>")(UnitOrg.path)))
         .where(vehicle_visibility(principal, ("admin", "auditor", "dispatcher")))
         .where(Vehicle.status != "scrapped", or_(over_price, over_engine))
-        .order_by(Vehicle.id)
+        .order_by(Vehicle.id, std.id)
     )
     rows = (await session.execute(stmt)).all()
     out: list[schemas.ViolationOut] = []

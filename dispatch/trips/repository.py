@@ -10,7 +10,7 @@ from dispatch.assignments.models import Assignment
 from dispatch.registry.models import Driver
 from dispatch.trips.models import TripRequest
 from fleet.audit import AuditEntry
-from fleet.identity.models import Org
+from fleet.identity.models import Org, User
 from fleet.identity.principal import Principal, scope_clause
 
 TripUnit = aliased(Org, name="trip_unit")
@@ -31,16 +31,34 @@ async def nearest_county(session: AsyncSession, lat: float, lon: float) -> Org |
     ).scalar_one_or_none()
 
 
+async def users_in_territory(session: AsyncSession, ids: list[int], territory: str) -> list[int]:
+    """Of the given user ids, the active users whose org lies in the territory (an ltree path)."""
+    if not ids:
+        return []
+    rows = await session.execute(
+        select(User.id)
+        .join(Org, Org.id == User.org_id)
+        .where(User.id.in_(ids), User.active, Org.path.op("<@")(territory))
+    )
+    return [int(u) for u in rows.scalars()]
+
+
 def visible_clause(principal: Principal) -> ColumnElement[bool]:
     """Trips the principal may read: own, as passenger, as driver, or units in role scope."""
     paths = principal.paths(SUPERVISING)
     clauses: list[ColumnElement[bool]] = [
         TripRequest.requester_id == principal.user_id,
         literal(principal.user_id) == func.any(TripRequest.passenger_user_ids),
+        # The caller's driver record first (one index lookup, at most one row: user_id is
+        # unique), then its bookings by (driver, trip). Joining drivers inside the EXISTS made
+        # PostgreSQL hash every booking in the table on each call: 1.8 ms at 600 bookings,
+        # growing with the table.
         exists(
-            select(Assignment.id)
-            .join(Driver, Driver.id == Assignment.driver_id)
-            .where(Assignment.trip_id == TripRequest.id, Driver.user_id == principal.user_id)
+            select(Assignment.id).where(
+                Assignment.trip_id == TripRequest.id,
+                Assignment.driver_id
+                == select(Driver.id).where(Driver.user_id == principal.user_id).scalar_subquery(),
+            )
         ),
     ]
     if paths:

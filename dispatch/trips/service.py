@@ -16,14 +16,15 @@ from dispatch.assignments.models import Assignment
 from dispatch.assignments.service import release_assignment
 from dispatch.standards.service import allowed_body_types
 from dispatch.trips import repository, schemas
+from dispatch.trips.access import load_trip
 from dispatch.trips.models import TripRequest
-from dispatch.trips.state import BEFORE_DEPARTURE, lock_trip, require_state, transition
+from dispatch.trips.state import BEFORE_DEPARTURE, require_state, transition
 from fleet import audit
-from fleet.errors import Forbidden, Invalid, NotFound
+from fleet.errors import Forbidden, Invalid
 from fleet.geo import point_from_db, point_to_db
 from fleet.identity.models import Org
-from fleet.identity.principal import Principal
-from fleet.identity.service import get_org
+from fleet.identity.principal import Principal, territory_of
+from fleet.identity.service import get_org, load_org
 from fleet.paging import fetch_page
 
 REQUEST = ("requester",)
@@ -66,12 +67,6 @@ def trip_out(trip: TripRequest) -> schemas.TripOut:
     )
 
 
-def _home_path(unit_path: str) -> str:
-    """The territory a unit's in-county trips stay in: its county, else its city or region."""
-    parts = unit_path.split(".")
-    return ".".join(parts[: min(3, len(parts) - 1)]) if len(parts) > 1 else unit_path
-
-
 async def derive_kind(
     session: AsyncSession, unit: Org, body: schemas.TripIn
 ) -> tuple[str, int | None]:
@@ -82,7 +77,7 @@ async def derive_kind(
     )
     if body.urgency == "emergency":
         return "emergency", dest_county.id if dest_county else None
-    home = _home_path(unit.path)
+    home = territory_of(unit.path)
     home_city = ".".join(unit.path.split(".")[:2])
     kind = "in_county"
     for place in places:
@@ -97,19 +92,42 @@ async def derive_kind(
     return kind, dest_county.id if dest_county else None
 
 
+async def _check_passengers(session: AsyncSession, unit: Org, body: schemas.TripIn) -> list[int]:
+    """Passenger accounts read the trip and may rate it, so each must be an existing, active
+    user of the requesting unit's territory (its county; a city's or the region's own unit:
+    that city or region). A missing, inactive or foreign id gets the same 422."""
+    ids = list(dict.fromkeys(body.passenger_user_ids))
+    if len(ids) > body.passengers:
+        raise Invalid(
+            f"{len(ids)} passenger accounts for {body.passengers} passengers",
+            field="passenger_user_ids",
+            code="invalid_passenger",
+        )
+    ok = set(await repository.users_in_territory(session, ids, territory_of(unit.path)))
+    for i, uid in enumerate(body.passenger_user_ids):
+        if uid not in ok:
+            raise Invalid(
+                f"passenger {uid} is not an active user of this trip's county",
+                field=f"passenger_user_ids.{i}",
+                code="invalid_passenger",
+            )
+    return ids
+
+
 async def _fill(session: AsyncSession, trip: TripRequest, unit: Org, body: schemas.TripIn) -> None:
     now = datetime.now(UTC)
     if body.departure_at < now - timedelta(minutes=5):
         raise Invalid("departure_at is in the past", field="departure_at")
     if body.return_at - body.departure_at > MAX_TRIP:
         raise Invalid("a trip may last at most 14 days", field="return_at")
-    allowed = await allowed_body_types(session, body.nature, body.passengers)
+    allowed = await allowed_body_types(session, body.nature, body.passengers, unit.path)
     if not allowed:
         raise Invalid(
             f"no usage standard allows a {body.nature} trip with {body.passengers} passengers",
             field="passengers",
             code="no_standard",
         )
+    passengers = await _check_passengers(session, unit, body)
     kind, dest_org = await derive_kind(session, unit, body)
     points = [(body.origin.lat, body.origin.lon)]
     points += [(s.lat, s.lon) for s in body.stops]
@@ -117,7 +135,7 @@ async def _fill(session: AsyncSession, trip: TripRequest, unit: Org, body: schem
     trip.unit_id = unit.id
     trip.passengers = body.passengers
     trip.passenger_names = list(body.passenger_names)
-    trip.passenger_user_ids = list(body.passenger_user_ids)
+    trip.passenger_user_ids = passengers
     trip.nature = body.nature
     trip.purpose = body.purpose
     trip.origin = point_to_db(body.origin.lat, body.origin.lon)
@@ -137,11 +155,9 @@ async def _fill(session: AsyncSession, trip: TripRequest, unit: Org, body: schem
 
 
 async def _requesting_unit(session: AsyncSession, principal: Principal, unit_id: int) -> Org:
-    principal.require(REQUEST)
-    unit = await get_org(session, unit_id, field="unit_id")
+    unit = await load_org(session, principal, unit_id, field="unit_id", act=REQUEST)
     if unit.kind != "unit":
         raise Invalid("unit_id must name an organisation of kind 'unit'", field="unit_id")
-    principal.check(REQUEST, unit.path, unit.system_path, what="unit")
     return unit
 
 
@@ -169,9 +185,9 @@ async def create_trip(
 
 
 async def _own_trip(session: AsyncSession, principal: Principal, trip_id: int) -> TripRequest:
-    trip = await lock_trip(session, trip_id)
+    principal.require(REQUEST)
+    trip = await load_trip(session, principal, trip_id, lock=True)
     if trip.requester_id != principal.user_id:
-        principal.require(REQUEST)
         raise Forbidden("only the requester may change this request", code="not_requester")
     return trip
 
@@ -213,7 +229,8 @@ async def cancel(
     session: AsyncSession, principal: Principal, trip_id: int, reason: str
 ) -> TripRequest:
     """The requester, or a dispatcher/admin of the unit, cancels before departure."""
-    trip = await lock_trip(session, trip_id)
+    principal.require(REQUEST + CANCEL_AS_STAFF)
+    trip = await load_trip(session, principal, trip_id, lock=True)
     if trip.requester_id != principal.user_id:
         unit = await get_org(session, trip.unit_id)
         principal.check(CANCEL_AS_STAFF, unit.path, unit.system_path, what="trip")
@@ -234,14 +251,7 @@ async def cancel(
 
 
 async def read_trip(session: AsyncSession, principal: Principal, trip_id: int) -> TripRequest:
-    trip = (
-        await session.execute(repository.trips_query(principal).where(TripRequest.id == trip_id))
-    ).scalar_one_or_none()
-    if trip is None:
-        if await session.get(TripRequest, trip_id) is None:
-            raise NotFound(f"trip {trip_id} not found", field="trip_id")
-        raise Forbidden("trip is outside your scope", code="out_of_scope", field="trip_id")
-    return trip
+    return await load_trip(session, principal, trip_id)
 
 
 async def list_trips(

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from fleet.config import Settings, get_settings
 from fleet.deps import CurrentPrincipal, Session
-from fleet.identity import schemas, service
+from fleet.identity import schemas, service, users
 from fleet.schemas import ERROR_RESPONSES, Id, Page, PageParams, page_params
 
 router = APIRouter(responses=ERROR_RESPONSES)
@@ -30,7 +30,7 @@ async def login(
 @router.get("/auth/me", response_model=schemas.MeOut, tags=["auth"])
 async def me(session: Session, principal: CurrentPrincipal) -> schemas.MeOut:
     """The caller and their roles."""
-    user = await service.read_user_self(session, principal.user_id)
+    user = await users.read_user_self(session, principal.user_id)
     return service.me_out(user)
 
 
@@ -85,28 +85,28 @@ async def list_users(
     q: Annotated[str | None, Query(max_length=100)] = None,
     org_id: Id | None = None,
 ) -> Page[schemas.UserOut]:
-    users, total = await service.list_users(
+    found, total = await users.list_users(
         session, principal, q=q, org_id=org_id, limit=paging.limit, offset=paging.offset
     )
-    items = [await service.user_out(session, u) for u in users]
+    items = [await users.user_out(session, u) for u in found]
     return Page(items=items, total=total, **paging.model_dump())
 
 
 @router.get("/users/{user_id}", response_model=schemas.UserOut, tags=["users"])
 async def get_user(user_id: int, session: Session, principal: CurrentPrincipal) -> schemas.UserOut:
-    return await service.user_out(session, await service.read_user(session, principal, user_id))
+    return await users.user_out(session, await users.read_user(session, principal, user_id))
 
 
 @router.post("/users", response_model=schemas.UserOut, status_code=201, tags=["users"])
 async def create_user(
     body: schemas.UserIn, session: Session, principal: CurrentPrincipal
 ) -> schemas.UserOut:
-    return await service.user_out(session, await service.create_user(session, principal, body))
+    return await users.user_out(session, await users.create_user(session, principal, body))
 
 
 @router.patch("/users/{user_id}", response_model=schemas.UserOut, tags=["users"])
 async def update_user(
     user_id: Id, body: schemas.UserPatch, session: Session, principal: CurrentPrincipal
 ) -> schemas.UserOut:
-    user = await service.update_user(session, principal, user_id, body)
-    return await service.user_out(session, user)
+    user = await users.update_user(session, principal, user_id, body)
+    return await users.user_out(session, user)

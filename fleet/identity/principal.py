@@ -10,7 +10,7 @@ from sqlalchemy import ColumnElement, SQLColumnExpression, and_, false, func, li
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from fleet.audit import Actor
-from fleet.errors import Forbidden
+from fleet.errors import Forbidden, NotFound
 from fleet.types import Ltree
 
 READ_ROLES = ("admin", "dispatcher", "auditor", "approver")
@@ -66,8 +66,34 @@ class Principal:
             raise Forbidden(f"{what} is outside your scope", code="out_of_scope")
 
 
+def hidden(what: str, ident: object, *, field: str) -> NotFound:
+    """The answer for an object the caller may not see: exactly the answer for one that does
+    not exist (404 `not_found`, same message and field), so existence is never an oracle.
+
+    The policy (docs/architecture.md, "Who sees what"): role first (403 `role_required`
+    before any lookup), then visibility (404 for what the caller cannot see), then the
+    right to act on what they can see (403 `out_of_scope` or a specific code), then state
+    (409). Every "load X in scope or refuse" function raises this for the invisible case.
+    """
+    return NotFound(f"{what} {ident} not found", field=field)
+
+
 def _under(path: str, ancestor: str) -> bool:
     return path == ancestor or path.startswith(ancestor + ".")
+
+
+def territory_of(unit_path: str) -> str:
+    """The territory a unit belongs to: its county, else its city, else the region (a path).
+
+    In-county trips stay in it (approval kind), and the people linked to a unit's objects —
+    a trip's passengers, a driver's login — are users of it."""
+    parts = unit_path.split(".")
+    return ".".join(parts[: min(3, len(parts) - 1)]) if len(parts) > 1 else unit_path
+
+
+def under(path: str, ancestor: str) -> bool:
+    """True if `path` is `ancestor` or lies below it (ltree `<@` in Python)."""
+    return _under(path, ancestor)
 
 
 def ltree_array(paths: tuple[str, ...]) -> ColumnElement[list[str]]:

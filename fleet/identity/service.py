@@ -1,12 +1,12 @@
-"""Identity rules: login, the org tree, users and their role bindings."""
+"""Identity rules: login, the org tree, loading an org in scope, configuration levels.
+
+Users and their role bindings are in `fleet.identity.users`."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import Select, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet import audit
@@ -14,8 +14,8 @@ from fleet.config import AuthSettings
 from fleet.errors import BadCredentials, Conflict, Forbidden, Invalid, NotFound
 from fleet.geo import point_from_db, point_to_db
 from fleet.identity import schemas
-from fleet.identity.models import Org, RoleBinding, User
-from fleet.identity.principal import Principal, scope_clause
+from fleet.identity.models import Org, User
+from fleet.identity.principal import Principal, hidden, scope_clause
 from fleet.identity.security import hash_password, issue_token, verify_password
 from fleet.paging import fetch_page
 
@@ -28,6 +28,7 @@ _PARENT_KINDS: dict[str, tuple[str | None, ...]] = {
     "system": (None, "system"),
 }
 ORG_READ = ("admin", "dispatcher", "auditor", "approver", "requester", "driver")
+ADMIN = ("admin",)
 
 
 def org_out(org: Org) -> schemas.OrgOut:
@@ -87,9 +88,63 @@ _DUMMY_HASH = hash_password("not-a-real-password")
 
 
 async def get_org(session: AsyncSession, org_id: int, *, field: str = "org_id") -> Org:
+    """The org by id, no scope check: for ids the server itself holds (a vehicle's unit)."""
     org = await session.get(Org, org_id)
     if org is None:
         raise NotFound(f"organisation {org_id} not found", field=field)
+    return org
+
+
+async def load_org(
+    session: AsyncSession,
+    principal: Principal,
+    org_id: int,
+    *,
+    field: str = "org_id",
+    act: tuple[str, ...] | None = None,
+) -> Org:
+    """An org the caller named, in scope or refused: 403 without the roles of `act`, 404 when
+    the caller cannot see it (as for a missing one), 403 when they see it but `act` does not
+    reach it. The one check for every org id a request carries."""
+    principal.require(act or ORG_READ)
+    org = await session.get(Org, org_id)
+    if org is None or not principal.covers(ORG_READ, org.path, org.system_path):
+        raise hidden("organisation", org_id, field=field)
+    if act is not None and not principal.covers(act, org.path, org.system_path):
+        raise Forbidden("organisation is outside your scope", code="out_of_scope", field=field)
+    return org
+
+
+async def region_roots(session: AsyncSession) -> list[Org]:
+    """The region org(s): what configuration without an org (`org_id` NULL) belongs to."""
+    rows = await session.execute(select(Org).where(Org.kind == "region", Org.parent_id.is_(None)))
+    return list(rows.scalars())
+
+
+async def require_config_level(
+    session: AsyncSession, principal: Principal, org: Org | None, *, field: str = "org_id"
+) -> None:
+    """Configuration (standards, approval chains) belongs to an org — None: the whole region —
+    and only an admin bound at that org or above changes it (403 `config_level`)."""
+    principal.require(ADMIN)
+    owners = [org] if org is not None else await region_roots(session)
+    if not owners or not all(principal.covers(ADMIN, o.path) for o in owners):
+        where = org.name if org is not None else "the region"
+        raise Forbidden(
+            f"this configuration belongs to {where}; only an administrator bound there or "
+            "above may change it",
+            code="config_level",
+            field=field,
+        )
+
+
+async def config_org(
+    session: AsyncSession, principal: Principal, org_id: int | None, *, field: str = "org_id"
+) -> Org | None:
+    """The org a new or moved piece of configuration is to belong to, checked as above."""
+    principal.require(ADMIN)
+    org = None if org_id is None else await load_org(session, principal, org_id, field=field)
+    await require_config_level(session, principal, org, field=field)
     return org
 
 
@@ -124,30 +179,30 @@ async def list_orgs(
 
 
 async def read_org(session: AsyncSession, principal: Principal, org_id: int) -> Org:
-    org = await get_org(session, org_id, field="id")
-    principal.check(ORG_READ, org.path, org.system_path, what="organisation")
-    return org
+    return await load_org(session, principal, org_id, field="id")
 
 
 async def create_org(session: AsyncSession, principal: Principal, body: schemas.OrgIn) -> Org:
-    parent = await get_org(session, body.parent_id, field="parent_id") if body.parent_id else None
+    principal.require(ADMIN)
+    parent = None
+    if body.parent_id is not None:
+        parent = await load_org(session, principal, body.parent_id, field="parent_id", act=ADMIN)
     allowed = _PARENT_KINDS[body.kind]
     if (parent.kind if parent else None) not in allowed:
         raise Invalid(
             f"a {body.kind} cannot be placed under {parent.kind if parent else 'nothing'}",
             field="parent_id",
         )
-    if parent is None:
-        # Only an admin bound at a root (a path without dots) may create another root.
-        if not any("." not in p for p in principal.require(("admin",))):
-            raise Forbidden("only a root admin may create a root organisation", field="parent_id")
-    else:
-        principal.check(("admin",), parent.path, parent.system_path, what="parent organisation")
+    # Only an admin bound at a root (a path without dots) may create another root.
+    if parent is None and not any("." not in p for p in principal.require(ADMIN)):
+        raise Forbidden("only a root admin may create a root organisation", field="parent_id")
     system = None
     if body.system_id is not None:
         if body.kind != "unit":
             raise Invalid("only units belong to a vertical system", field="system_id")
-        system = await get_org(session, body.system_id, field="system_id")
+        # Joining a vertical system opens the unit to that system's staff: the caller must
+        # administer the system too, not only the unit's territory.
+        system = await load_org(session, principal, body.system_id, field="system_id", act=ADMIN)
         if system.kind != "system":
             raise Invalid("system_id must name an organisation of kind 'system'", field="system_id")
     if await session.scalar(select(Org.id).where(Org.code == body.code)):
@@ -176,8 +231,7 @@ async def create_org(session: AsyncSession, principal: Principal, body: schemas.
 async def update_org(
     session: AsyncSession, principal: Principal, org_id: int, body: schemas.OrgPatch
 ) -> Org:
-    org = await get_org(session, org_id, field="id")
-    principal.check(("admin",), org.path, org.system_path, what="organisation")
+    org = await load_org(session, principal, org_id, field="id", act=ADMIN)
     changes = body.model_dump(exclude_unset=True, mode="json")
     if "name" in changes and changes["name"] is not None:
         org.name = changes["name"]
@@ -188,117 +242,3 @@ async def update_org(
     await session.flush()
     await audit.record(session, principal.actor, "org.update", "org", org.id, data=changes)
     return org
-
-
-# ---- users -----------------------------------------------------------------------
-
-USER_ADMIN = ("admin",)
-
-
-async def user_out(session: AsyncSession, user: User) -> schemas.UserOut:
-    await session.refresh(user, ["bindings"])
-    return schemas.UserOut(
-        id=user.id,
-        username=user.username,
-        display_name=user.display_name,
-        phone=user.phone,
-        org_id=user.org_id,
-        locale=user.locale,
-        active=user.active,
-        roles=me_out(user).roles,
-    )
-
-
-async def _check_bindings(
-    session: AsyncSession, principal: Principal, bindings: list[schemas.BindingIn]
-) -> list[tuple[str, int]]:
-    out: list[tuple[str, int]] = []
-    for i, b in enumerate(bindings):
-        org = await get_org(session, b.org_id, field=f"roles.{i}.org_id")
-        # An admin can only grant roles inside their own scope.
-        if not principal.covers(USER_ADMIN, org.path, org.system_path):
-            raise Forbidden("cannot grant a role outside your scope", field=f"roles.{i}.org_id")
-        out.append((b.role, org.id))
-    return sorted(set(out))
-
-
-async def list_users(
-    session: AsyncSession,
-    principal: Principal,
-    *,
-    q: str | None,
-    org_id: int | None,
-    limit: int,
-    offset: int,
-) -> tuple[list[User], int]:
-    paths = principal.require(USER_ADMIN)
-    stmt: Select[Any] = (
-        select(User).join(Org, Org.id == User.org_id).where(scope_clause(paths, Org.path, None))
-    )
-    if q:
-        stmt = stmt.where(or_(User.username.ilike(f"%{q}%"), User.display_name.ilike(f"%{q}%")))
-    if org_id is not None:
-        root = await get_org(session, org_id)
-        stmt = stmt.where(Org.path.op("<@")(root.path))
-    return await fetch_page(session, stmt, User.id, limit=limit, offset=offset)
-
-
-async def read_user(session: AsyncSession, principal: Principal, user_id: int) -> User:
-    user = await session.get(User, user_id)
-    if user is None:
-        raise NotFound(f"user {user_id} not found", field="id")
-    org = await get_org(session, user.org_id)
-    principal.check(USER_ADMIN, org.path, None, what="user")
-    return user
-
-
-async def create_user(session: AsyncSession, principal: Principal, body: schemas.UserIn) -> User:
-    org = await get_org(session, body.org_id)
-    principal.check(USER_ADMIN, org.path, org.system_path, what="organisation")
-    bindings = await _check_bindings(session, principal, body.roles)
-    if await session.scalar(select(User.id).where(User.username == body.username)):
-        raise Conflict(f"username {body.username!r} is taken", field="username")
-    user = User(
-        username=body.username,
-        password_hash=hash_password(body.password),
-        display_name=body.display_name,
-        phone=body.phone,
-        org_id=org.id,
-        locale=body.locale,
-    )
-    user.bindings = [RoleBinding(role=r, org_id=o) for r, o in bindings]
-    session.add(user)
-    try:
-        await session.flush()
-    except IntegrityError as exc:
-        raise Conflict("user conflicts with an existing one", field="username") from exc
-    data = body.model_dump(mode="json", exclude={"password"})
-    await audit.record(session, principal.actor, "user.create", "user", user.id, data=data)
-    return user
-
-
-async def update_user(
-    session: AsyncSession, principal: Principal, user_id: int, body: schemas.UserPatch
-) -> User:
-    user = await read_user(session, principal, user_id)
-    changes = body.model_dump(exclude_unset=True, mode="json", exclude={"password"})
-    for name in ("display_name", "phone", "locale", "active"):
-        if name in changes and changes[name] is not None:
-            setattr(user, name, changes[name])
-    if body.password is not None:
-        user.password_hash = hash_password(body.password)
-        changes["password"] = "changed"
-    if body.roles is not None:
-        bindings = await _check_bindings(session, principal, body.roles)
-        await session.refresh(user, ["bindings"])
-        user.bindings = [RoleBinding(role=r, org_id=o) for r, o in bindings]
-    await session.flush()
-    await audit.record(session, principal.actor, "user.update", "user", user.id, data=changes)
-    return user
-
-
-async def read_user_self(session: AsyncSession, user_id: int) -> User:
-    user = await session.get(User, user_id)
-    if user is None:
-        raise NotFound("user not found")
-    return user

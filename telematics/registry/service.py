@@ -7,15 +7,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from fleet import audit
-from fleet.errors import Conflict, Forbidden, Invalid, NotFound
+from fleet.errors import Conflict, Forbidden, Invalid
 from fleet.geo import geometry_from_db, multipolygon_to_db
 from fleet.identity.models import Org
-from fleet.identity.principal import Principal, scope_clause
-from fleet.identity.service import get_org
+from fleet.identity.principal import Principal, hidden, scope_clause
+from fleet.identity.service import load_org
 from fleet.paging import fetch_page
 from telematics.credentials import hash_secret, new_secret
 from telematics.registry import schemas
 from telematics.registry.models import Geofence, Terminal
+from telematics.scope import visible_vehicle
 
 READ = ("admin", "dispatcher", "auditor")
 WRITE = ("admin",)
@@ -43,14 +44,6 @@ def terminal_out(t: Terminal, secret: str | None = None) -> schemas.TerminalWith
         updated_at=t.updated_at,
         secret=secret,
     )
-
-
-async def _vehicle_unit(session: AsyncSession, vehicle_id: int) -> Org:
-    vehicles = _vehicles()
-    unit_id = await session.scalar(select(vehicles.c.unit_id).where(vehicles.c.id == vehicle_id))
-    if unit_id is None:
-        raise NotFound(f"vehicle {vehicle_id} not found", field="vehicle_id")
-    return await get_org(session, unit_id)
 
 
 def _terminal_query(principal: Principal, roles: tuple[str, ...]) -> Select[Terminal]:
@@ -89,24 +82,36 @@ async def list_terminals(
 
 
 async def read_terminal(
-    session: AsyncSession, principal: Principal, terminal_id: str, roles: tuple[str, ...] = READ
+    session: AsyncSession,
+    principal: Principal,
+    terminal_id: str,
+    roles: tuple[str, ...] = READ,
+    *,
+    act: tuple[str, ...] | None = None,
 ) -> Terminal:
+    """A terminal bound to a vehicle the caller may see (unbound ones: root admins only);
+    404 otherwise, as for a missing one. With `act`, 403 unless those roles reach it too."""
+    principal.require(act or roles)
     stmt = _terminal_query(principal, roles).where(Terminal.id == terminal_id)
     term = (await session.execute(stmt)).scalar_one_or_none()
     if term is None:
-        if await session.get(Terminal, terminal_id) is None:
-            raise NotFound(f"terminal {terminal_id} not found", field="id")
-        raise Forbidden("terminal is outside your scope", code="out_of_scope", field="id")
+        raise hidden("terminal", terminal_id, field="id")
+    if act is not None:
+        reach = _terminal_query(principal, act).where(Terminal.id == terminal_id)
+        if (await session.execute(reach)).scalar_one_or_none() is None:
+            raise Forbidden("terminal is outside your scope", code="out_of_scope", field="id")
     return term
 
 
 async def _check_binding(
     session: AsyncSession, principal: Principal, vehicle_id: int | None, terminal_id: str | None
 ) -> None:
+    """A terminal is bound only to a vehicle the caller may see (404 otherwise) and whose
+    owning unit they administer (403), and that has no other terminal."""
     if vehicle_id is None:
         return
-    unit = await _vehicle_unit(session, vehicle_id)
-    principal.check(WRITE, unit.path, unit.system_path, what="vehicle")
+    vehicle = await visible_vehicle(session, principal, vehicle_id, READ)
+    principal.check(WRITE, vehicle.unit_path, vehicle.system_path, what="vehicle")
     bound = await session.scalar(select(Terminal.id).where(Terminal.vehicle_id == vehicle_id))
     if bound is not None and bound != terminal_id:
         raise Conflict(f"vehicle {vehicle_id} already has terminal {bound}", field="vehicle_id")
@@ -144,7 +149,7 @@ async def create_terminal(
 async def update_terminal(
     session: AsyncSession, principal: Principal, terminal_id: str, body: schemas.TerminalPatch
 ) -> schemas.TerminalWithSecret:
-    term = await read_terminal(session, principal, terminal_id, WRITE)
+    term = await read_terminal(session, principal, terminal_id, act=WRITE)
     changes = body.model_dump(exclude_unset=True, mode="json")
     if "vehicle_id" in changes:
         await _check_binding(session, principal, body.vehicle_id, term.id)
@@ -213,13 +218,22 @@ async def list_geofences(
 
 
 async def read_geofence(
-    session: AsyncSession, principal: Principal, geofence_id: int, roles: tuple[str, ...] = READ
+    session: AsyncSession,
+    principal: Principal,
+    geofence_id: int,
+    roles: tuple[str, ...] = READ,
+    *,
+    act: tuple[str, ...] | None = None,
 ) -> Geofence:
+    """A geofence of an org the caller may see; 404 otherwise, as for a missing one. With
+    `act`, 403 unless those roles reach its org too."""
+    principal.require(act or roles)
     g = await session.get(Geofence, geofence_id)
-    if g is None:
-        raise NotFound(f"geofence {geofence_id} not found", field="id")
-    org = await get_org(session, g.org_id)
-    principal.check(roles, org.path, org.system_path, what="geofence")
+    org = await session.get(Org, g.org_id) if g is not None else None
+    if g is None or org is None or not principal.covers(roles, org.path, org.system_path):
+        raise hidden("geofence", geofence_id, field="id")
+    if act is not None:
+        principal.check(act, org.path, org.system_path, what="geofence")
     return g
 
 
@@ -227,8 +241,7 @@ async def create_geofence(
     session: AsyncSession, principal: Principal, body: schemas.GeofenceIn
 ) -> Geofence:
     props = body.properties
-    org = await get_org(session, props.org_id, field="properties.org_id")
-    principal.check(WRITE, org.path, org.system_path, what="organisation")
+    org = await load_org(session, principal, props.org_id, field="properties.org_id", act=WRITE)
     geom = multipolygon_to_db(body.geometry.model_dump(), field="geometry")
     g = Geofence(
         name=props.name,
@@ -255,7 +268,7 @@ async def create_geofence(
 async def update_geofence(
     session: AsyncSession, principal: Principal, geofence_id: int, body: schemas.GeofencePatch
 ) -> Geofence:
-    g = await read_geofence(session, principal, geofence_id, WRITE)
+    g = await read_geofence(session, principal, geofence_id, act=WRITE)
     changes = body.properties.model_dump(exclude_unset=True, mode="json")
     for name, value in changes.items():
         if value is not None or name == "speed_limit_kmh":

@@ -198,8 +198,9 @@ async def test_scope_role_and_state_refusals(
 
     r = await client.post(P, json=body, headers=await login("requester.qingxiu"))
     assert r.status_code == 403 and r.json()["error"]["code"] == "role_required"
+    # Another county: answered as a missing org would be.
     r = await client.post(P, json=body, headers=await login("dispatcher.xingning"))
-    assert r.status_code == 403 and r.json()["error"]["code"] == "out_of_scope"
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
     r = await client.post(P, json={"org_id": world.county, "time_limit_s": 1}, headers=disp)
     assert r.status_code == 422
     r = await client.post(P, json={**body, "time_limit_s": 0}, headers=disp)
@@ -210,10 +211,11 @@ async def test_scope_role_and_state_refusals(
     r = await client.post(P, json=body, headers=disp)
     assert r.status_code == 202, r.text
     rid = r.json()["id"]
-    # Out of scope: another county's dispatcher neither reads nor accepts it.
+    # Out of scope: another county's dispatcher neither reads nor accepts it (nor learns
+    # that it exists).
     other = await login("dispatcher.xingning")
-    assert (await client.get(f"{P}/{rid}", headers=other)).status_code == 403
-    assert (await client.post(f"{P}/{rid}/accept", headers=other)).status_code == 403
+    assert (await client.get(f"{P}/{rid}", headers=other)).status_code == 404
+    assert (await client.post(f"{P}/{rid}/accept", headers=other)).status_code == 404
     # The auditor reads, never writes.
     aud = await login("auditor")
     assert (await client.get(f"{P}/{rid}", headers=aud)).status_code == 200

@@ -49,8 +49,8 @@ async def test_wrong_role_is_403(client: httpx.AsyncClient, login: Login, world:
         await client.post(
             f"{API}/trips/{trip['id']}/approve", json={}, headers=await login("driver.qingxiu")
         ),
-        409,  # already approved: the state is checked first, then the role
-        "illegal_transition",
+        403,  # the role first: a driver learns nothing of the trip's state
+        "role_required",
     )
     r = await client.post(f"{API}/trips", json={**trip_body(world), "submit": True}, headers=req)
     tid = r.json()["id"]
@@ -73,28 +73,29 @@ async def test_wrong_role_is_403(client: httpx.AsyncClient, login: Login, world:
     err(await client.get(f"{API}/me/assignments", headers=req), 403, "role_required")
 
 
-async def test_wrong_scope_is_403(
+async def test_wrong_scope_is_404_or_403(
     client: httpx.AsyncClient, login: Login, session: AsyncSession, world: World
 ) -> None:
     trip = await approved_trip(client, login, world)
     other = await login("dispatcher.xingning")
     v = await make_vehicle(session, world.pool_unit)
-    err(await _assign(client, other, trip["id"], v, world.driver_id), 403, "out_of_scope")
+    # What the caller cannot see is answered as missing (404), the same as an unknown id.
+    err(await _assign(client, other, trip["id"], v, world.driver_id), 404, "not_found")
     # A vehicle of another county that is not pooled is invisible to the Qingxiu dispatcher.
     xunit = await session.scalar(text("SELECT id FROM orgs WHERE code = '450102-03'"))
     xv = await make_vehicle(session, xunit)
     disp = await login("dispatcher.qingxiu")
-    e = err(await _assign(client, disp, trip["id"], xv, world.driver_id), 403, "out_of_scope")
+    e = err(await _assign(client, disp, trip["id"], xv, world.driver_id), 404, "not_found")
     assert e["field"] == "vehicle_id"
     # A driver of another county's unit is out of scope too.
     xd = await make_driver(session, xunit, "A1")
-    e = err(await _assign(client, disp, trip["id"], v, xd), 403, "out_of_scope")
+    e = err(await _assign(client, disp, trip["id"], v, xd), 404, "not_found")
     assert e["field"] == "driver_id"
     # A requester files only for units in scope; other people's trips are not readable.
     req = await login("requester.qingxiu")
     r = await client.post(f"{API}/trips", json={**trip_body(world), "unit_id": xunit}, headers=req)
-    err(r, 403, "out_of_scope")
-    err(await client.get(f"{API}/trips/{trip['id']}", headers=other), 403, "out_of_scope")
+    assert err(r, 404, "not_found")["field"] == "unit_id"
+    err(await client.get(f"{API}/trips/{trip['id']}", headers=other), 404, "not_found")
     # An approver decides only for units under their binding.
     r = await client.post(
         f"{API}/users",
@@ -117,8 +118,8 @@ async def test_wrong_scope_is_403(
             json={},
             headers=await login("approver.qingxiu"),
         ),
-        403,
-        "out_of_scope",
+        404,
+        "not_found",
     )
     # Auditors read everything in scope and change nothing.
     aud = await login("auditor")
@@ -197,7 +198,7 @@ async def test_illegal_transitions_are_409_with_current_state(
         f"{API}/assignments/{aid}/complete", json={"odometer_km": 99}, headers=drv
     )
     assert r.status_code == 422 and r.json()["error"]["field"] == "odometer_km"
-    # Another driver's assignment is not yours.
+    # Another driver's assignment is not yours: answered as a missing one.
     other_user = await session.scalar(
         text("SELECT id FROM users WHERE username = 'requester.qingxiu'")
     )
@@ -209,8 +210,8 @@ async def test_illegal_transitions_are_409_with_current_state(
         await client.post(
             f"{API}/assignments/{aid}/complete", json={"odometer_km": 120}, headers=req
         ),
-        403,
-        "not_your_assignment",
+        404,
+        "not_found",
     )
 
 
@@ -360,7 +361,7 @@ async def test_batch_refusals_item_by_item(
         (False, "driver_double_booked"),
         (False, "vehicle_double_booked"),
         (True, None),
-        (False, "out_of_scope"),
+        (False, "not_found"),
         (False, "not_found"),
         (True, None),
     ]

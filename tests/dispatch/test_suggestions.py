@@ -235,9 +235,9 @@ async def test_refusals(
 ) -> None:
     client = app_client
     trip = await approved_trip(client, login, world, start_in_h=2, urgency="urgent")
-    # Another county's dispatcher: 403; a requester: 403 (role); unknown trip: 404.
+    # Another county's dispatcher: 404 as for an unknown trip; a requester: 403 (role).
     r = await client.get(_url(trip["id"]), headers=await login("dispatcher.xingning"))
-    assert r.status_code == 403 and r.json()["error"]["code"] == "out_of_scope"
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
     r = await client.get(_url(trip["id"]), headers=await login("requester.qingxiu"))
     assert r.status_code == 403 and r.json()["error"]["code"] == "role_required"
     disp = await login("dispatcher.qingxiu")

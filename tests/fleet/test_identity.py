@@ -6,10 +6,13 @@ import time
 
 import httpx
 import jwt
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.config import Settings
+from fleet.errors import FleetError
 from fleet.identity.security import issue_token
-from tests.conftest import Login
+from tests.conftest import Login, bearer, make_user
 
 
 async def test_login_returns_token_and_me(client: httpx.AsyncClient, login: Login) -> None:
@@ -75,17 +78,20 @@ async def test_county_dispatcher_cannot_read_or_change_other_county(
     other = await _first_vehicle_in(client, admin, xingning_org)
     own = await _first_vehicle_in(client, admin, qingxiu_org)
 
+    # Another county's vehicle is answered as a missing one; a pooled one it may see (and
+    # send) but not change.
     r = await client.get(f"/api/v1/vehicles/{other['id']}", headers=qingxiu)
     if other["shared_pool"] == "none":
-        assert r.status_code == 403 and r.json()["error"]["code"] == "out_of_scope"
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    refused = 404 if other["shared_pool"] == "none" else 403
     r = await client.patch(f"/api/v1/vehicles/{other['id']}", json={"seats": 5}, headers=qingxiu)
-    assert r.status_code == 403
+    assert r.status_code == refused
     r = await client.post(
         f"/api/v1/vehicles/{other['id']}/status",
         json={"status": "under_repair", "reason": "test"},
         headers=qingxiu,
     )
-    assert r.status_code == 403
+    assert r.status_code == refused
 
     # the list shows only own county (plus pools shared with it, none from other counties)
     r = await client.get("/api/v1/vehicles", params={"limit": 500}, headers=qingxiu)
@@ -164,3 +170,71 @@ async def test_system_auditor_sees_only_its_vertical_system(
 async def test_requester_cannot_list_vehicles(client: httpx.AsyncClient, login: Login) -> None:
     r = await client.get("/api/v1/vehicles", headers=await login("requester.qingxiu"))
     assert r.status_code == 403 and r.json()["error"]["code"] == "role_required"
+
+
+async def test_admin_cannot_lock_themselves_out_and_the_last_region_admin_stays(
+    client: httpx.AsyncClient, login: Login, session: AsyncSession, settings: Settings
+) -> None:
+    admin = await login("admin")
+    me = (await client.get("/api/v1/auth/me", headers=admin)).json()
+    region = me["roles"][0]["org_id"]
+    r = await client.patch(f"/api/v1/users/{me['id']}", json={"roles": []}, headers=admin)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "own_admin_role", r.text
+    r = await client.patch(
+        f"/api/v1/users/{me['id']}",
+        json={"roles": [{"role": "auditor", "org_id": region}]},
+        headers=admin,
+    )
+    assert r.status_code == 403 and r.json()["error"]["code"] == "own_admin_role"
+    r = await client.patch(f"/api/v1/users/{me['id']}", json={"active": False}, headers=admin)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "own_account"
+    # Adding a role to oneself keeps the admin binding: allowed.
+    r = await client.patch(
+        f"/api/v1/users/{me['id']}",
+        json={
+            "roles": [{"role": "admin", "org_id": region}, {"role": "auditor", "org_id": region}]
+        },
+        headers=admin,
+    )
+    assert r.status_code == 200, r.text
+
+    # A second region admin may remove the first (one remains) ...
+    second = await make_user(session, "admin.two", "450000", (("admin", "450000"),))
+    r = await client.patch(
+        f"/api/v1/users/{me['id']}", json={"roles": []}, headers=bearer(settings, second)
+    )
+    assert r.status_code == 200, r.text
+    # ... and the last active region-level admin binding cannot be removed by anyone: a
+    # maintenance actor holding a region admin binding but no user of its own tries.
+    from fleet.identity import schemas, users
+    from fleet.identity.principal import Principal
+
+    actor = Principal(user_id=0, username="maintenance", org_id=region, bindings={"admin": ("1",)})
+    for patch in (schemas.UserPatch(roles=[]), schemas.UserPatch(active=False)):
+        with pytest.raises(FleetError) as info:
+            await users.update_user(session, actor, second, patch)
+        assert info.value.status == 409 and info.value.code == "last_admin"
+
+
+async def test_county_admin_cannot_manage_a_user_holding_roles_beyond_the_county(
+    client: httpx.AsyncClient, login: Login, session: AsyncSession, settings: Settings
+) -> None:
+    """A user of a county unit who is also bound higher up (here a region auditor) is not the
+    county admin's to reset, deactivate or re-role: that would hand over the higher binding."""
+    county_admin = bearer(
+        settings, await make_user(session, "admin.qx", "450103", (("admin", "450103"),))
+    )
+    big = await make_user(
+        session, "aud.qx", "450103-02", (("auditor", "450000"), ("requester", "450103-02"))
+    )
+    for patch in ({"password": "a-new-password-1"}, {"active": False}, {"roles": []}):
+        r = await client.patch(f"/api/v1/users/{big}", json=patch, headers=county_admin)
+        assert r.status_code == 403 and r.json()["error"]["code"] == "out_of_scope", r.text
+    r = await client.get(f"/api/v1/users/{big}", headers=county_admin)
+    assert r.status_code == 200
+    # A user of another county is not visible at all: the same answer as a missing one.
+    other = await make_user(session, "req.xn", "450102-03", (("requester", "450102-03"),))
+    a = await client.patch(f"/api/v1/users/{other}", json={"active": False}, headers=county_admin)
+    b = await client.patch(f"/api/v1/users/{10**12}", json={"active": False}, headers=county_admin)
+    assert a.status_code == b.status_code == 404
+    assert a.json()["error"]["code"] == b.json()["error"]["code"] == "not_found"

@@ -235,7 +235,7 @@ async def test_geofence_geojson_in_and_out(client: httpx.AsyncClient, login: Log
     assert r.status_code == 200 and r.json()["properties"]["active"] is False
     disp_other = await login("dispatcher.xingning")
     r = await client.get(f"/api/v1/geofences/{g['id']}", headers=disp_other)
-    assert r.status_code == 403
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
 
 
 async def test_org_tree_create_and_rules(client: httpx.AsyncClient, login: Login) -> None:

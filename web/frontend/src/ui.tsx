@@ -25,6 +25,8 @@ export function ErrorText(props: { error: unknown }) {
   if (!props.error) return null;
   const e = props.error;
   if (e instanceof ApiError && e.status === 403) return <div class="notice pending">{t("forbidden")}</div>;
+  // Out of scope and missing are one answer (404): say both, never the server's English.
+  if (e instanceof ApiError && e.status === 404) return <div class="notice pending">{t("not_found_or_hidden")}</div>;
   const msg = e instanceof ApiError ? `${e.message}${e.field ? ` (${e.field})` : ""}` : String(e);
   return <div class="error-text">{msg}</div>;
 }
