@@ -1,7 +1,7 @@
 """Standards belong to an org: usage and provisioning standards carry `org_id`.
 
-Revision ID: 0011_authz_config_level
-Revises: 0010_ingest_broker_refusals
+Revision ID: 0012_authz_config_level
+Revises: 0011_audit_roles
 Create Date: 2026-12-03
 
 Configuration has a level (issue 18 item 2). Approval chains already carried their org;
@@ -15,8 +15,8 @@ The downgrade drops the lower levels' rows (the old schema cannot hold them).
 
 from migrations.helpers import run_script
 
-revision = "0011_authz_config_level"
-down_revision = "0010_ingest_broker_refusals"
+revision = "0012_authz_config_level"
+down_revision = "0011_audit_roles"
 branch_labels = None
 depends_on = None
 
