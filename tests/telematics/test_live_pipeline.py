@@ -65,6 +65,25 @@ async def frames_of(
     return out
 
 
+async def _wait_live(
+    settings: Settings, vehicle_id: int, ts: datetime, bound_s: float = 30.0
+) -> None:
+    """Until the vehicle's live position is `ts` (committed by the ingest), within a bound."""
+    conn = await asyncpg.connect(settings.db.dsn())
+    try:
+        deadline = time.monotonic() + bound_s
+        while time.monotonic() < deadline:
+            got = await conn.fetchval(
+                "SELECT ts FROM latest_positions WHERE vehicle_id = $1", vehicle_id
+            )
+            if got is not None and got >= ts:
+                return
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"the live ping of vehicle {vehicle_id} was not stored in {bound_s} s")
+    finally:
+        await conn.close()
+
+
 def _ts(item: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(str(item["ts"]).replace("Z", "+00:00"))
 
@@ -83,9 +102,12 @@ async def test_buffered_upload_never_reaches_a_console_as_stale_positions(
     pub = publisher(tid)
     t_live = now() - timedelta(seconds=5)
     assert pub.send("position", [ping(t_live, 0)]) == 1  # the vehicle's live position
+    # The live ping has come and gone before the test proper: stored, and any frame of it that
+    # reaches the fresh console (a loaded box may publish it after the console opened) drained.
+    await _wait_live(mq_settings, vid, t_live.replace(microsecond=0))
     ws = await open_console(serve_proc, token)
     try:
-        await asyncio.sleep(1.5)  # the live ping has come and gone; the console is fresh
+        await frames_of(ws, vid, 1.5)
         # Back in coverage: two hours of buffered pings as one array, then live pings again.
         old = t_live - timedelta(hours=2)
         backlog = [ping(old + timedelta(seconds=10 * k), k) for k in range(12)]
