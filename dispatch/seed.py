@@ -18,6 +18,7 @@ from datetime import date
 
 import asyncpg
 
+from fleet import boundaries
 from fleet.divisions import Division, province_divisions
 from fleet.identity.security import hash_password
 from telematics.credentials import derived_secret, hash_secret
@@ -140,6 +141,7 @@ class SeedReport:
     cities: int = 0
     counties: int = 0
     units: int = 0
+    boundaries: int = 0  # cities and counties with a drawn border (fleet.boundaries)
     vehicles: int = 0
     drivers: int = 0
     terminals: int = 0
@@ -439,6 +441,16 @@ async def seed(
             for o in orgs
         ],
     )
+    drawn = await boundaries.load(conn)
+    report.boundaries = drawn.cities + drawn.counties
+    progress(
+        f"boundaries: {drawn.cities} cities, {drawn.counties} counties"
+        + (
+            f"; without: {', '.join(drawn.orgs_without_boundary)}"
+            if drawn.orgs_without_boundary
+            else ""
+        )
+    )
     vehicles, drivers, terminals = build_fleet(orgs, cfg, rng)
     progress(f"vehicles: writing {len(vehicles)}")
     await conn.executemany(
@@ -513,7 +525,7 @@ async def seed(
         "INSERT INTO audit_log (id, at, actor, action, entity, entity_id, data, hash)"
         " VALUES (0, now(), 'cli', 'seed.run', 'region', $1, $2::jsonb, '\\x')",
         cfg.province,
-        f'{{"vehicles": {len(vehicles)}, "seed": {cfg.seed}}}',
+        f'{{"vehicles": {len(vehicles)}, "seed": {cfg.seed}, "boundaries": {report.boundaries}}}',
     )
     report.orgs = len(orgs)
     report.cities = sum(o.kind == "city" for o in orgs)

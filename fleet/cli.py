@@ -121,6 +121,59 @@ def db_partitions(
     _echo(f"{made} new position partitions")
 
 
+async def _load_boundaries(conn: asyncpg.Connection) -> None:
+    """Load the drawn city/county borders (fleet.boundaries) in one audited transaction."""
+    from fleet import audit, boundaries
+
+    async with conn.transaction():
+        rep = await boundaries.load(conn)
+        await audit.record(
+            conn,
+            audit.Actor("cli"),
+            "boundaries.load",
+            "region",
+            "boundaries",
+            data={
+                "source": rep.source,
+                "cities": rep.cities,
+                "counties": rep.counties,
+                "unmatched_features": rep.unmatched_features,
+                "orgs_without_boundary": rep.orgs_without_boundary,
+            },
+        )
+    _echo(f"boundaries: {rep.cities} cities, {rep.counties} counties from {rep.source}")
+    for what, items in (
+        ("source features matching no org", rep.unmatched_features),
+        (
+            "cities/counties without a boundary (nearest seat decides there)",
+            rep.orgs_without_boundary,
+        ),
+    ):
+        if items:
+            _echo(f"  {what}: {', '.join(items)}")
+
+
+@db_app.command("boundaries")
+def db_boundaries() -> None:
+    """(Re)load the city and county borders the map draws, matched to the seeded orgs.
+
+    `fleet seed` does this itself; run it after upgrading an already seeded database."""
+
+    async def go() -> None:
+        conn = await asyncpg.connect(
+            get_settings().db.dsn(), server_settings={"application_name": "cli"}
+        )
+        try:
+            if not await conn.fetchval("SELECT count(*) FROM orgs WHERE kind = 'county'"):
+                _echo("no counties in the database: run `fleet seed` first")
+                raise typer.Exit(1)
+            await _load_boundaries(conn)
+        finally:
+            await conn.close()
+
+    asyncio.run(go())
+
+
 @db_app.command("reset")
 def db_reset(
     yes: Annotated[bool, typer.Option("--yes", help="really drop everything")] = False,
@@ -154,6 +207,7 @@ def seed(
     """Seed the region: real divisions, units, vehicles, drivers, terminals, demo users."""
     from dispatch.seed import SeedConfig, is_seeded
     from dispatch.seed import seed as run_seed
+    from fleet import boundaries
 
     settings = get_settings()
     cfg = SeedConfig(
@@ -172,7 +226,12 @@ def seed(
             existing = await is_seeded(conn)
             if existing:
                 if if_empty:
-                    _echo(f"already seeded ({existing} vehicles); nothing to do")
+                    # Seeded before the seed loaded borders: load them now.
+                    if not await boundaries.loaded(conn):
+                        _echo(f"already seeded ({existing} vehicles); loading the borders")
+                        await _load_boundaries(conn)
+                    else:
+                        _echo(f"already seeded ({existing} vehicles); nothing to do")
                     return
                 _echo(f"already seeded ({existing} vehicles); use `fleet db reset --yes` first")
                 raise typer.Exit(1)
@@ -185,8 +244,9 @@ def seed(
                 )
             _echo(
                 f"seeded in {report.seconds:.1f}s: {report.cities} cities, {report.counties} "
-                f"counties, {report.units} units, {report.vehicles} vehicles, {report.drivers} "
-                f"drivers, {report.terminals} terminals, {report.users} demo users"
+                f"counties ({report.boundaries} drawn borders), {report.units} units, "
+                f"{report.vehicles} vehicles, {report.drivers} drivers, {report.terminals} "
+                f"terminals, {report.users} demo users"
             )
         finally:
             await conn.close()

@@ -43,11 +43,17 @@ def _read(dist: str, resource: str, prefix: str) -> list[tuple[str, str, str, st
         ]
 
 
-def _stem(name: str) -> str:
+def name_stem(name: str) -> str:
+    """A division name without its kind suffix (横州市 -> 横州, 田阳县 -> 田阳)."""
     for suffix in ("自治县", "市", "县", "区"):
         if name.endswith(suffix) and len(name) > len(suffix):
             return name[: -len(suffix)]
     return name
+
+
+def same_stem(a: str, b: str) -> bool:
+    """Two names of one division across a rename (横县 / 横州市, 宜州市 / 宜州区)."""
+    return name_stem(a).startswith(name_stem(b)) or name_stem(b).startswith(name_stem(a))
 
 
 class MissingLocation(LookupError):
@@ -62,13 +68,7 @@ def province_divisions(province_prefix: str = "45") -> tuple[Division, ...]:
     out: list[Division] = []
     for code, name, lon, lat in current:
         if not lon:
-            old = [
-                r
-                for r in legacy
-                if r[0][:4] == code[:4]
-                and r[2]
-                and (_stem(name).startswith(_stem(r[1])) or _stem(r[1]).startswith(_stem(name)))
-            ]
+            old = [r for r in legacy if r[0][:4] == code[:4] and r[2] and same_stem(name, r[1])]
             if not old:
                 raise MissingLocation(f"no point for {code} {name}")
             lon, lat = old[0][2], old[0][3]

@@ -10,7 +10,7 @@ from dispatch.assignments.models import Assignment
 from dispatch.registry.models import Driver
 from dispatch.trips.models import TripRequest
 from fleet.audit import AuditEntry
-from fleet.identity.models import Org, User
+from fleet.identity.models import DivisionBoundary, Org, User
 from fleet.identity.principal import Principal, scope_clause
 
 TripUnit = aliased(Org, name="trip_unit")
@@ -18,8 +18,45 @@ ServingUnit = aliased(Org, name="serving_unit")
 SUPERVISING = ("approver", "dispatcher", "auditor", "admin")
 
 
-async def nearest_county(session: AsyncSession, lat: float, lon: float) -> Org | None:
-    """The county whose seat is nearest to the point (a stand-in for division polygons)."""
+# A point in no drawn county but this close to one (degrees, ~550 m) lies in a sliver between
+# two borders simplified independently (the map's tolerance is 0.0015°): the nearest border
+# decides, not the nearest seat.
+SLIVER_DEG = 0.005
+
+
+async def county_at(session: AsyncSession, lat: float, lon: float) -> Org | None:
+    """The county whose drawn border covers the point, as the map shows it.
+
+    Borders are the base map's own (`fleet.boundaries`); ties on a shared edge go to the lower
+    adcode. A point just outside every border (a sliver between simplified borders) takes the
+    nearest border; a point far from all (outside Guangxi), or a database without borders,
+    takes the county whose seat is nearest."""
+    point = func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326)
+    covering = (
+        await session.execute(
+            select(Org)
+            .join(DivisionBoundary, DivisionBoundary.org_id == Org.id)
+            .where(Org.kind == "county", func.ST_Covers(DivisionBoundary.geom, point))
+            .order_by(Org.code)
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    if covering is not None:
+        return covering
+    near = (
+        await session.execute(
+            select(Org)
+            .join(DivisionBoundary, DivisionBoundary.org_id == Org.id)
+            .where(Org.kind == "county", func.ST_DWithin(DivisionBoundary.geom, point, SLIVER_DEG))
+            .order_by(func.ST_Distance(DivisionBoundary.geom, point), Org.code)
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    return near if near is not None else await nearest_county_seat(session, lat, lon)
+
+
+async def nearest_county_seat(session: AsyncSession, lat: float, lon: float) -> Org | None:
+    """The county whose seat is nearest to the point: the fallback outside every border."""
     point = func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326)
     return (
         await session.execute(

@@ -70,18 +70,21 @@ def trip_out(trip: TripRequest) -> schemas.TripOut:
 async def derive_kind(
     session: AsyncSession, unit: Org, body: schemas.TripIn
 ) -> tuple[str, int | None]:
-    """Request kind for the approval chain, and the destination's county."""
-    places = [body.destination, *body.stops]
-    dest_county = await repository.nearest_county(
-        session, body.destination.lat, body.destination.lon
-    )
+    """Request kind for the approval chain, and the destination's county.
+
+    A place's county is the one whose drawn border covers it (`repository.county_at`), so
+    the chain follows the county the requester saw on the map."""
+    counties = [
+        await repository.county_at(session, place.lat, place.lon)
+        for place in (body.destination, *body.stops)
+    ]
+    dest_county = counties[0]
     if body.urgency == "emergency":
         return "emergency", dest_county.id if dest_county else None
     home = territory_of(unit.path)
     home_city = ".".join(unit.path.split(".")[:2])
     kind = "in_county"
-    for place in places:
-        county = await repository.nearest_county(session, place.lat, place.lon)
+    for county in counties:
         if county is None:
             continue
         if not (county.path == home or county.path.startswith(home + ".")):

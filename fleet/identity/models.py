@@ -33,6 +33,21 @@ class Org(Base):
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
+class DivisionBoundary(Base):
+    """A city's or county's drawn border (`fleet.boundaries`), one row per org."""
+
+    __tablename__ = "division_boundaries"
+
+    org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id"), primary_key=True)
+    source_code: Mapped[str] = mapped_column(Text)
+    source_name: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(Text)
+    geom: Mapped[WKBElement] = mapped_column(
+        Geometry("MULTIPOLYGON", srid=4326, spatial_index=False)
+    )
+    loaded_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
 class User(Base):
     __tablename__ = "users"
 

