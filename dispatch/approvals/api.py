@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from dispatch.approvals import schemas, service
+from dispatch.approvals import progress, schemas, service
 from dispatch.trips import schemas as trip_schemas
 from dispatch.trips.service import read_trip, trip_out
 from fleet.deps import CurrentPrincipal, Session
@@ -52,6 +52,14 @@ async def trip_steps(
     """Every approval step of the trip, all rounds."""
     await read_trip(session, principal, trip_id)
     return [schemas.StepOut.model_validate(s) for s in await service.steps_of(session, trip_id)]
+
+
+@router.get("/trips/{trip_id}/approval-chain", response_model=schemas.ChainProgressOut)
+async def approval_chain(
+    trip_id: Id, session: Session, principal: CurrentPrincipal
+) -> schemas.ChainProgressOut:
+    """The trip's chain: its levels, the one deciding now and who can decide each (by name)."""
+    return await progress.chain_of(session, principal, trip_id)
 
 
 @router.post("/trips/{trip_id}/approve", response_model=trip_schemas.TripOut)

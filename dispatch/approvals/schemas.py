@@ -64,3 +64,41 @@ class StepOut(Out):
     acted_by: int | None
     acted_at: datetime | None
     comment: str | None
+
+
+class PersonOut(Out):
+    """Someone in a chain, by name and the org they act for (never an id)."""
+
+    name: str
+    org: str
+
+
+class ChainLevelOut(Out):
+    seq: int
+    level: Level
+    scope: str = Field(description="the org whose approvers decide: the unit, 青秀区, 南宁市…")
+    state: Literal["planned", "waiting", "pending", "approved", "rejected", "returned", "cancelled"]
+    current: bool = Field(description="the level deciding now")
+    due_at: datetime | None = Field(description="escalates one level up after this")
+    escalations: int
+    delegated: bool
+    deciders: list[PersonOut] = Field(description="who can decide this level (open levels)")
+    deciders_total: int = Field(description="all of them; the list shows the first 20")
+    decided_by: PersonOut | None
+    decided_at: datetime | None
+    comment: str | None
+
+
+class ChainProgressOut(Out):
+    """A trip's approval chain as the requester and approvers see it."""
+
+    trip_id: int
+    kind: Kind
+    dispatch_first: bool
+    approval_status: str
+    round: int = Field(description="0: not submitted yet, the levels are the planned ones")
+    unit: str
+    destination_county: str | None = Field(description="decided by the drawn borders")
+    current_seq: int | None
+    current_level: Level | None
+    levels: list[ChainLevelOut]

@@ -38,6 +38,8 @@ LEVEL_KINDS: dict[str, tuple[str, ...]] = {
     "city": ("city", "region"),
     "region": ("region",),
 }
+# How notifications name a level (zh-CN, as every notification text is).
+LEVEL_NAMES = {"unit": "单位", "county": "县（区）平台", "city": "市级平台", "region": "自治区平台"}
 WORKER = Actor(name="dispatch-worker")
 
 
@@ -176,11 +178,44 @@ async def _activate(session: AsyncSession, trip: TripRequest, step: ApprovalStep
     step.state = "pending"
     step.due_at = _now() + timedelta(hours=step.timeout_hours)
     await session.flush()
+    deciders = await approvers_for(session, trip, step)
     notify.notify_users(
         session,
-        await approvers_for(session, trip, step),
+        deciders,
         "approval_needed",
         f"用车申请 #{trip.id} 待审批",
+        trip_id=trip.id,
+        step_id=step.id,
+        level=step.level,
+    )
+    if step.seq > 1:
+        # An earlier level approved: the requester learns where the request waits now.
+        notify.notify_users(
+            session,
+            [trip.requester_id],
+            "approval_next_level",
+            f"用车申请 #{trip.id} 已通过上一级审批，待{LEVEL_NAMES[step.level]}审批",
+            trip_id=trip.id,
+            level=step.level,
+        )
+    await _tell_if_undecidable(session, trip, step, deciders)
+
+
+async def _tell_if_undecidable(
+    session: AsyncSession, trip: TripRequest, step: ApprovalStep, deciders: list[int]
+) -> None:
+    """A level nobody can decide would wait unseen: tell the requester and the admins."""
+    if deciders:
+        return
+    unit = await session.get(Org, trip.unit_id)
+    assert unit is not None
+    admins = await notify.users_with_role_covering(session, "admin", unit.path)
+    notify.notify_users(
+        session,
+        sorted({trip.requester_id, *admins}),
+        "approval_no_decider",
+        f"用车申请 #{trip.id} 待{LEVEL_NAMES[step.level]}审批，但没有可审批的人员，"
+        "请管理员指定审批人",
         trip_id=trip.id,
         step_id=step.id,
         level=step.level,
@@ -475,15 +510,17 @@ async def escalate_overdue(session: AsyncSession, now: datetime | None = None) -
             reason=f"overdue since {now.isoformat()}",
             data={"step_id": step.id, "from_level": before, "to_level": step.level},
         )
+        deciders = await approvers_for(session, trip, step)
         notify.notify_users(
             session,
-            await approvers_for(session, trip, step),
+            deciders,
             "approval_escalated",
             f"用车申请 #{trip.id} 审批超时，已上报",
             trip_id=trip.id,
             step_id=step.id,
             level=step.level,
         )
+        await _tell_if_undecidable(session, trip, step, deciders)
         count += 1
     return count
 
