@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
+from pydantic import Field
 
 from dispatch.approvals import progress, schemas, service
 from dispatch.trips import schemas as trip_schemas
@@ -19,6 +20,7 @@ Paging = Annotated[PageParams, Depends(page_params)]
 class InboxItem(Out):
     step: schemas.StepOut
     trip: trip_schemas.TripOut
+    requester: str = Field(description="the requester's display name")
 
 
 @router.get("/approval-chains", response_model=list[schemas.ChainOut])
@@ -41,7 +43,15 @@ async def save_chain(
 async def inbox(session: Session, principal: CurrentPrincipal, paging: Paging) -> Page[InboxItem]:
     """Requests waiting for the caller's decision, oldest deadline first."""
     rows, total = await service.inbox(session, principal, limit=paging.limit, offset=paging.offset)
-    items = [InboxItem(step=schemas.StepOut.model_validate(s), trip=trip_out(t)) for s, t in rows]
+    names = await progress.display_names(session, {t.requester_id for _, t in rows})
+    items = [
+        InboxItem(
+            step=schemas.StepOut.model_validate(s),
+            trip=trip_out(t),
+            requester=names.get(t.requester_id, ""),
+        )
+        for s, t in rows
+    ]
     return Page(items=items, total=total, **paging.model_dump())
 
 

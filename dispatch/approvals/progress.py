@@ -85,6 +85,14 @@ async def _people(
     return out
 
 
+async def display_names(session: AsyncSession, user_ids: set[int]) -> dict[int, str]:
+    """user id -> display name, for lists that show people (the inbox's requesters)."""
+    if not user_ids:
+        return {}
+    rows = await session.execute(select(User.id, User.display_name).where(User.id.in_(user_ids)))
+    return {int(r[0]): r[1] for r in rows.all()}
+
+
 def _deciders(
     level: str, bindings: Sequence[_Binding], requester_id: int
 ) -> list[schemas.PersonOut]:

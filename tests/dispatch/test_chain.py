@@ -92,6 +92,10 @@ async def test_the_chain_is_visible_to_requester_and_approver(
     # The approver reads the same chain.
     r = await client.get(url, headers=appr)
     assert r.status_code == 200 and r.json() == chain
+    # The inbox names the requester (the table showed a bare id).
+    r = await client.get(f"{API}/approvals/inbox", headers=appr)
+    item = next(i for i in r.json()["items"] if i["trip"]["id"] == tid)
+    assert item["requester"] == "青秀区政府办申请人"
     # Someone without the trip in scope does not.
     r = await client.get(url, headers=await login("dispatcher.xingning"))
     assert r.status_code == 403

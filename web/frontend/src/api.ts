@@ -147,7 +147,9 @@ export const api = {
   /** approve {comment?} · reject/return {reason} · assign {vehicle_id, driver_id} · settle. */
   tripAction: (id: number, action: string, body: Record<string, unknown> = {}) =>
     post<Trip>(`/trips/${id}/${action}`, body),
-  inbox: () => get<Page<{ step: { id: number; level: string; due_at: string | null }; trip: Trip }>>("/approvals/inbox", { limit: 200 }),
+  inbox: () => get<Page<{ step: { id: number; level: string; due_at: string | null }; trip: Trip; requester: string }>>("/approvals/inbox", { limit: 200 }),
+  /** The trip's approval chain: levels, the current one, who can decide each (names, not ids). */
+  approvalChain: (id: number) => get<ApprovalChain>(`/trips/${id}/approval-chain`),
   queue: () => get<Trip[]>("/dispatch/queue"),
   myAssignments: () => get<Page<MyAssignment>>("/me/assignments", { limit: 50 }),
   /** accept · decline {reason} · depart {odometer_km, at} · arrive {at} · complete {odometer_km, tolls_cny, ...}. */
@@ -251,6 +253,37 @@ export interface Trip {
   approval_status?: string;
   created_at: string;
   updated_at: string;
+}
+export interface ChainPerson {
+  name: string;
+  org: string;
+}
+export interface ChainLevel {
+  seq: number;
+  level: "unit" | "county" | "city" | "region";
+  scope: string;
+  state: "planned" | "waiting" | "pending" | "approved" | "rejected" | "returned" | "cancelled";
+  current: boolean;
+  due_at: string | null;
+  escalations: number;
+  delegated: boolean;
+  deciders: ChainPerson[];
+  deciders_total: number;
+  decided_by: ChainPerson | null;
+  decided_at: string | null;
+  comment: string | null;
+}
+export interface ApprovalChain {
+  trip_id: number;
+  kind: string;
+  dispatch_first: boolean;
+  approval_status: string;
+  round: number;
+  unit: string;
+  destination_county: string | null;
+  current_seq: number | null;
+  current_level: string | null;
+  levels: ChainLevel[];
 }
 export interface Suggestion {
   rank: number;

@@ -8,6 +8,7 @@ import { AuditPage, AuditTripPage, AuditVehicleDayPage } from "./pages/audit";
 import { ConsolePage } from "./pages/console";
 import { DriverPage } from "./pages/driver";
 import { LoginPage } from "./pages/login";
+import { RequestPage } from "./pages/request";
 import { RequestsPage } from "./pages/requests";
 import { TripReportPage } from "./pages/report";
 import { subscribe } from "./live";
@@ -36,6 +37,7 @@ const ROUTES: Route[] = [
     roles: ["auditor", "admin", "dispatcher"],
     page: (p) => <AuditVehicleDayPage id={Number(p.id)} day={p.day} />,
   },
+  { path: "/trips/:id", roles: ["requester", "approver", "dispatcher", "auditor", "admin"], page: (p) => <RequestPage id={Number(p.id)} /> },
   { path: "/trips/:id/report", roles: ["auditor", "admin", "dispatcher", "approver", "requester"], page: (p) => <TripReportPage id={Number(p.id)} /> },
   { path: "/driver", roles: ["driver"], nav: "nav_driver", page: () => <DriverPage />, bare: true },
 ];

@@ -1,10 +1,12 @@
-// Approver inbox: approve, reject (with reason) or return a request for changes.
+// Approver inbox: approve, reject (with reason) or return a request for changes, with the
+// request's whole approval chain beside it (who decided, who decides now, who comes next).
 import { useEffect, useState } from "preact/hooks";
-import { api, type Trip } from "../api";
-import { t, term, useLang } from "../i18n";
+import { ApiError, api, type Trip } from "../api";
+import { t, term, useLang, type Key } from "../i18n";
 import { subscribe } from "../live";
 import { fmtDateTime, fmtShort } from "../time";
 import { ErrorText, OrgName, StateTag, useAsync } from "../ui";
+import { ApprovalChainView } from "./chain";
 
 export function ApprovalsPage() {
   useLang();
@@ -26,18 +28,30 @@ export function ApprovalsPage() {
       setErr(e);
     }
   };
+  // An account without the approver role (an admin, say) may open this page: the API refuses
+  // its inbox (403), which is said plainly rather than shown as an empty table.
+  if (inbox.error instanceof ApiError && inbox.error.status === 403) {
+    return (
+      <div class="page">
+        <h1>{t("inbox")}</h1>
+        <div class="notice" data-testid="not-approver">{t("not_approver")}</div>
+      </div>
+    );
+  }
+  const selected = inbox.data?.items.find((x) => x.trip.id === sel?.id);
   return (
     <div class="page">
       <h1>{t("inbox")} {inbox.data && <span class="badge">{inbox.data.total}</span>}</h1>
-      <div style={{ display: "grid", gridTemplateColumns: "1fr 420px", gap: 16 }}>
+      <ErrorText error={inbox.error} />
+      <div class="approvals-grid">
         <div class="card">
           <table class="table" data-testid="inbox">
-            <thead><tr><th>#</th><th>{t("requester")}</th><th>{t("unit")}</th><th>{t("departure_time")}</th><th>{t("destination")}</th><th>{t("passengers")}</th><th>{t("ts_state")}</th></tr></thead>
+            <thead><tr><th>#</th><th>{t("requester")}</th><th>{t("unit")}</th><th>{t("departure_time")}</th><th>{t("destination")}</th><th>{t("approval_level")}</th><th>{t("passengers")}</th><th>{t("ts_state")}</th></tr></thead>
             <tbody>
-              {inbox.data?.items.map(({ trip: tr }) => (
+              {inbox.data?.items.map(({ trip: tr, step, requester }) => (
                 <tr key={tr.id} class={sel?.id === tr.id ? "selected" : ""} onClick={() => setSel(tr)} style={{ cursor: "pointer" }} data-testid="inbox-row" data-trip={tr.id}>
-                  <td>{tr.id}</td><td>#{tr.requester_id}</td><td><OrgName id={tr.unit_id} /></td><td>{fmtShort(tr.departure_at)}</td>
-                  <td>{tr.destination?.address}</td><td class="num">{tr.passengers}</td><td><StateTag state={tr.state} /></td>
+                  <td>{tr.id}</td><td>{requester}</td><td><OrgName id={tr.unit_id} /></td><td>{fmtShort(tr.departure_at)}</td>
+                  <td>{tr.destination?.address}</td><td>{t(`lvl_${step.level}` as Key)}</td><td class="num">{tr.passengers}</td><td><StateTag state={tr.state} /></td>
                 </tr>
               ))}
             </tbody>
@@ -51,6 +65,7 @@ export function ApprovalsPage() {
             {sel && (
               <div style={{ display: "flex", flexDirection: "column", gap: 12 }}>
                 <dl class="kv">
+                  <dt>{t("requester")}</dt><dd>{selected?.requester}</dd>
                   <dt>{t("unit")}</dt><dd><OrgName id={sel.unit_id} /></dd>
                   <dt>{t("kind")}</dt><dd>{term(sel.kind)} · {sel.allowed_body_types.map((b) => t(`bt_${b}` as never)).join("、")}</dd>
                   <dt>{t("trip_nature")}</dt><dd>{term(sel.nature)}</dd>
@@ -63,6 +78,7 @@ export function ApprovalsPage() {
                   <dt>{t("passengers")}</dt><dd>{sel.passengers}</dd>
                   <dt>{t("ts_state")}</dt><dd><StateTag state={sel.state} /></dd>
                 </dl>
+                <ApprovalChainView tripId={sel.id} />
                 <label class="field">{t("reason")}<textarea class="input" rows={2} value={reason} data-testid="approval-reason" onInput={(e) => setReason((e.target as HTMLTextAreaElement).value)} /></label>
                 <ErrorText error={err} />
                 <div class="row">

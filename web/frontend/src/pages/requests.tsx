@@ -69,6 +69,8 @@ export function RequestsPage() {
   useEffect(() => {
     const map = createMap(mapEl.current!, { zoom: 9, center: [108.37, 22.82] });
     mapRef.current = map;
+    // For the browser tests (as the console's __map): click a place by its coordinates.
+    (window as unknown as { __requestMap?: MLMap }).__requestMap = map;
     map.on("click", (e) => {
       const which = pickingRef.current;
       if (!which) return;
@@ -161,7 +163,7 @@ export function RequestsPage() {
             {mine.data?.items.length === 0 && <div class="empty">{t("empty")}</div>}
             {mine.data?.items.map((tr) => (
               <div class="list-item" key={tr.id} data-testid="my-request" data-state={tr.state}>
-                <div class="title"><span>#{tr.id} {tr.destination?.address}</span><StateTag state={tr.state} /></div>
+                <div class="title"><Link href={`/trips/${tr.id}`}><span data-testid="my-request-link">#{tr.id} {tr.destination?.address}</span></Link><StateTag state={tr.state} /></div>
                 <div class="meta"><span>{fmtShort(tr.departure_at)}</span><span>{tr.passengers} 人</span>{tr.state_reason && <span>{tr.state_reason}</span>}
                   {["completed", "settled"].includes(tr.state) && <Link href={`/trips/${tr.id}/report`}>{t("trip_report")}</Link>}
                 </div>
