@@ -18,6 +18,7 @@ from datetime import date
 
 import asyncpg
 
+from dispatch.registry.vin import check_digit as vin_check_digit
 from fleet import boundaries
 from fleet.divisions import Division, province_divisions
 from fleet.identity.security import hash_password
@@ -106,24 +107,8 @@ LEVEL_SHARE = {"region": 0.06, "city": 0.30, "county": 0.64}
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高梁郑谢韦覃蒙莫陆廖卢蓝农黎"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰涛明超秀霞平刚桂华建国志宏海波斌凯文玲"
 VIN_WMI = ("LFV", "LSV", "LGB", "LVS", "LBV", "LSG", "LDC", "LHG")
-VIN_VALUES = {
-    **{str(d): d for d in range(10)},
-    **dict(zip("ABCDEFGH", range(1, 9), strict=True)),
-    **dict(zip("JKLMN", range(1, 6), strict=True)),
-    "P": 7,
-    "R": 9,
-    **dict(zip("STUVWXYZ", range(2, 10), strict=True)),
-}
-VIN_WEIGHTS = (8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2)
 VIN_CHARS = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
 VIN_YEAR = "ABCDEFGHJKLMNPRSTVWXY123456789"  # 2010 = A
-
-
-def vin_check_digit(vin: str) -> str:
-    """ISO 3779 / GB 16735 check digit (position 9) of a 17-character VIN."""
-    total = sum(VIN_VALUES[c] * w for c, w in zip(vin, VIN_WEIGHTS, strict=True))
-    r = total % 11
-    return "X" if r == 10 else str(r)
 
 
 @dataclass(frozen=True)

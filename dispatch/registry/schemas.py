@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
+from dispatch.registry import vin as vin_rule
 from fleet.schemas import Id, Out, Point, Strict
 
 Category = Literal["courier", "emergency", "law_enforcement", "special", "pool"]
@@ -18,12 +19,18 @@ Pool = Literal["none", "county", "city"]
 LicenceClass = Literal["A1", "A2", "A3", "B1", "B2", "C1", "C2"]
 
 PLATE = r"^[\u4e00-\u9fa5][A-HJ-NP-Z][A-HJ-NP-Z0-9]{5,6}$"
-VIN = r"^[A-HJ-NPR-Z0-9]{17}$"
+VIN = vin_rule.PATTERN
+# 17 characters without I/O/Q, and the check digit in position 9 (ISO 3779 / GB 16735).
+Vin = Annotated[
+    str,
+    Field(pattern=VIN, description="17 characters, no I/O/Q; position 9 is the check digit"),
+    AfterValidator(vin_rule.checked),
+]
 
 
 class VehicleIn(Strict):
     plate: str = Field(pattern=PLATE, description="e.g. 桂A12345, NEV 桂AD12345")
-    vin: str = Field(pattern=VIN, description="17 characters, no I/O/Q")
+    vin: Vin
     category: Category
     body_type: BodyType
     seats: int = Field(ge=2, le=60)

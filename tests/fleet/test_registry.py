@@ -12,7 +12,7 @@ from tests.conftest import Login
 
 VEHICLE = {
     "plate": "桂AD99001",
-    "vin": "LFV2A21K0A4000001",
+    "vin": "LFV2A21K5A4000001",  # position 9: the check digit
     "category": "pool",
     "body_type": "sedan",
     "seats": 5,
@@ -86,6 +86,8 @@ async def test_vehicle_bad_input_names_the_field(client: httpx.AsyncClient, logi
     unit = await _unit(client, admin, "450103-03")
     cases: list[tuple[dict[str, Any], int, str]] = [
         ({"vin": "LFV2A21K0A400000I"}, 422, "vin"),  # I is not a VIN character
+        ({"vin": "LFV2A21K0A4000001"}, 422, "vin"),  # check digit should be 5
+        ({"vin": "LFV2A21K5A4000002"}, 422, "vin"),  # one character mistyped
         ({"seats": 0}, 422, "seats"),
         ({"depot": {"lat": 95, "lon": 108}}, 422, "depot.lat"),
         ({"energy": "ice"}, 422, "engine_l"),  # ice needs an engine size
@@ -343,3 +345,25 @@ async def test_values_the_database_cannot_hold_are_422_on_the_field(
     # A NUL character in a search string is refused by the database itself: 422, not 500.
     r = await client.get("/api/v1/vehicles", params={"q": "桂A\x00"}, headers=admin)
     assert r.status_code in (200, 422), r.text
+
+
+async def test_vin_check_digit_is_checked(client: httpx.AsyncClient, login: Login) -> None:
+    """The docs say the VIN is checked: a wrong check digit is a 422 naming it."""
+    admin = await login("admin")
+    unit = await _unit(client, admin, "450103-03")
+    r = await client.post(
+        "/api/v1/vehicles",
+        json={**VEHICLE, "unit_id": unit, "vin": "LFV2A21K0A4000001", "plate": "桂AD99002"},
+        headers=admin,
+    )
+    assert r.status_code == 422, r.text
+    err = r.json()["errors"][0]
+    assert (err["code"], err["field"]) == ("vin_check_digit", "vin")
+    assert "is 0, the other characters give 5" in err["message"]
+    # An X check digit (remainder 10) is valid too.
+    r = await client.post(
+        "/api/v1/vehicles",
+        json={**VEHICLE, "unit_id": unit, "vin": "LSVAA218XE2000002", "plate": "桂AD99003"},
+        headers=admin,
+    )
+    assert r.status_code == 201, r.text
