@@ -50,13 +50,9 @@ class CheckReport:
     alert_ids: list[int] = field(default_factory=list)
 
 
-_PRIVATE_USE = text(
-    """
-    WITH moving AS (
-        SELECT p.vehicle_id, p.ts, p.geom, p.speed_kmh
-        FROM positions p
-        WHERE p.ts >= :since AND p.ts < :until
-          AND p.fix IS NOT FALSE AND p.acc IS NOT FALSE AND p.speed_kmh >= :speed
+# Pings of `p` that count as movement no booking covers (the rule of 公车私用嫌疑).
+_UNCOVERED_MOVING = """
+          p.fix IS NOT FALSE AND p.acc IS NOT FALSE AND p.speed_kmh >= :speed
           AND NOT EXISTS (
               SELECT 1 FROM trip_assignments a
               WHERE a.vehicle_id = p.vehicle_id
@@ -64,6 +60,25 @@ _PRIVATE_USE = text(
                 AND (p.ts <@ a.period
                      OR (a.departed_at IS NOT NULL AND p.ts >= a.departed_at
                          AND p.ts <= coalesce(a.completed_at, 'infinity'::timestamptz))))
+"""
+# One alert's text and figures, from its movement's stats `s` (raised or extended alike).
+_MESSAGE = """format('%s 无有效派车行驶 %s km / %s 分钟 (疑似公车私用)', s.plate,
+                      round(s.km::numeric, 1), round(s.minutes::numeric))"""
+_FIGURES = """'distance_km', round(s.km::numeric, 3),
+                   'duration_min', round(s.minutes::numeric, 1),
+                   'max_speed_kmh', s.max_speed_kmh,
+                   'points', s.points,
+                   'positions', to_jsonb(s.pts)"""
+_PTS = """(array_agg(jsonb_build_array(round(ST_X(geom)::numeric, 6),
+                                            round(ST_Y(geom)::numeric, 6), ts, speed_kmh)
+                          ORDER BY ts))[1:(:max_pts)]"""
+
+_PRIVATE_USE = text(
+    f"""
+    WITH moving AS (
+        SELECT p.vehicle_id, p.ts, p.geom, p.speed_kmh
+        FROM positions p
+        WHERE p.ts >= :since AND p.ts < :until AND {_UNCOVERED_MOVING}
     ),
     marked AS (
         SELECT *, CASE WHEN lag(ts) OVER w IS NULL
@@ -81,9 +96,7 @@ _PRIVATE_USE = text(
                     ELSE 0 END AS km,
                max(speed_kmh) AS max_speed_kmh,
                (array_agg(geom ORDER BY ts))[1] AS first_geom,
-               (array_agg(jsonb_build_array(round(ST_X(geom)::numeric, 6),
-                                            round(ST_Y(geom)::numeric, 6), ts, speed_kmh)
-                          ORDER BY ts))[1:(:max_pts)] AS pts
+               {_PTS} AS pts
         FROM grouped GROUP BY vehicle_id, episode
     ),
     flagged AS (
@@ -103,34 +116,56 @@ _PRIVATE_USE = text(
         SELECT existing AS id, max(ended_at) AS ended_at FROM flagged
         WHERE existing IS NOT NULL GROUP BY existing
     ),
-    extended AS (
-        -- By primary key, from two arrays: joined to flagged, the update was planned from
-        -- its (far too high) row estimate as a hash or merge join over the whole alerts
-        -- table, every kind, every year.
-        UPDATE alerts a SET ended_at = greatest(a.ended_at, r.ended_at)
+    grown AS (
+        -- The alerts this round carries further. By primary key, from two arrays: joined to
+        -- flagged, the lookup was planned from its (far too high) row estimate as a hash or
+        -- merge join over the whole alerts table, every kind, every year.
+        SELECT a.id, a.vehicle_id, a.started_at, r.ended_at
         FROM unnest(ARRAY(SELECT id FROM reached ORDER BY id),
                     ARRAY(SELECT ended_at FROM reached ORDER BY id)) AS r(id, ended_at)
-        WHERE a.id = r.id
+        JOIN alerts a ON a.id = r.id
+        WHERE r.ended_at > coalesce(a.ended_at, a.started_at)
+    ),
+    restated AS MATERIALIZED (
+        -- The whole movement again, from the alert's start to its new end (earlier rounds'
+        -- pings included): its text and figures describe all it now covers, not the first
+        -- window it was raised in.
+        SELECT g.id, g.vehicle_id, v.plate, g.ended_at,
+               extract(epoch FROM g.ended_at - g.started_at) / 60 AS minutes,
+               count(*) AS points,
+               CASE WHEN count(*) > 1
+                    THEN ST_Length(ST_MakeLine(p.geom ORDER BY p.ts)::geography) / 1000
+                    ELSE 0 END AS km,
+               max(p.speed_kmh) AS max_speed_kmh,
+               {_PTS} AS pts
+        FROM grown g
+        JOIN vehicles v ON v.id = g.vehicle_id
+        JOIN positions p ON p.vehicle_id = g.vehicle_id
+                        AND p.ts >= g.started_at AND p.ts <= g.ended_at
+        WHERE {_UNCOVERED_MOVING}
+        GROUP BY g.id, g.vehicle_id, v.plate, g.started_at, g.ended_at
+    ),
+    extended AS (
+        UPDATE alerts a SET ended_at = s.ended_at,
+               message = {_MESSAGE},
+               evidence = a.evidence || jsonb_build_object({_FIGURES})
+        FROM restated s
+        WHERE a.id = s.id
         RETURNING a.id
     ),
     inserted AS (
         INSERT INTO alerts (kind, severity, vehicle_id, org_id, started_at, ended_at, location,
                             message, evidence, dedup_key)
-        SELECT 'private_use', 'warning', f.vehicle_id, f.unit_id, f.started_at, f.ended_at,
-               f.first_geom,
-               format('%s 无有效派车行驶 %s km / %s 分钟 (疑似公车私用)', f.plate,
-                      round(f.km::numeric, 1), round(f.minutes::numeric)),
+        SELECT 'private_use', 'warning', s.vehicle_id, s.unit_id, s.started_at, s.ended_at,
+               s.first_geom,
+               {_MESSAGE},
                jsonb_build_object(
                    'rule', 'moving without an active approved trip',
-                   'distance_km', round(f.km::numeric, 3),
-                   'duration_min', round(f.minutes::numeric, 1),
-                   'max_speed_kmh', f.max_speed_kmh,
-                   'points', f.points,
-                   'positions', to_jsonb(f.pts),
+                   {_FIGURES},
                    'positions_format', jsonb_build_array('lon', 'lat', 'ts', 'speed_kmh')),
-               'private_use:' || f.vehicle_id || ':'
-                   || to_char(f.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
-        FROM flagged f WHERE f.existing IS NULL
+               'private_use:' || s.vehicle_id || ':'
+                   || to_char(s.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+        FROM flagged s WHERE s.existing IS NULL
         ON CONFLICT (dedup_key) DO NOTHING
         RETURNING id, vehicle_id, org_id, started_at, message
     )

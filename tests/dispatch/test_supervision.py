@@ -154,6 +154,33 @@ async def test_private_use_straddling_worker_rounds_is_one_alert_extended(
     assert rows[0].ended_at == start + timedelta(minutes=30)
 
 
+async def test_an_extended_private_use_alert_restates_its_distance_and_duration(
+    session: AsyncSession, world: World
+) -> None:
+    """An alert raised on the first few minutes of a drive and extended by later rounds
+    must describe the whole drive, not keep its first window's "x km / y 分钟"."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    v = await make_vehicle(session, world.pool_unit)
+    start = now - timedelta(minutes=40)
+    await _track(session, v, start, world.here, minutes=30, speed_kmh=40)  # ~0.3 km a minute
+    first = start + timedelta(minutes=4)  # the first round sees 3 minutes (until is open), ~0.9 km
+    r1 = await run_checks(session, first - timedelta(minutes=10), first, now=first)
+    assert r1.private_use == 1
+    aid = r1.alert_ids[0]
+    sql = text("SELECT message, evidence, ended_at FROM alerts WHERE id = :id")
+    message, ev, _ = (await session.execute(sql, {"id": aid})).one()
+    assert ev["duration_min"] == 3.0 and "/ 3 分钟" in message
+    for k in range(1, 4):  # the next rounds carry it on to the end of the drive
+        at = first + timedelta(minutes=9 * k)
+        await run_checks(session, at - timedelta(minutes=10), at, now=at)
+    message, ev, ended_at = (await session.execute(sql, {"id": aid})).one()
+    assert ended_at == start + timedelta(minutes=30)
+    assert ev["duration_min"] == 30.0 and ev["points"] == 31 and len(ev["positions"]) == 31
+    assert 8.5 < ev["distance_km"] < 9.5, ev["distance_km"]
+    assert ev["rule"] == "moving without an active approved trip"  # the rest is kept
+    assert f"{round(ev['distance_km'], 1)} km / 30 分钟" in message, message
+
+
 async def test_overtime_and_destination_deviation(
     client: httpx.AsyncClient, login: Login, session: AsyncSession, world: World
 ) -> None:
