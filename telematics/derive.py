@@ -55,6 +55,8 @@ _POINT_COLUMNS = """
     p.vehicle_id, p.ts, ST_Y(p.geom) AS lat, ST_X(p.geom) AS lon, p.speed_kmh, p.acc,
     p.odometer_km, p.flags, v.body_type, sl.limit_kmh, aa.inside, aa.ids
 """
+# A geofence applies to a ping only from its creation on: a fence drawn today says nothing
+# about where a car was allowed yesterday (re-derived or buffered pings included).
 _POINT_JOINS = """
 JOIN vehicles v ON v.id = p.vehicle_id
 JOIN orgs o ON o.id = v.unit_id
@@ -62,12 +64,13 @@ LEFT JOIN LATERAL (
     SELECT min(g.speed_limit_kmh)::float8 AS limit_kmh
     FROM geofences g JOIN orgs go ON go.id = g.org_id
     WHERE g.purpose = 'speed_limit' AND g.active AND go.path @> o.path
-      AND ST_Covers(g.geom, p.geom)
+      AND g.created_at <= p.ts AND ST_Covers(g.geom, p.geom)
 ) sl ON true
 LEFT JOIN LATERAL (
     SELECT bool_or(ST_Covers(g.geom, p.geom)) AS inside, array_agg(g.id) AS ids
     FROM geofences g JOIN orgs go ON go.id = g.org_id
     WHERE g.purpose = 'allowed_area' AND g.active AND go.path @> o.path
+      AND g.created_at <= p.ts
 ) aa ON true
 """
 _NEW_POINTS_SQL = f"""

@@ -70,6 +70,9 @@ async def derive(apg: asyncpg.Connection, pts: list[dict[str, Any]], vid: int, *
 
 # Tuesday 24 Nov 2026, 10:00 Asia/Shanghai: a working day, in working hours
 WORK = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
+# The geofence tests' fences exist before the drives they judge (a fence applies from its
+# creation on).
+FENCED_SINCE = WORK - timedelta(days=30)
 
 
 def test_calendar_holidays_and_adjusted_working_days() -> None:
@@ -130,12 +133,13 @@ async def test_overspeed_by_speed_limit_geofence(apg: asyncpg.Connection) -> Non
     county = await apg.fetchval("SELECT id FROM orgs WHERE code = '450103'")
     lat, lon = BASE
     await apg.execute(
-        "INSERT INTO geofences (name, purpose, org_id, geom, speed_limit_kmh) VALUES"
+        "INSERT INTO geofences (name, purpose, org_id, geom, speed_limit_kmh, created_at) VALUES"
         " ('school zone', 'speed_limit', $1, ST_Multi(ST_Buffer(ST_SetSRID(ST_MakePoint($2, $3),"
-        " 4326), 0.05)), 40)",
+        " 4326), 0.05)), 40, $4)",
         county,
         lon,
         lat,
+        FENCED_SINCE,
     )
     reps = await derive(apg, drive(WORK, 8, 70), vid)
     found = await alerts(apg, vid, "overspeed")
@@ -150,12 +154,13 @@ async def test_geofence_exit(apg: asyncpg.Connection) -> None:
     county = await apg.fetchval("SELECT id FROM orgs WHERE code = '450103'")
     lat, lon = BASE
     gid = await apg.fetchval(
-        "INSERT INTO geofences (name, purpose, org_id, geom) VALUES ('青秀区', 'allowed_area', $1,"
-        " ST_Multi(ST_MakeEnvelope($2 - 0.01, $3 - 0.01, $2 + 0.01, $3 + 0.01, 4326)))"
-        " RETURNING id",
+        "INSERT INTO geofences (name, purpose, org_id, geom, created_at) VALUES ('青秀区',"
+        " 'allowed_area', $1, ST_Multi(ST_MakeEnvelope($2 - 0.01, $3 - 0.01, $2 + 0.01,"
+        " $3 + 0.01, 4326)), $4) RETURNING id",
         county,
         lon,
         lat,
+        FENCED_SINCE,
     )
     # 40 points eastwards at 100 m per 10 s: leaves the 1 km half-width box after ~10 points
     await derive(apg, drive(WORK, 40, 36, east_m=100), vid)
@@ -166,16 +171,42 @@ async def test_geofence_exit(apg: asyncpg.Connection) -> None:
     assert ev["window"]["duration_s"] >= 60
 
 
+async def test_geofence_applies_from_its_creation(apg: asyncpg.Connection) -> None:
+    """A fence created mid-drive judges only the pings after it: the exit alert starts at
+    its creation at the earliest, and a fence created now raises nothing for past drives."""
+    vid = await a_vehicle(apg)
+    county = await apg.fetchval("SELECT id FROM orgs WHERE code = '450103'")
+    lat, lon = BASE
+    box = (
+        "INSERT INTO geofences (name, purpose, org_id, geom, created_at) VALUES ('青秀区',"
+        " 'allowed_area', $1, ST_Multi(ST_MakeEnvelope($2 - 0.01, $3 - 0.01, $2 + 0.01,"
+        " $3 + 0.01, 4326)), coalesce($4, now())) RETURNING id"
+    )
+    # Created now (the default): the drive on 24 November is before it existed.
+    now_fence = await apg.fetchval(box, county, lon, lat, None)
+    await derive(apg, drive(WORK, 40, 36, east_m=100), vid)
+    assert await alerts(apg, vid, "geofence_exit") == []
+    await apg.execute("DELETE FROM geofences WHERE id = $1", now_fence)
+    # Created 4 minutes into a drive that left the box after ~100 s: outside from 4 min on.
+    later = WORK + timedelta(days=1)
+    created = later + timedelta(minutes=4)
+    await apg.fetchval(box, county, lon, lat, created)
+    await derive(apg, drive(later, 40, 36, east_m=100), vid)
+    found = await alerts(apg, vid, "geofence_exit")
+    assert len(found) == 1 and found[0]["started_at"] >= created, found
+
+
 async def test_geofence_inside_does_not_fire(apg: asyncpg.Connection) -> None:
     vid = await a_vehicle(apg)
     county = await apg.fetchval("SELECT id FROM orgs WHERE code = '450103'")
     lat, lon = BASE
     await apg.execute(
-        "INSERT INTO geofences (name, purpose, org_id, geom) VALUES ('big', 'allowed_area', $1,"
-        " ST_Multi(ST_MakeEnvelope($2 - 1, $3 - 1, $2 + 1, $3 + 1, 4326)))",
+        "INSERT INTO geofences (name, purpose, org_id, geom, created_at) VALUES ('big',"
+        " 'allowed_area', $1, ST_Multi(ST_MakeEnvelope($2 - 1, $3 - 1, $2 + 1, $3 + 1, 4326)), $4)",
         county,
         lon,
         lat,
+        FENCED_SINCE,
     )
     await derive(apg, drive(WORK, 40, 36, east_m=100), vid)
     assert await alerts(apg, vid) == []
