@@ -120,30 +120,49 @@ _PRIVATE_USE = text(
         -- The alerts this round carries further. By primary key, from two arrays: joined to
         -- flagged, the lookup was planned from its (far too high) row estimate as a hash or
         -- merge join over the whole alerts table, every kind, every year.
-        SELECT a.id, a.vehicle_id, a.started_at, r.ended_at
+        SELECT a.id, a.vehicle_id, a.started_at, a.ended_at AS was_ended, r.ended_at,
+               a.evidence
         FROM unnest(ARRAY(SELECT id FROM reached ORDER BY id),
                     ARRAY(SELECT ended_at FROM reached ORDER BY id)) AS r(id, ended_at)
         JOIN alerts a ON a.id = r.id
         WHERE r.ended_at > coalesce(a.ended_at, a.started_at)
     ),
     restated AS MATERIALIZED (
-        -- The whole movement again, from the alert's start to its new end (earlier rounds'
-        -- pings included): its text and figures describe all it now covers, not the first
-        -- window it was raised in.
+        -- Its text and figures describe all the alert now covers, not the window that
+        -- raised it: the pings this round adds (after its last fix) are read, by key, and
+        -- added to the figures it carries, its line continued from that last fix. Reading
+        -- only the new pings keeps a round's cost independent of how long drives last.
         SELECT g.id, g.vehicle_id, v.plate, g.ended_at,
                extract(epoch FROM g.ended_at - g.started_at) / 60 AS minutes,
-               count(*) AS points,
-               CASE WHEN count(*) > 1
-                    THEN ST_Length(ST_MakeLine(p.geom ORDER BY p.ts)::geography) / 1000
-                    ELSE 0 END AS km,
-               max(p.speed_kmh) AS max_speed_kmh,
-               {_PTS} AS pts
+               coalesce((g.evidence->>'points')::int, 0) + n.points AS points,
+               coalesce((g.evidence->>'distance_km')::float8, 0) + n.km AS km,
+               greatest((g.evidence->>'max_speed_kmh')::float8, n.max_speed_kmh)
+                   AS max_speed_kmh,
+               (ARRAY(SELECT e FROM jsonb_array_elements(
+                          coalesce(g.evidence->'positions', '[]'::jsonb))
+                          WITH ORDINALITY AS x(e, i) ORDER BY i)
+                || coalesce(n.pts, '{{}}'::jsonb[]))[1:(:max_pts)] AS pts
         FROM grown g
         JOIN vehicles v ON v.id = g.vehicle_id
-        JOIN positions p ON p.vehicle_id = g.vehicle_id
-                        AND p.ts >= g.started_at AND p.ts <= g.ended_at
-        WHERE {_UNCOVERED_MOVING}
-        GROUP BY g.id, g.vehicle_id, v.plate, g.started_at, g.ended_at
+        CROSS JOIN LATERAL (
+            SELECT count(*) FILTER (WHERE q.added) AS points,
+                   CASE WHEN count(*) > 1
+                        THEN ST_Length(ST_MakeLine(q.geom ORDER BY q.ts)::geography) / 1000
+                        ELSE 0 END AS km,
+                   max(q.speed_kmh) FILTER (WHERE q.added) AS max_speed_kmh,
+                   (array_agg(jsonb_build_array(round(ST_X(q.geom)::numeric, 6),
+                                                round(ST_Y(q.geom)::numeric, 6), q.ts,
+                                                q.speed_kmh) ORDER BY q.ts)
+                        FILTER (WHERE q.added)) AS pts
+            FROM (
+                SELECT p.ts, p.geom, p.speed_kmh, false AS added FROM positions p
+                WHERE p.vehicle_id = g.vehicle_id AND p.ts = g.was_ended
+                UNION ALL
+                SELECT p.ts, p.geom, p.speed_kmh, true FROM positions p
+                WHERE p.vehicle_id = g.vehicle_id AND p.ts > g.was_ended
+                  AND p.ts <= g.ended_at AND {_UNCOVERED_MOVING}
+            ) q
+        ) n
     ),
     extended AS (
         UPDATE alerts a SET ended_at = s.ended_at,
