@@ -367,6 +367,7 @@ READS: dict[str, list[Case]] = {
             "/trips/{trip_id}",
             "/trips/{trip_id}/history",
             "/trips/{trip_id}/approvals",
+            "/trips/{trip_id}/approval-chain",
             "/trips/{trip_id}/assignments",
             "/trips/{trip_id}/ratings",
             "/trips/{trip_id}/track-summary",
