@@ -1,7 +1,7 @@
 """City and county boundaries in PostGIS, so the server decides a point's county by containment.
 
-Revision ID: 0012_chain_boundaries
-Revises: 0011_authz_config_level
+Revision ID: 0013_chain_boundaries
+Revises: 0012_authz_config_level
 Create Date: 2026-12-03
 
 The base map names the county under a click from drawn borders; the server took the county
@@ -14,8 +14,8 @@ since the source was drawn (横县 → 横州市) and matched to the org by name
 
 from migrations.helpers import run_script
 
-revision = "0012_chain_boundaries"
-down_revision = "0011_authz_config_level"
+revision = "0013_chain_boundaries"
+down_revision = "0012_authz_config_level"
 branch_labels = None
 depends_on = None
 
