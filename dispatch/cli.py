@@ -79,14 +79,18 @@ async def _prune(read_days: int, unread_days: int, dry_run: bool) -> None:
 
 async def run_worker(interval_s: float, once: bool, lookback_min: float) -> None:
     """Each round: escalate overdue approvals, send due-date reminders, run trip-aware rules;
-    once a day (in its own transaction) prune old stored notifications."""
+    once a day (in its own transaction) prune old stored notifications, and tell region admins
+    when the holidays calendar is missing this year or (from 1 November) the next."""
     from dispatch import notify
     from dispatch.approvals.service import escalate_overdue
     from dispatch.costs.service import remind_due
+    from dispatch.holiday_notice import coverage_calendar, notify_missing_years
     from dispatch.notifications.retention import RetentionSettings, prune_if_due
     from dispatch.supervision import run_checks
     from fleet.config import get_settings
     from fleet.db import make_engine, make_sessionmaker, unit_of_work
+    from fleet.holidays.calendar import warn_missing
+    from fleet.holidays.service import today_shanghai
     from fleet.logging import configure, get_logger
 
     configure()
@@ -100,6 +104,12 @@ async def run_worker(interval_s: float, once: bool, lookback_min: float) -> None
         loop.add_signal_handler(sig, stop.set)
     last = datetime.now(UTC) - timedelta(minutes=lookback_min)
     try:
+        try:  # start-up: say so when the official calendar is missing a year
+            async with unit_of_work(factory) as session:
+                cal = await coverage_calendar(session)
+            warn_missing(cal, today_shanghai(), "dispatch-worker")
+        except Exception as exc:
+            log.error("worker.holidays_check_failed", error=repr(exc))
         while not stop.is_set():
             now = datetime.now(UTC)
             try:
@@ -131,6 +141,13 @@ async def run_worker(interval_s: float, once: bool, lookback_min: float) -> None
                     )
             except Exception as exc:  # retention is housekeeping: retried next round
                 log.error("worker.prune_failed", error=repr(exc))
+            try:
+                async with unit_of_work(factory) as session:
+                    missing, told = await notify_missing_years(session, today_shanghai(now))
+                if told:
+                    log.warning("worker.holidays_missing_notified", years=missing, admins=told)
+            except Exception as exc:  # advice, retried next round
+                log.error("worker.holidays_notice_failed", error=repr(exc))
             await notify.flush_pending()
             if once:
                 break

@@ -34,6 +34,7 @@ import orjson
 from redis.asyncio import Redis
 
 from fleet.audit import Actor, record
+from fleet.holidays import calendar
 from fleet.logging import get_logger
 from telematics import bus
 from telematics.derive_config import DeriveSettings
@@ -153,6 +154,8 @@ class Deriver:
             ):
                 rep.ran = False
                 return rep
+            # the rules' working calendar: one single-row read, a reload only after a change
+            await calendar.refresh(conn)
             floor = now - timedelta(hours=self.cfg.lookback_h)
             cursor = await conn.fetchval(
                 "SELECT position FROM derive_cursors WHERE name = $1 FOR UPDATE", self.cursor_name
@@ -808,6 +811,7 @@ async def run_forever(
     redis = bus.redis_client(redis_url)
     stop = stop or asyncio.Event()
     conn: asyncpg.Connection | None = None
+    checked = False  # the start-up check of the holidays calendar, once per process
     try:
         while not stop.is_set():
             behind = False
@@ -817,6 +821,10 @@ async def run_forever(
                     conn = await asyncpg.connect(
                         dsn, server_settings={"application_name": "derive"}
                     )
+                    if not checked:
+                        cal = await calendar.load(conn)
+                        calendar.warn_missing(cal, datetime.now(deriver.tz).date(), "derive")
+                        checked = True
                 rep = await deriver.cycle(conn)
                 await publish(redis, rep)
                 behind = (

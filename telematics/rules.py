@@ -9,7 +9,8 @@ alert idempotent across re-runs. Evidence is a GeoJSON FeatureCollection of the 
 points with the thresholds as foreign members, ready to open on the map.
 
 Fleet-wide checks (not back at the depot overnight, terminal offline while in service) are
-SQL statements in ``telematics.derive``; the calendar lives here.
+SQL statements in ``telematics.derive``. Working days come from the official calendar
+(``fleet.holidays``: the `holidays` table, held in process and refreshed by the derive cycle).
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import chinese_calendar
-
+from fleet.holidays import calendar
 from telematics.derive_config import DeriveSettings
 
 # ---- calendar --------------------------------------------------------------------------
@@ -28,19 +28,13 @@ from telematics.derive_config import DeriveSettings
 
 def is_workday(day: date) -> bool:
     """Official working day: weekdays that are not public holidays, plus adjusted (调休)
-    weekend working days. Outside the package's years, plain Monday–Friday."""
-    try:
-        return bool(chinese_calendar.is_workday(day))
-    except NotImplementedError:
-        return day.weekday() < 5
+    weekend working days, from the holidays table. A year the table does not cover counts
+    Monday–Friday, with a warning (see fleet.holidays.calendar)."""
+    return calendar.current().is_workday(day)
 
 
 def holiday_name(day: date) -> str | None:
-    try:
-        on_holiday, name = chinese_calendar.get_holiday_detail(day)
-    except NotImplementedError:
-        return None
-    return str(name) if on_holiday and name else None
+    return calendar.current().holiday_name(day)
 
 
 def off_hours(ts: datetime, cfg: DeriveSettings) -> tuple[bool, str]:
@@ -286,6 +280,7 @@ class OffHours(EpisodeRule):
         reason = str(ep["info"].get("_reason", ""))
         kind = "holiday_movement" if reason != "after_hours" else "off_hours_movement"
         dur = ep["last"] - ep["start"]
+        year = datetime.fromtimestamp(ep["start"], UTC).astimezone(ZoneInfo(self.cfg.timezone)).year
         what = (
             "节假日用车 movement on a non-working day"
             if kind == "holiday_movement"
@@ -298,7 +293,7 @@ class OffHours(EpisodeRule):
                 "reason": reason,
                 "working_hours": f"{self.cfg.work_start:%H:%M}-{self.cfg.work_end:%H:%M}",
                 "timezone": self.cfg.timezone,
-                "calendar": f"chinese_calendar {chinese_calendar.__version__}",
+                "calendar": calendar.current().describe(year),
                 "min_duration_s": self.min_s,
             },
         )

@@ -38,6 +38,7 @@ API_MODULES = (
     "web.live",
     "web.ui",
     "web.exports",
+    "fleet.holidays.api",
 )
 
 

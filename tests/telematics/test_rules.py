@@ -8,8 +8,10 @@ from typing import Any
 import asyncpg
 import orjson
 import pytest
+import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fleet.holidays import calendar
 from telematics.derive import Deriver
 from telematics.rules import holiday_name, is_workday, off_hours
 from tests.telematics.test_derive import a_vehicle, cfg, insert_positions, offset, raw, run_until
@@ -75,12 +77,14 @@ WORK = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
 FENCED_SINCE = WORK - timedelta(days=30)
 
 
-def test_calendar_holidays_and_adjusted_working_days() -> None:
+async def test_calendar_holidays_and_adjusted_working_days(apg: asyncpg.Connection) -> None:
+    """The rules' calendar is the holidays table (seeded from chinese-calendar up to 2026)."""
+    await calendar.load(apg)
     c = cfg()
-    assert not is_workday(date(2026, 10, 1)) and holiday_name(date(2026, 10, 1)) == "National Day"
+    assert not is_workday(date(2026, 10, 1)) and holiday_name(date(2026, 10, 1)) == "国庆节"
     assert is_workday(date(2026, 10, 10))  # Saturday, adjusted working day (调休)
     assert not is_workday(date(2026, 11, 28))  # an ordinary Saturday
-    assert off_hours(datetime(2026, 10, 1, 2, 0, tzinfo=UTC), c) == (True, "holiday:National Day")
+    assert off_hours(datetime(2026, 10, 1, 2, 0, tzinfo=UTC), c) == (True, "holiday:国庆节")
     assert off_hours(datetime(2026, 10, 10, 2, 0, tzinfo=UTC), c) == (False, "")
     assert off_hours(WORK, c) == (False, "")
     assert off_hours(datetime(2026, 11, 24, 13, 0, tzinfo=UTC), c) == (True, "after_hours")
@@ -223,8 +227,38 @@ async def test_off_hours_holiday_and_adjusted_working_day(apg: asyncpg.Connectio
     kinds = [(a["kind"], a["started_at"]) for a in found]
     assert kinds == [("holiday_movement", national_day), ("off_hours_movement", evening)], kinds
     ev = orjson.loads(found[0]["evidence"])
-    assert ev["thresholds"]["reason"] == "holiday:National Day"
+    assert ev["thresholds"]["reason"] == "holiday:国庆节"
     assert ev["thresholds"]["working_hours"] == "07:00-19:00"
+    assert ev["thresholds"]["calendar"].startswith("holidays table v")
+
+
+async def test_a_2027_holiday_is_read_from_the_table(apg: asyncpg.Connection) -> None:
+    """chinese-calendar stops at 2026. A weekday of the 2027 Spring Festival is an ordinary
+    working day until the year is in the table (with a warning, never silently); once a
+    region admin adds it, the next derive cycle picks it up and movement there is an alert."""
+    vid = await a_vehicle(apg)
+    spring = datetime(2027, 2, 8, 2, 0, tzinfo=UTC)  # Monday 8 Feb 2027, 10:00 Shanghai
+    try:
+        with structlog.testing.capture_logs() as logs:
+            await derive(apg, drive(spring, 20, 40), vid)
+        assert not calendar.current().covers(2027)
+        assert is_workday(date(2027, 2, 8))
+        assert await alerts(apg, vid) == []
+        warned = [e for e in logs if e["event"] == "holidays.year_not_covered"]
+        assert [(e["log_level"], e["year"]) for e in warned] == [("warning", 2027)]
+        await apg.executemany(
+            "INSERT INTO holidays (day, kind, name) VALUES ($1, $2, $3)",
+            [(date(2027, 2, d), "holiday", "春节") for d in range(6, 14)]
+            + [(date(2027, 2, 20), "workday", "春节")],
+        )
+        await derive(apg, drive(spring + timedelta(hours=1), 20, 40), vid)
+        assert calendar.current().covers(2027)
+        found = await alerts(apg, vid)
+        assert [a["kind"] for a in found] == ["holiday_movement"], found
+        assert "holiday:春节" in found[0]["message"]
+        assert is_workday(date(2027, 2, 20))  # the adjusted Saturday
+    finally:
+        calendar.install(calendar.WorkCalendar())  # the rows are rolled back with the test
 
 
 async def test_short_off_hours_move_does_not_fire(apg: asyncpg.Connection) -> None:

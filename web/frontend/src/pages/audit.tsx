@@ -62,8 +62,12 @@ export function AuditPage() {
   useLang();
   const [tab, setTab] = useState<"trips" | "alerts" | "vehicle">("trips");
   const [org, setOrg] = useState<Org | null>(null);
+  // Default: the last 7 days and everything after, newest departure first. An auditor opening
+  // the page expects the latest trips, including those due later today or tomorrow (a request
+  // filed at 23:30 Shanghai departs the next day), so the end date is open unless one is set.
   const [from, setFrom] = useState(daysAgo(7));
-  const [to, setTo] = useState(shanghaiDay());
+  const [to, setTo] = useState("");
+  const [day, setDay] = useState(shanghaiDay());
   const [kind, setKind] = useState("");
   const [plate, setPlate] = useState("");
   const [driver, setDriver] = useState("");
@@ -72,7 +76,10 @@ export function AuditPage() {
   const [vehicle, setVehicle] = useState<Vehicle | null>(null);
   const [driverHit, setDriverHit] = useState<Driver | null>(null);
 
-  const range = { start: shanghaiMidnight(from).toISOString(), end: new Date(shanghaiMidnight(to).getTime() + 86400_000).toISOString() };
+  const range = {
+    start: from ? shanghaiMidnight(from).toISOString() : undefined,
+    end: to ? new Date(shanghaiMidnight(to).getTime() + 86400_000).toISOString() : undefined,
+  };
   const trips = useAsync(
     () => (tab === "trips" ? api.trips({ unit_id: org?.id, state: kind || undefined, vehicle_id: vehicle?.id, driver_id: driverHit?.id, departure_from: range.start, departure_to: range.end, limit: 200 }) : Promise.resolve(null)),
     [tab, run, vehicle?.id, driverHit?.id],
@@ -106,7 +113,7 @@ export function AuditPage() {
     try {
       const v = await vehicleByPlate(plate);
       if (!v) throw new Error(`${t("plate")}: ${plate} — ${t("empty")}`);
-      navigate(`/audit/vehicles/${v.id}/${to}`);
+      navigate(`/audit/vehicles/${v.id}/${day || shanghaiDay()}`);
     } catch (e) {
       setErr(e);
     }
@@ -129,7 +136,11 @@ export function AuditPage() {
             <input class="input" style={{ width: 140 }} placeholder={t("plate")} value={plate} onInput={(e) => setPlate((e.target as HTMLInputElement).value)} data-testid="audit-plate" />
             {tab === "trips" && <input class="input" style={{ width: 120 }} placeholder={t("driver")} value={driver} data-testid="audit-driver" onInput={(e) => setDriver((e.target as HTMLInputElement).value)} />}
             {tab !== "vehicle" && <input class="input" type="date" value={from} onInput={(e) => setFrom((e.target as HTMLInputElement).value)} aria-label={t("from_date")} />}
-            <input class="input" type="date" value={to} onInput={(e) => setTo((e.target as HTMLInputElement).value)} aria-label={t("to_date")} data-testid="audit-to" />
+            {tab !== "vehicle" ? (
+              <input class="input" type="date" value={to} onInput={(e) => setTo((e.target as HTMLInputElement).value)} aria-label={t("to_date")} title={t("to_date_open")} data-testid="audit-to" />
+            ) : (
+              <input class="input" type="date" value={day} onInput={(e) => setDay((e.target as HTMLInputElement).value)} aria-label={t("date")} data-testid="audit-day" />
+            )}
             {tab === "trips" && (
               <select class="input" value={kind} onChange={(e) => setKind((e.target as HTMLSelectElement).value)}>
                 <option value="">{t("all_statuses")}</option>
