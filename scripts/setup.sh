@@ -40,6 +40,8 @@ if [[ $WANT_TEST -eq 1 ]]; then
   have_pkg chromium || need_pkgs+=(chromium)
   # CJK glyphs for the browser tests' screenshots (the UI is in Chinese)
   have_pkg fonts-noto-cjk || need_pkgs+=(fonts-noto-cjk)
+  # libfaketime: the clock guard (tests/test_clock.py) and the shifted-clock suite run under it
+  have_pkg faketime || need_pkgs+=(faketime)
 fi
 command -v npm >/dev/null 2>&1 || need_pkgs+=(nodejs npm)
 if [[ ${#need_pkgs[@]} -gt 0 ]]; then apt_install "${need_pkgs[@]}"; fi

@@ -170,7 +170,59 @@ export const api = {
   // Stored notifications (dispatch/notifications): the inbox behind the bell in the top bar.
   notifications: (q: Query) => get<Page<AppNotification> & { unread: number }>("/me/notifications", q),
   markRead: (body: { ids: number[] } | { all: true }) => post<{ marked: number; unread: number }>("/me/notifications/read", body),
+
+  // ---- the official calendar (fleet/holidays): region admins edit, everyone reads ----
+  holidays: (year: number) => get<Holiday[]>("/holidays", { year }),
+  holidayCoverage: () => get<HolidayCoverage>("/holidays/coverage"),
+  createHoliday: (body: HolidayIn) => post<Holiday>("/holidays", body),
+  updateHoliday: (day: string, body: Omit<HolidayIn, "day">) => request<Holiday>("PUT", `/holidays/${day}`, body),
+  deleteHoliday: (day: string) => request<void>("DELETE", `/holidays/${day}`),
+  importHolidays: (file: File, mode: "replace" | "merge") => upload<HolidayImport>(`/holidays/import?mode=${mode}`, file),
 };
+
+export interface HolidayIn {
+  day: string;
+  kind: "holiday" | "workday";
+  name: string;
+  note: string | null;
+}
+export interface Holiday extends HolidayIn {
+  source: "package" | "manual" | "import";
+  updated_at: string;
+  updated_by: number | null;
+}
+export interface HolidayCoverage {
+  today: string;
+  years: { year: number; holidays: number; workdays: number }[];
+  missing_years: number[];
+}
+export interface HolidayImport {
+  imported: number;
+  years: number[];
+  replaced: number;
+  mode: "replace" | "merge";
+}
+export interface ImportRowError {
+  row: number;
+  column: string;
+  reason: string;
+}
+
+/** Multipart upload of one file (field "file"); errors as ApiError, with `rows` when the server lists bad rows. */
+export async function upload<T>(path: string, file: File): Promise<T> {
+  const form = new FormData();
+  form.append("file", file);
+  const tk = token();
+  const res = await fetch(`/api/v1${path}`, { method: "POST", body: form, headers: tk ? { Authorization: `Bearer ${tk}` } : {} });
+  const data = await res.json().catch(() => null);
+  if (!res.ok) {
+    const e = data?.error ?? {};
+    const err = new ApiError(res.status, e.code ?? "http_error", e.message ?? res.statusText, e.field);
+    (err as ApiError & { rows?: ImportRowError[] }).rows = e.rows;
+    throw err;
+  }
+  return data as T;
+}
 
 export interface UiConfig {
   tiles: { id: string; name: string; url: string | null; crs: "wgs84" | "gcj02"; attribution: string; max_zoom: number }[];

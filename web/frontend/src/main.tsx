@@ -7,6 +7,7 @@ import { ApprovalsPage } from "./pages/approvals";
 import { AuditPage, AuditTripPage, AuditVehicleDayPage } from "./pages/audit";
 import { ConsolePage } from "./pages/console";
 import { DriverPage } from "./pages/driver";
+import { HolidaysPage } from "./pages/holidays";
 import { LoginPage } from "./pages/login";
 import { RequestPage } from "./pages/request";
 import { RequestsPage } from "./pages/requests";
@@ -21,7 +22,7 @@ import "./styles.css";
 interface Route {
   path: string;
   roles: Role[];
-  nav?: "nav_console" | "nav_requests" | "nav_approvals" | "nav_driver" | "nav_audit";
+  nav?: "nav_console" | "nav_requests" | "nav_approvals" | "nav_driver" | "nav_audit" | "nav_holidays";
   page: (p: Record<string, string>) => preact.JSX.Element;
   bare?: boolean; // full-screen pages without the desktop top bar
 }
@@ -40,6 +41,7 @@ const ROUTES: Route[] = [
   { path: "/trips/:id", roles: ["requester", "approver", "dispatcher", "auditor", "admin"], page: (p) => <RequestPage id={Number(p.id)} /> },
   { path: "/trips/:id/report", roles: ["auditor", "admin", "dispatcher", "approver", "requester"], page: (p) => <TripReportPage id={Number(p.id)} /> },
   { path: "/driver", roles: ["driver"], nav: "nav_driver", page: () => <DriverPage />, bare: true },
+  { path: "/holidays", roles: ["admin"], nav: "nav_holidays", page: () => <HolidaysPage /> },
 ];
 
 function TopBar(props: { active: string }) {

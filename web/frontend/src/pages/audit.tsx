@@ -182,7 +182,7 @@ export function AuditPage() {
               <thead><tr><th>#</th><th>{t("unit")}</th><th>{t("departure_time")}</th><th>{t("origin")}</th><th>{t("destination")}</th><th>{t("kind")}</th><th>{t("planned")} km</th><th>{t("ts_state")}</th><th /></tr></thead>
               <tbody>
                 {filteredTrips.map((tr) => (
-                  <tr key={tr.id} data-testid="audit-trip-row">
+                  <tr key={tr.id} data-testid="audit-trip-row" data-trip={tr.id}>
                     <td>{tr.id}</td><td><OrgName id={tr.unit_id} /></td><td>{fmtShort(tr.departure_at)}</td>
                     <td>{tr.origin?.address}</td><td>{tr.destination?.address}</td><td>{term(tr.kind)}</td>
                     <td class="num">{tr.planned_km?.toFixed(1)}</td><td><StateTag state={tr.state} /></td>
