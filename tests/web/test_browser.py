@@ -384,13 +384,23 @@ def test_trip_flow_through_the_ui(
     ctx.close()
 
     # 5. Auditor replays the track, planned vs actual, prints the report.
+    # A request departing the day after tomorrow: the auditor's default list (the last 7 days
+    # and everything after) shows it at any hour, as it shows this trip when it was filed at
+    # 23:30 Shanghai and departs after midnight.
+    later = _request_departing(base_url, password, datetime.now(UTC) + timedelta(hours=50))
     uctx = new_context(browser, base_url)
     up = uctx.new_page()
     login(up, "auditor", password, "/")
     up.wait_for_url("**/audit")
     expect(up.locator(".topbar nav a")).to_have_text(["监督检查"])
+    for tid in (trip_id, later):
+        expect(up.locator(f"[data-testid=audit-trip-row][data-trip='{tid}']")).to_have_count(1)
+    # newest departure first
+    expect(up.locator("[data-testid=audit-trip-row]").first).to_have_attribute(
+        "data-trip", str(later)
+    )
     up.get_by_test_id("audit-search").click()
-    expect(up.locator("[data-testid=audit-trip-row]").first).to_be_visible()
+    expect(up.locator(f"[data-testid=audit-trip-row][data-trip='{trip_id}']")).to_have_count(1)
     shot(up, "audit-trips")
     # Search by the vehicle's plate and the driver's name: exactly this trip.
     up.get_by_test_id("audit-plate").fill(vehicle["plate"])
@@ -438,6 +448,24 @@ def test_trip_flow_through_the_ui(
     up.wait_for_timeout(500)
     shot(up, "audit-vehicle-day")
     uctx.close()
+
+
+def _request_departing(base_url: str, password: str, start: datetime) -> int:
+    body = {
+        "passengers": 2,
+        "nature": "official",
+        "purpose": "赴市政务服务中心参加后天的会议",
+        "origin": {"lat": 22.787, "lon": 108.492, "address": "青秀区人民政府"},
+        "destination": {"lat": 22.80, "lon": 108.51, "address": "青秀区政务服务中心"},
+        "departure_at": start.replace(microsecond=0).isoformat(),
+        "return_at": (start.replace(microsecond=0) + timedelta(hours=2)).isoformat(),
+        "round_trip": True,
+        "submit": True,
+    }
+    headers = api_token(base_url, "requester.qingxiu", password)
+    r = httpx.post(f"{base_url}/api/v1/trips", json=body, headers=headers)
+    assert r.status_code == 201, r.text
+    return int(r.json()["id"])
 
 
 async def _day_track(settings: Settings, vehicle_id: int, start: datetime) -> None:
