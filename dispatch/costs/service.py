@@ -24,6 +24,7 @@ from dispatch.trips.service import read_trip
 from dispatch.trips.state import require_state
 from fleet import audit
 from fleet.audit import Actor
+from fleet.clock import local_today
 from fleet.errors import Conflict, Forbidden, Invalid
 from fleet.identity.models import Org
 from fleet.identity.principal import Principal, scope_clause
@@ -73,7 +74,7 @@ async def _trip_of_vehicle(
 
 async def add_cost(session: AsyncSession, principal: Principal, body: schemas.CostIn) -> CostRecord:
     vehicle = await _owned_vehicle(session, principal, body.vehicle_id)
-    if body.occurred_on > date.today() + timedelta(days=1):
+    if body.occurred_on > local_today() + timedelta(days=1):
         raise Invalid("occurred_on is in the future", field="occurred_on")
     if body.trip_id is not None:
         trip = await _trip_of_vehicle(session, principal, body.trip_id, vehicle)
@@ -213,7 +214,7 @@ async def due_soon(
     session: AsyncSession, principal: Principal, *, within_days: int, today: date | None = None
 ) -> list[schemas.DueOut]:
     paths = principal.require(READ)
-    today = today or date.today()
+    today = today or local_today()
     latest = _latest_due()
     rows = await session.execute(
         select(
@@ -251,7 +252,7 @@ async def remind_due(
     session: AsyncSession, *, within_days: int = REMIND_DAYS, today: date | None = None
 ) -> int:
     """Notify the vehicle unit's dispatchers and admins once per record as its due date nears."""
-    today = today or date.today()
+    today = today or local_today()
     latest = _latest_due()
     rows = (
         await session.execute(

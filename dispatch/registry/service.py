@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
@@ -12,6 +11,7 @@ from sqlalchemy.orm import aliased
 from dispatch.registry import schemas
 from dispatch.registry.models import Driver, Vehicle
 from fleet import audit
+from fleet.clock import local_today
 from fleet.errors import Conflict, Invalid
 from fleet.geo import point_from_db, point_to_db
 from fleet.identity.models import Org
@@ -163,7 +163,7 @@ async def create_vehicle(
 ) -> Vehicle:
     await _unit_in_scope(session, principal, body.unit_id, VEHICLE_CREATE)
     check_energy(body.energy, body.nev_range_km, body.engine_l)
-    if body.purchase_date > date.today():
+    if body.purchase_date > local_today():
         raise Invalid("purchase_date cannot be in the future", field="purchase_date")
     for field in ("plate", "vin"):
         value = getattr(body, field)

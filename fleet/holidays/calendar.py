@@ -3,9 +3,9 @@
 Rules are sync functions called for every point of a derive cycle, so they never query:
 they read :func:`current`, which a worker refreshes with :func:`refresh` (one single-row read
 of the change counter the table's trigger bumps in the changing transaction; the whole table,
-a few hundred rows a decade, is re-read only when the counter moved). A year with no holiday rows is *not covered*: its
-days fall back to Monday–Friday, logged once per process and year, and the evidence of an
-alert says so — never silently.
+a few hundred rows a decade, is re-read only when the counter moved). A year with no holiday
+rows is *not covered*: its days fall back to Monday–Friday, logged once per process and year,
+and the evidence of an alert says so — never silently.
 """
 
 from __future__ import annotations

@@ -10,11 +10,11 @@ from __future__ import annotations
 import hashlib
 from datetime import date, datetime
 from typing import Literal
-from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet import audit
+from fleet.clock import local_today
 from fleet.errors import Conflict, Forbidden, Invalid, NotFound
 from fleet.holidays import importer, repository, schemas
 from fleet.holidays.calendar import WorkCalendar, day_problem
@@ -24,7 +24,6 @@ from fleet.identity.principal import Principal
 
 READ = ROLES
 WRITE = ("admin",)
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 class ImportInvalid(Invalid):
@@ -32,7 +31,7 @@ class ImportInvalid(Invalid):
 
 
 def today_shanghai(now: datetime | None = None) -> date:
-    return (now or datetime.now(SHANGHAI)).astimezone(SHANGHAI).date()
+    return local_today(now)
 
 
 async def require_region_admin(session: AsyncSession, principal: Principal) -> None:
