@@ -37,6 +37,7 @@ export function NotificationBell() {
     const trip = n.data.trip_id;
     setOpen(false);
     if (typeof trip === "number" && n.kind === "approval_needed") navigate("/approvals");
+    if (n.kind === "holiday_calendar_missing") navigate("/holidays");
   };
   return (
     <span class="bell">
