@@ -56,7 +56,13 @@ def free_port() -> int:
 
 
 def launch_chromium(pw: Playwright) -> Browser:
-    return pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=30_000)
+    env = None
+    if os.environ.get("FAKETIME"):
+        # A shifted-clock run (tests/shifted.py): Chromium keeps libfaketime, but with its
+        # monotonic clock shifted too — with real monotonic and shifted wall clocks it never
+        # finishes loading a page.
+        env = {k: v for k, v in os.environ.items() if k != "FAKETIME_DONT_FAKE_MONOTONIC"}
+    return pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=30_000, env=env)
 
 
 def start_server(settings: Settings, port: int, log_path: Path) -> subprocess.Popen[bytes]:
