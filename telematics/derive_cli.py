@@ -70,6 +70,7 @@ def reprocess(
     import asyncpg
 
     from fleet.config import get_settings
+    from fleet.holidays import calendar
     from telematics.derive import Deriver
     from telematics.derive_config import get_derive_settings
 
@@ -81,6 +82,7 @@ def reprocess(
     async def go() -> tuple[int, int]:
         conn = await asyncpg.connect(settings.db.dsn(), server_settings={"application_name": "cli"})
         try:
+            await calendar.load(conn)  # the holidays the off-hours rules read
             async with conn.transaction():
                 segs, drafts, _ = await Deriver(get_derive_settings()).reprocess_vehicle(
                     conn, vehicle, lo, hi

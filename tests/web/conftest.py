@@ -56,7 +56,7 @@ def free_port() -> int:
 
 
 def launch_chromium(pw: Playwright) -> Browser:
-    env = None
+    env: dict[str, str | float | bool] | None = None
     if os.environ.get("FAKETIME"):
         # A shifted-clock run (tests/shifted.py): Chromium keeps libfaketime, but with its
         # monotonic clock shifted too — with real monotonic and shifted wall clocks it never
