@@ -24,7 +24,9 @@ BEFORE_MIDNIGHT = (
     "tests/telematics/test_rules.py::test_calendar_holidays_and_adjusted_working_days",
 )
 AFTER_MIDNIGHT = (
+    "tests/web/test_browser.py::test_trip_flow_through_the_ui",
     "tests/fleet/test_local_day.py",
+    "tests/dispatch/test_costs.py::test_service_records_due_dates_and_reminders",
     "tests/fleet/test_holidays.py",
 )
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dispatch.costs.service import remind_due
+from fleet.clock import local_today
 from tests.conftest import Login
 from tests.dispatch.conftest import (
     API,
@@ -133,7 +134,7 @@ async def test_service_records_due_dates_and_reminders(
 ) -> None:
     disp = await login("dispatcher.qingxiu")
     v = await make_vehicle(session, world.pool_unit)
-    today = date.today()
+    today = local_today()  # due dates are Shanghai days (date.today() is UTC's)
     r = await client.post(
         f"{API}/service-records",
         json={

@@ -11,7 +11,7 @@ import random
 import re
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -434,10 +434,11 @@ def test_trip_flow_through_the_ui(
     shot(up, "trip-report-print")
     up.emulate_media(media="screen")
 
-    # A vehicle-day replay of a 40-minute drive (10-second pings) with its speed chart.
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
-    if start.astimezone(SHANGHAI).date() != datetime.now(SHANGHAI).date():
-        start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=45)
+    # A vehicle-day replay of a 40-minute drive (10-second pings) with its speed chart: at
+    # 10:00 yesterday (Shanghai), so the whole drive lies in one day at any hour (from 00:00
+    # to 00:45 "the last 45 minutes" straddled midnight and the day showed only part of it).
+    yesterday = datetime.now(SHANGHAI).date() - timedelta(days=1)
+    start = datetime.combine(yesterday, time(10, 0), SHANGHAI).astimezone(UTC)
     run_async(_day_track(web_settings, vehicle["id"], start))
     day = start.astimezone(SHANGHAI).date().isoformat()
     up.evaluate("() => { window.__playbackReady = false; }")
