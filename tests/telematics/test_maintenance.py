@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import subprocess
 from datetime import UTC, date, datetime, timedelta
 
@@ -144,7 +145,8 @@ def test_due_waits_for_the_day_to_settle() -> None:
     [(str(_day(0)), "not over yet"), ("1999-01-01", "no partition"), ("2026-13-01", "month")],
 )
 def test_cli_refuses_days_it_cannot_repack(settings: Settings, day: str, message: str) -> None:
-    env = {"FLEET_DB__NAME": settings.db.name, "PATH": "/usr/bin:/bin"}
+    # the session's environment (database server, a shifted clock's libfaketime), this DB
+    env = {**os.environ, "FLEET_DB__NAME": settings.db.name}
     r = subprocess.run(
         [FLEET_BIN, "positions", "repack", "--day", day],
         capture_output=True,
