@@ -18,6 +18,7 @@ from dispatch import notify
 from dispatch.notifications.models import Notification
 from fleet.holidays import repository
 from fleet.holidays.calendar import WorkCalendar
+from fleet.identity.service import region_roots
 
 KIND = "holiday_calendar_missing"
 
@@ -37,10 +38,9 @@ async def notify_missing_years(session: AsyncSession, today: date) -> tuple[list
     if not missing:
         return [], 0
     await session.execute(text("SELECT pg_advisory_xact_lock(hashtext('fleet.holidays.notice'))"))
-    region = await repository.region_path(session)
-    if region is None:
-        return missing, 0
-    admins = set(await notify.users_with_role_covering(session, "admin", region))
+    admins: set[int] = set()
+    for region in await region_roots(session):
+        admins.update(await notify.users_with_role_covering(session, "admin", region.path))
     told = set(
         (
             await session.execute(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
-from sqlalchemy import delete, extract, func, select, text
+from sqlalchemy import delete, extract, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,14 +37,6 @@ async def coverage(session: AsyncSession) -> list[tuple[int, int, int]]:
 
 async def years_covered(session: AsyncSession) -> set[int]:
     return {y for y, h, _ in await coverage(session) if h > 0}
-
-
-async def region_path(session: AsyncSession) -> str | None:
-    """The path of the region (the root of the territorial tree)."""
-    path = await session.scalar(
-        text("SELECT path::text FROM orgs WHERE kind = 'region' ORDER BY nlevel(path), id LIMIT 1")
-    )
-    return None if path is None else str(path)
 
 
 async def delete_years(session: AsyncSession, years: Sequence[int]) -> int:

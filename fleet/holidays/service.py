@@ -2,7 +2,7 @@
 
 Holidays are region-wide configuration (one official calendar for every county), so a write
 needs the admin role bound at the region itself — a city or county admin gets 403
-``out_of_scope``.
+``config_level`` (fleet.identity.service.require_config_level, as for region standards).
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet import audit
 from fleet.clock import local_today
-from fleet.errors import Conflict, Forbidden, Invalid, NotFound
+from fleet.errors import Conflict, Invalid, NotFound
 from fleet.holidays import importer, repository, schemas
 from fleet.holidays.calendar import WorkCalendar, day_problem
 from fleet.holidays.models import Holiday
 from fleet.identity.models import ROLES
 from fleet.identity.principal import Principal
+from fleet.identity.service import require_config_level
 
 READ = ROLES
 WRITE = ("admin",)
@@ -35,13 +36,9 @@ def today_shanghai(now: datetime | None = None) -> date:
 
 
 async def require_region_admin(session: AsyncSession, principal: Principal) -> None:
-    principal.require(WRITE)
-    region = await repository.region_path(session)
-    if region is None or not principal.covers(WRITE, region):
-        raise Forbidden(
-            "holidays are region-wide: only an admin of the region may change them",
-            code="out_of_scope",
-        )
+    """Holidays are region-wide configuration: 403 `role_required` without the admin role,
+    403 `config_level` for an admin bound below the region."""
+    await require_config_level(session, principal, None, field=None)
 
 
 async def list_year(session: AsyncSession, principal: Principal, year: int) -> list[Holiday]:

@@ -122,7 +122,7 @@ async def region_roots(session: AsyncSession) -> list[Org]:
 
 
 async def require_config_level(
-    session: AsyncSession, principal: Principal, org: Org | None, *, field: str = "org_id"
+    session: AsyncSession, principal: Principal, org: Org | None, *, field: str | None = "org_id"
 ) -> None:
     """Configuration (standards, approval chains) belongs to an org — None: the whole region —
     and only an admin bound at that org or above changes it (403 `config_level`)."""

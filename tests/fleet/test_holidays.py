@@ -131,12 +131,12 @@ async def test_only_region_admins_change_holidays(
     county_admin = await login("admin.qingxiu")
     body = {"day": "2027-10-01", "kind": "holiday", "name": "国庆节"}
     r = await client.post(API, json=body, headers=county_admin)
-    assert r.status_code == 403 and r.json()["error"]["code"] == "out_of_scope"
+    assert r.status_code == 403 and r.json()["error"]["code"] == "config_level"
     r = await client.delete(f"{API}/2026-10-01", headers=county_admin)
-    assert r.status_code == 403 and r.json()["error"]["code"] == "out_of_scope"
+    assert r.status_code == 403 and r.json()["error"]["code"] == "config_level"
     files = {"file": ("h.csv", "日期,类型,名称\n2027-10-01,放假,国庆节\n".encode(), "text/csv")}
     r = await client.post(f"{API}/import", files=files, headers=county_admin)
-    assert r.status_code == 403 and r.json()["error"]["code"] == "out_of_scope"
+    assert r.status_code == 403 and r.json()["error"]["code"] == "config_level"
     for user in ("auditor", "dispatcher.qingxiu", "requester.qingxiu"):
         h = await login(user)
         r = await client.post(API, json=body, headers=h)
