@@ -8,7 +8,7 @@ from datetime import date
 from typing import Annotated, Literal
 
 import asyncpg
-from fastapi import APIRouter, FastAPI, File, Path, Query, Response, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, File, Path, Query, Response, UploadFile
 
 from fleet.deps import CurrentPrincipal, Session
 from fleet.holidays import calendar, importer, schemas, service
@@ -19,6 +19,15 @@ router = APIRouter(responses=ERROR_RESPONSES, tags=["holidays"])
 log = get_logger("holidays")
 Year = Annotated[int, Query(ge=2000, le=2100, description="calendar year")]
 Day = Annotated[date, Path(description="YYYY-MM-DD")]
+
+
+async def region_admin(session: Session, principal: CurrentPrincipal) -> None:
+    """Writes are refused (403) before the body is read: an auditor posting no file learns
+    that they may not import, not that the file is missing."""
+    await service.require_region_admin(session, principal)
+
+
+RegionAdmin = [Depends(region_admin)]
 
 
 @asynccontextmanager
@@ -73,7 +82,9 @@ async def template(fmt: Literal["csv", "xlsx"], principal: CurrentPrincipal) -> 
     )
 
 
-@router.post("/holidays", response_model=schemas.HolidayOut, status_code=201)
+@router.post(
+    "/holidays", response_model=schemas.HolidayOut, status_code=201, dependencies=RegionAdmin
+)
 async def create_holiday(
     body: schemas.HolidayIn, session: Session, principal: CurrentPrincipal
 ) -> schemas.HolidayOut:
@@ -81,7 +92,7 @@ async def create_holiday(
     return schemas.HolidayOut.model_validate(await service.create(session, principal, body))
 
 
-@router.put("/holidays/{day}", response_model=schemas.HolidayOut)
+@router.put("/holidays/{day}", response_model=schemas.HolidayOut, dependencies=RegionAdmin)
 async def update_holiday(
     day: Day, body: schemas.HolidayBody, session: Session, principal: CurrentPrincipal
 ) -> schemas.HolidayOut:
@@ -89,14 +100,14 @@ async def update_holiday(
     return schemas.HolidayOut.model_validate(await service.update(session, principal, day, body))
 
 
-@router.delete("/holidays/{day}", status_code=204)
+@router.delete("/holidays/{day}", status_code=204, dependencies=RegionAdmin)
 async def delete_holiday(day: Day, session: Session, principal: CurrentPrincipal) -> Response:
     """Remove a day (region admins); it becomes an ordinary weekday or weekend day."""
     await service.delete(session, principal, day)
     return Response(status_code=204)
 
 
-@router.post("/holidays/import", response_model=schemas.ImportReport)
+@router.post("/holidays/import", response_model=schemas.ImportReport, dependencies=RegionAdmin)
 async def import_holidays(
     session: Session,
     principal: CurrentPrincipal,

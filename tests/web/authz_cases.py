@@ -349,6 +349,29 @@ WRITES: dict[tuple[str, str], list[Case]] = {
     ("POST", "/me/notifications/read"): [],
 }
 # Write routes that act on no object in anyone's scope.
+# The official calendar: region-wide configuration (fleet/holidays), no org of its own.
+_HOLIDAY = {"day": "2027-10-01", "kind": "holiday", "name": "国庆节"}
+WRITES.update({
+    ("POST", "/holidays"): [
+        C("county_admin", "/holidays", 403, "config_level", body=_HOLIDAY),
+        C("disp", "/holidays", 403, "role_required", body=_HOLIDAY),
+    ],
+    ("PUT", "/holidays/{day}"): [
+        C("county_admin", "/holidays/2026-10-01", 403, "config_level",
+          body={"kind": "holiday", "name": "国庆节"}),
+        C("auditor", "/holidays/2026-10-01", 403, "role_required",
+          body={"kind": "holiday", "name": "国庆节"}),
+    ],
+    ("DELETE", "/holidays/{day}"): [
+        C("county_admin", "/holidays/2026-10-01", 403, "config_level"),
+        C("requester", "/holidays/2026-10-01", 403, "role_required"),
+    ],
+    ("POST", "/holidays/import"): [  # refused before the (absent) file is looked at
+        C("county_admin", "/holidays/import", 403, "config_level"),
+        C("disp", "/holidays/import", 403, "role_required"),
+    ],
+})
+
 NO_OBJECT = {("POST", "/auth/login"): "anonymous: exchanges a password for a token"}
 
 # Every GET route with a path parameter: the by-id reads. Out-of-scope and missing ids must
@@ -429,5 +452,6 @@ READS: dict[str, list[Case]] = {
 NOT_AN_ID = {
     "/exports/trips.{fmt}": "the file format",
     "/exports/alerts.{fmt}": "the file format",
+    "/holidays/template.{fmt}": "the file format",
 }
 # fmt: on
