@@ -18,16 +18,18 @@ from tests import shifted
 
 # Tests whose outcome depended on the hour, or that read "today" / "now" on both the client
 # and the server side (browser, API, SQL now()).
+# The browser test last: Playwright's sync API keeps an event loop running in the test
+# thread, and the database fixtures the others need must be made before it starts.
 BEFORE_MIDNIGHT = (
-    "tests/web/test_browser.py::test_trip_flow_through_the_ui",
     "tests/fleet/test_local_day.py",
     "tests/telematics/test_rules.py::test_calendar_holidays_and_adjusted_working_days",
+    "tests/web/test_browser.py::test_trip_flow_through_the_ui",
 )
 AFTER_MIDNIGHT = (
-    "tests/web/test_browser.py::test_trip_flow_through_the_ui",
     "tests/fleet/test_local_day.py",
     "tests/dispatch/test_costs.py::test_service_records_due_dates_and_reminders",
     "tests/fleet/test_holidays.py",
+    "tests/web/test_browser.py::test_trip_flow_through_the_ui",
 )
 
 
