@@ -1,7 +1,7 @@
 """Holidays and adjusted working days (节假日与调休) as a table, seeded from chinese-calendar.
 
-Revision ID: 0013_clock_holidays
-Revises: 0012_authz_config_level
+Revision ID: 0014_clock_holidays
+Revises: 0013_chain_boundaries
 Create Date: 2026-12-03
 
 The package covers years up to its release (2026 for 1.11): from then on every holiday would
@@ -16,8 +16,8 @@ from sqlalchemy import Date, Text, column, table
 from fleet.holidays.package import package_rows, package_version
 from migrations.helpers import run_script
 
-revision = "0013_clock_holidays"
-down_revision = "0012_authz_config_level"
+revision = "0014_clock_holidays"
+down_revision = "0013_chain_boundaries"
 branch_labels = None
 depends_on = None
 
