@@ -49,6 +49,7 @@ def _pct(xs: list[float], q: float) -> float:
 
 async def _console(
     url: str,
+    token: str,
     name: str,
     until: float,
     lat: list[float],
@@ -57,6 +58,8 @@ async def _console(
 ) -> int:
     n = 0
     async with connect(url, open_timeout=30, max_size=None) as ws:
+        # the bearer token in the first frame, never in the URL (web/live_auth.py)
+        await ws.send(orjson.dumps({"type": "auth", "token": token}).decode())
         while (left := until - time.time()) > 0:
             try:
                 raw = await asyncio.wait_for(ws.recv(), left)
@@ -196,13 +199,13 @@ def main() -> None:
             measure_from = t0 + args.warmup
 
             async def run() -> list[int]:
-                url = f"ws://127.0.0.1:{port}/api/v1/live?token="
+                url = f"ws://127.0.0.1:{port}/api/v1/live"
                 tap = asyncio.create_task(
                     _redis_tap(s.redis.url, t0 + total, redis_lat, measure_from)
                 )
                 counts = await asyncio.gather(
                     *(
-                        _console(url + tok, f"c{i}", t0 + total, lat, per_second, measure_from)
+                        _console(url, tok, f"c{i}", t0 + total, lat, per_second, measure_from)
                         for i, tok in enumerate(tokens)
                     )
                 )

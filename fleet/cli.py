@@ -269,6 +269,10 @@ def serve(
     """Run the HTTP API (and the consoles it serves)."""
     import uvicorn
 
+    from fleet.logging import configure
+
+    configure()  # uvicorn's access log included: no token, ticket or password in any line
+
     api = get_settings().api
     uvicorn.run(
         "web.main:app",
@@ -300,7 +304,13 @@ def demo(
     for name, argv in [("api", ["serve"]), *DEMO_PROCESSES]:
         procs.append((name, subprocess.Popen([fleet_bin, *argv], env=env)))
     url = f"http://{settings.api.host}:{settings.api.port}"
-    pw = settings.seed.demo_password.get_secret_value()
+    # A secret is never written to a log: the password is shown to a person at a terminal,
+    # not to a file the output is redirected to.
+    pw_shown = (
+        settings.seed.demo_password.get_secret_value()
+        if sys.stdout.isatty()
+        else "(not shown: output is not a terminal)"
+    )
     from dispatch.seed import DEMO_USERS
 
     lines = [
@@ -308,7 +318,7 @@ def demo(
         "Fleet 公务用车管理平台 is running",
         f"  console:   {url}/",
         f"  API docs:  {url}/api/docs",
-        f"  password for every demo login: {pw}   (from .env, FLEET_SEED__DEMO_PASSWORD)",
+        f"  password for every demo login: {pw_shown}   (from .env, FLEET_SEED__DEMO_PASSWORD)",
         "  demo logins:",
         *[f"    {u:<22} {role:<10} {display}" for u, display, role, _ in DEMO_USERS],
         "  Ctrl-C stops everything.",

@@ -49,6 +49,15 @@ class AuthSettings(BaseModel):
     secret: SecretStr = SecretStr("dev-only-insecure-secret-change-me-0123456789")
     algorithm: str = "HS256"
     token_ttl_s: int = 12 * 3600
+    # argon2 off the event loop (fleet/identity/hashing.py): threads hashing at once, logins
+    # that may wait for one (beyond: 503 auth_busy), and how long one may wait. 0 workers
+    # hashes inline on the event loop: the old behaviour, kept as bench/login_burst.py's baseline.
+    hash_workers: int = Field(default=2, ge=0, le=64)
+    hash_queue: int = Field(default=64, ge=0, le=10_000)
+    hash_wait_s: float = Field(default=10.0, gt=0, le=300)
+    hash_nice: int = Field(default=10, ge=0, le=19)  # CPU priority of the hashing threads
+    # A websocket ticket (POST /api/v1/live/ticket) is single-use and valid this long.
+    live_ticket_ttl_s: float = Field(default=30.0, gt=0, le=300)
 
 
 class MqttSettings(BaseModel):

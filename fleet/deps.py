@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -14,7 +15,7 @@ from fleet.config import Settings, get_settings
 from fleet.errors import Unauthenticated
 from fleet.identity.models import Org, RoleBinding, User
 from fleet.identity.principal import Principal
-from fleet.identity.security import read_token
+from fleet.identity.security import read_claims
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -53,19 +54,35 @@ async def load_principal(session: AsyncSession, user_id: int) -> Principal:
     )
 
 
-async def current_principal(
+@dataclass(frozen=True)
+class Credential:
+    """The caller and what admitted them: today a bearer token and its expiry (issue 11 adds
+    the server-side session)."""
+
+    principal: Principal
+    expires_at: int  # epoch seconds
+
+
+async def current_credential(
     request: Request,
     session: Session,
     settings: Annotated[Settings, Depends(get_settings)],
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
+) -> Credential:
     if creds is None or creds.scheme.lower() != "bearer":
         raise Unauthenticated("missing bearer token", code="token_missing")
-    user_id = read_token(settings.auth, creds.credentials)
-    principal = await load_principal(session, user_id)
+    claims = read_claims(settings.auth, creds.credentials)
+    principal = await load_principal(session, claims.user_id)
     # Who was refused, should this request end in a 403 (its audit entry names the actor).
     request.state.principal = principal
-    return principal
+    return Credential(principal, claims.expires_at)
 
 
+async def current_principal(
+    credential: Annotated[Credential, Depends(current_credential)],
+) -> Principal:
+    return credential.principal
+
+
+CurrentCredential = Annotated[Credential, Depends(current_credential)]
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

@@ -63,3 +63,11 @@ class BadCredentials(Unauthenticated):
 class Forbidden(FleetError):
     status = 403
     code = "forbidden"
+
+
+class Busy(FleetError):
+    """Too much work in flight to take this request now; the client may retry after
+    ``retry_after_s`` (sent as the Retry-After header too)."""
+
+    status = 503
+    code = "busy"

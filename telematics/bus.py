@@ -11,6 +11,9 @@ or benchmark on the same Redis as a demo has a bus of its own.
 - ``fleet.events.v1``: ``{"type": "status" | "alert" | "trip" | "notification", "org_path":
   unit path or null, "user_ids": [..] or null, "data": {...}}``. A console receives an event
   when its user's scope covers ``org_path`` or the user is listed in ``user_ids``.
+- ``fleet.accounts.v1`` (the kernel's, fleet/identity/sessions.py): ``{"type": "account",
+  "user_id", "reason"}`` after a user's account changed (deactivated, roles, password); every
+  API process closes that user's open websockets. Never forwarded to a console.
 """
 
 from __future__ import annotations
@@ -21,19 +24,20 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from fleet.config import get_settings
+from fleet import pubsub
+from fleet.identity.sessions import accounts_channel as accounts_channel  # re-exported
 
 
 def positions_channel() -> str:
-    return f"{get_settings().redis.channel_prefix}.positions.v1"
+    return pubsub.name("positions.v1")
 
 
 def events_channel() -> str:
-    return f"{get_settings().redis.channel_prefix}.events.v1"
+    return pubsub.name("events.v1")
 
 
 def redis_client(url: str) -> Redis:
-    return Redis.from_url(url)
+    return pubsub.connect(url)
 
 
 async def publish_positions(redis: Redis, items: Sequence[dict[str, Any]]) -> None:
@@ -51,10 +55,21 @@ async def publish_event(
     org_path: str | None = None,
     user_ids: Sequence[int] | None = None,
 ) -> None:
-    body = {
+    body = event_body(type_, data, org_path=org_path, user_ids=user_ids)
+    await redis.publish(events_channel(), orjson.dumps(body, default=str))
+
+
+def event_body(
+    type_: str,
+    data: dict[str, Any],
+    *,
+    org_path: str | None = None,
+    user_ids: Sequence[int] | None = None,
+) -> dict[str, Any]:
+    """The JSON object of one ``events.v1`` message."""
+    return {
         "type": type_,
         "org_path": org_path,
         "user_ids": list(user_ids or []) or None,
         "data": data,
     }
-    await redis.publish(events_channel(), orjson.dumps(body, default=str))

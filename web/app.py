@@ -35,6 +35,7 @@ API_MODULES = (
     "telematics.registry.api",
     "telematics.api",
     "dispatch.api",
+    "web.live_auth",
     "web.live",
     "web.ui",
     "web.exports",
@@ -102,7 +103,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _fleet(request: Request, exc: FleetError) -> JSONResponse:
         if exc.status in (401, 403):
             await refusals.audit_refusal(request, exc.status, exc.code, exc)
-        return JSONResponse({"error": exc.to_dict()}, status_code=exc.status)
+        retry = exc.extra.get("retry_after_s")
+        headers = {"Retry-After": str(retry)} if retry is not None else None
+        return JSONResponse({"error": exc.to_dict()}, status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -18,9 +18,14 @@ from ``latest_positions`` at start). A buffered upload (old pings, any order, se
 coverage gap) is history for tracks, never a live position; and a console is never sent a
 position older than, or as old as, the last one it got for that vehicle.
 
-Protocol (JSON text frames). Client → server: ``{"type": "auth", "token": …}`` as first
-message unless ``?token=`` was given; ``{"type": "subscribe", "bbox": [w, s, e, n] | null}``;
-``{"type": "ping"}``. Server → client: ``hello``, ``positions`` (``items`` each with
+Authentication (web/live_auth.py): ``?ticket=`` from ``POST /api/v1/live/ticket``, or a first
+frame ``{"type": "auth", "token": …}``; ``?token=`` is refused. A connection follows its
+account: it ends with its credential's expiry, and at once on every API process when the user
+is deactivated or their password changes (close 4401) or their roles change (close 4403),
+announced on ``<prefix>.accounts.v1``; a reload every ``live_auth.REFRESH_S`` is the safety net.
+
+Protocol (JSON text frames). Client → server: ``{"type": "subscribe", "bbox": [w, s, e, n] |
+null}``; ``{"type": "ping"}``. Server → client: ``hello``, ``positions`` (``items`` each with
 vehicle_id and the ping's ts), ``status``, ``alert``, ``trip``, ``notification``, ``pong``,
 ``error``.
 """
@@ -41,13 +46,12 @@ from fastapi import APIRouter, FastAPI, WebSocket, WebSocketDisconnect
 from redis.asyncio import Redis
 from sqlalchemy import text
 
-from fleet.deps import load_principal
-from fleet.errors import FleetError
 from fleet.identity.principal import Principal
-from fleet.identity.security import read_token
+from fleet.identity.sessions import ENDS_SESSION
 from fleet.logging import get_logger
 from telematics import bus
 from telematics.scope import visibility_sql
+from web.live_auth import CLOSE_SCOPE_CHANGED, CLOSE_UNAUTHENTICATED, authenticate, follow
 from web.live_positions import LivePositions, Positioned
 
 log = get_logger("live")
@@ -59,9 +63,6 @@ TICK_S = 0.2  # how often held-back positions are checked
 QUEUE_MAX = 32  # messages waiting for one console
 MAX_LAG_S = 5.0  # a console whose queue stays full this long is dropped
 SEND_TIMEOUT_S = 5.0
-AUTH_TIMEOUT_S = 5.0
-REFRESH_SCOPE_S = 300.0
-CLOSE_UNAUTHENTICATED = 4401
 CLOSE_LAGGING = 4008
 
 
@@ -81,6 +82,17 @@ class Console:
     dropped: int = 0
     closing: bool = False
     gone: asyncio.Event = field(default_factory=asyncio.Event)
+    expires_at: int | None = None  # the credential's expiry (epoch s): the connection ends then
+    close_code: int = CLOSE_LAGGING
+    close_reason: str = "console too slow"
+
+    def end(self, code: int, reason: str) -> None:
+        """Close for an account reason (4401 / 4403 with `reason`); the endpoint closes."""
+        if not self.closing:
+            self.closing = True
+            self.close_code, self.close_reason = code, reason
+            log.info("live.console_ended", user=self.principal.username, why=reason, code=code)
+        self.gone.set()
 
     def drop(self, why: str) -> None:
         """Mark for disconnection; the endpoint closes the socket and cleans up."""
@@ -190,7 +202,10 @@ class Hub:
             try:
                 redis = bus.redis_client(self.redis_url)
                 pubsub = redis.pubsub(ignore_subscribe_messages=True)
-                await pubsub.subscribe(bus.positions_channel(), bus.events_channel())
+                accounts = bus.accounts_channel().encode()
+                await pubsub.subscribe(
+                    bus.positions_channel(), bus.events_channel(), bus.accounts_channel()
+                )
                 log.info("live.subscribed")
                 async for msg in pubsub.listen():
                     if msg.get("type") != "message":
@@ -201,7 +216,10 @@ class Hub:
                     except orjson.JSONDecodeError:
                         log.warning("live.bad_message")
                         continue
-                    self.dispatch(body)
+                    if msg.get("channel") == accounts:
+                        self.account_changed(body)
+                    else:
+                        self.dispatch(body)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Redis restarts must not end the fan-out
@@ -211,6 +229,15 @@ class Hub:
                 if redis is not None:
                     with contextlib.suppress(Exception):
                         await redis.aclose()
+
+    def account_changed(self, body: dict[str, Any]) -> None:
+        """An account event: end that user's consoles here (every process does the same)."""
+        user_id, reason = body.get("user_id"), str(body.get("reason"))
+        code = CLOSE_UNAUTHENTICATED if reason in ENDS_SESSION else CLOSE_SCOPE_CHANGED
+        for c in list(self.consoles):
+            if c.principal.user_id == user_id:
+                c.end(code, reason)
+                self.remove(c)
 
     def dispatch(self, body: dict[str, Any]) -> None:
         """Route one bus message to the consoles (never awaits)."""
@@ -282,50 +309,20 @@ async def _visible_vehicles(app: FastAPI, principal: Principal) -> frozenset[int
         return frozenset(int(r[0]) for r in rows)
 
 
-async def _authenticate(ws: WebSocket, token: str | None) -> Principal | None:
-    app = ws.app
-    settings = app.state.settings
-    if token is None:
-        try:
-            first = await asyncio.wait_for(ws.receive_text(), AUTH_TIMEOUT_S)
-            msg = orjson.loads(first)
-            token = (
-                msg.get("token") if isinstance(msg, dict) and msg.get("type") == "auth" else None
-            )
-        except (TimeoutError, orjson.JSONDecodeError, WebSocketDisconnect):
-            token = None
-        if not token:
-            await _refuse(ws, "token_missing", 'send {"type": "auth", "token": …} first')
-            return None
-    try:
-        user_id = read_token(settings.auth, token)
-        async with app.state.sessionmaker() as session:
-            return await load_principal(session, user_id)
-    except FleetError as exc:
-        await _refuse(ws, exc.code, exc.message)
-        return None
-
-
-async def _refuse(ws: WebSocket, code: str, message: str) -> None:
-    with contextlib.suppress(Exception):
-        await ws.send_text(
-            orjson.dumps({"type": "error", "code": code, "message": message}).decode()
-        )
-        await ws.close(code=CLOSE_UNAUTHENTICATED, reason=code)
-
-
 @router.websocket("/live")
-async def live(ws: WebSocket, token: str | None = None) -> None:
+async def live(ws: WebSocket) -> None:
     """Live updates for a console (see the module docstring for the protocol)."""
     hub: Hub = ws.app.state.live_hub
     await ws.accept()
-    principal = await _authenticate(ws, token)
-    if principal is None:
+    grant = await authenticate(ws)
+    if grant is None:
         return
+    principal = grant.principal
     console = Console(ws, principal, await _visible_vehicles(ws.app, principal))
+    console.expires_at = grant.expires_at
     hub.add(console)
     writer = asyncio.create_task(_writer(console))
-    refresher = asyncio.create_task(_refresh(console))
+    refresher = asyncio.create_task(follow(console, ws.app, lambda: _refresh_visible(console)))
     console.offer(
         orjson.dumps(
             {
@@ -351,7 +348,8 @@ async def live(ws: WebSocket, token: str | None = None) -> None:
             # a stalled peer never drains: do not wait for the close frame to go out
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(
-                    ws.close(code=CLOSE_LAGGING, reason="console too slow"), SEND_TIMEOUT_S
+                    ws.close(code=console.close_code, reason=console.close_reason),
+                    SEND_TIMEOUT_S,
                 )
         log.info("live.disconnected", user=principal.username, dropped=console.dropped)
 
@@ -385,12 +383,10 @@ def _bbox(value: Any) -> tuple[float, float, float, float] | None:
     return (w, s, e, n) if w < e and s < n else None
 
 
-async def _refresh(c: Console) -> None:
-    """New vehicles and changed pools reach an open console within REFRESH_SCOPE_S."""
-    while True:
-        await asyncio.sleep(REFRESH_SCOPE_S)
-        with contextlib.suppress(Exception):
-            c.visible = await _visible_vehicles(c.ws.app, c.principal)
+async def _refresh_visible(c: Console) -> None:
+    """New vehicles and changed pools reach an open console (every live_auth.REFRESH_S)."""
+    with contextlib.suppress(Exception):
+        c.visible = await _visible_vehicles(c.ws.app, c.principal)
 
 
 async def _seed_live_positions(app: FastAPI, hub: Hub) -> None:

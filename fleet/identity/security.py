@@ -40,8 +40,19 @@ def issue_token(auth: AuthSettings, user_id: int, *, ttl_s: int | None = None) -
     return Token(access_token=token, expires_at=exp)
 
 
+@dataclass(frozen=True)
+class Claims:
+    user_id: int
+    expires_at: int  # epoch seconds
+
+
 def read_token(auth: AuthSettings, token: str) -> int:
     """The user id in a valid token; expired, forged or malformed tokens are refused."""
+    return read_claims(auth, token).user_id
+
+
+def read_claims(auth: AuthSettings, token: str) -> Claims:
+    """The user id and expiry of a valid token; expired, forged or malformed tokens are refused."""
     try:
         payload = jwt.decode(
             token,
@@ -55,6 +66,6 @@ def read_token(auth: AuthSettings, token: str) -> int:
     except jwt.PyJWTError as exc:
         raise Unauthenticated("invalid token", code="token_invalid") from exc
     try:
-        return int(payload["sub"])
+        return Claims(user_id=int(payload["sub"]), expires_at=int(payload["exp"]))
     except (TypeError, ValueError) as exc:
         raise Unauthenticated("invalid token subject", code="token_invalid") from exc

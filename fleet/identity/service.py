@@ -13,10 +13,10 @@ from fleet import audit
 from fleet.config import AuthSettings
 from fleet.errors import BadCredentials, Conflict, Forbidden, Invalid, NotFound
 from fleet.geo import point_from_db, point_to_db
-from fleet.identity import schemas
+from fleet.identity import hashing, schemas
 from fleet.identity.models import Org, User
 from fleet.identity.principal import Principal, hidden, scope_clause
-from fleet.identity.security import hash_password, issue_token, verify_password
+from fleet.identity.security import hash_password, issue_token
 from fleet.paging import fetch_page
 
 # Which kind of org may hang under which.
@@ -67,8 +67,14 @@ async def login(
     user = (
         await session.execute(select(User).where(User.username == body.username))
     ).scalar_one_or_none()
-    # Verify against a dummy hash when the user is unknown so timing does not reveal it.
-    ok = verify_password(user.password_hash if user else _DUMMY_HASH, body.password)
+    # argon2 may wait for a pool thread (up to hash_wait_s): end the read-only transaction
+    # first, so no database connection is held meanwhile (with it held, a burst of 100
+    # logins exhausted the connection pool: 500s). Nothing was written; the objects stay
+    # loaded (expire_on_commit=False).
+    await session.commit()
+    # Verify against a dummy hash when the user is unknown so timing does not reveal it; in
+    # the hashing pool, never on the event loop (503 auth_busy when the pool is saturated).
+    ok = await hashing.verify_password(user.password_hash if user else _DUMMY_HASH, body.password)
     if user is None or not ok or not user.active:
         reason = "unknown_user" if user is None else "wrong_password" if not ok else "disabled"
         raise BadCredentials(body.username, reason=reason)

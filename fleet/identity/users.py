@@ -15,11 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet import audit
 from fleet.errors import Conflict, Forbidden, NotFound
-from fleet.identity import schemas
+from fleet.identity import hashing, schemas
 from fleet.identity.models import Org, RoleBinding, User
 from fleet.identity.principal import Principal, hidden, scope_clause
-from fleet.identity.security import hash_password
 from fleet.identity.service import get_org, load_org, me_out
+from fleet.identity.sessions import account_changed
 from fleet.paging import fetch_page
 
 USER_ADMIN = ("admin",)
@@ -119,7 +119,7 @@ async def create_user(session: AsyncSession, principal: Principal, body: schemas
         raise Conflict(f"username {body.username!r} is taken", field="username")
     user = User(
         username=body.username,
-        password_hash=hash_password(body.password),
+        password_hash=await hashing.hash_password(body.password),
         display_name=body.display_name,
         phone=body.phone,
         org_id=org.id,
@@ -191,12 +191,20 @@ async def update_user(
     active = user.active if body.active is None else body.active
     await _guard_admins(session, principal, user, active=active, bindings=bindings)
     changes = body.model_dump(exclude_unset=True, mode="json", exclude={"password"})
+    was_active = user.active
     for name in ("display_name", "phone", "locale", "active"):
         if name in changes and changes[name] is not None:
             setattr(user, name, changes[name])
+    # Each change below ends (or re-scopes) the user's open websockets on every API process
+    # once this commits (fleet/identity/sessions.py).
+    if was_active and not user.active:
+        account_changed(session, user.id, "deactivated")
     if body.password is not None:
-        user.password_hash = hash_password(body.password)
+        user.password_hash = await hashing.hash_password(body.password)
         changes["password"] = "changed"
+        account_changed(session, user.id, "password")
+    if bindings is not None and sorted((b.role, b.org_id) for b in user.bindings) != bindings:
+        account_changed(session, user.id, "roles")
     if bindings is not None:
         # Keep the rows of bindings that stay (replacing them would insert a duplicate of
         # (user, role, org) before the old row is deleted).

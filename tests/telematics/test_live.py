@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import httpx
 import orjson
 import pytest
 import uvicorn
@@ -57,8 +58,19 @@ class Server:
         self.server.should_exit = True
         self.thread.join(15)
 
+    def ticket(self, token: str) -> str:
+        """A single-use websocket ticket, bought with the bearer token over HTTP."""
+        r = httpx.post(
+            f"http://127.0.0.1:{self.port}/api/v1/live/ticket",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert r.status_code == 200, r.text
+        return str(r.json()["ticket"])
+
     def url(self, token: str | None = None) -> str:
-        q = f"?token={token}" if token is not None else ""
+        """The websocket URL, with a fresh ticket for `token` (no secret in the URL)."""
+        q = f"?ticket={self.ticket(token)}" if token is not None else ""
         return f"ws://127.0.0.1:{self.port}/api/v1/live{q}"
 
 
@@ -153,10 +165,18 @@ async def collect(
 
 
 async def test_auth_refused(live: Server, world: dict[str, Any]) -> None:
-    # bad token in the query
-    async with connect(live.url("not-a-token"), open_timeout=10) as ws:
+    # a bearer token in the URL is refused, even a valid one (it would be logged)
+    base = f"ws://127.0.0.1:{live.port}/api/v1/live"
+    async with connect(f"{base}?token={world['tokens']['admin']}", open_timeout=10) as ws:
         err = orjson.loads(await asyncio.wait_for(ws.recv(), 10))
-        assert err["type"] == "error" and err["code"] == "token_invalid"
+        assert err["type"] == "error" and err["code"] == "token_in_url"
+        with pytest.raises(ConnectionClosed) as exc:
+            await asyncio.wait_for(ws.recv(), 10)
+        assert exc.value.rcvd is not None and exc.value.rcvd.code == 4401
+    # a ticket nobody issued
+    async with connect(f"{base}?ticket=not-a-ticket", open_timeout=10) as ws:
+        err = orjson.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert err["type"] == "error" and err["code"] == "ticket_invalid"
         with pytest.raises(ConnectionClosed) as exc:
             await asyncio.wait_for(ws.recv(), 10)
         assert exc.value.rcvd is not None and exc.value.rcvd.code == 4401
@@ -274,7 +294,7 @@ async def test_slow_console_is_dropped_and_never_slows_a_fast_one(
     key = base64.b64encode(os.urandom(16)).decode()
     sock.sendall(
         (
-            f"GET /api/v1/live?token={world['tokens']['admin']} HTTP/1.1\r\n"
+            f"GET /api/v1/live?ticket={live.ticket(world['tokens']['admin'])} HTTP/1.1\r\n"
             f"Host: 127.0.0.1:{live.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
         ).encode()

@@ -122,6 +122,8 @@ export const api = {
   login: (username: string, password: string) =>
     post<{ access_token: string; user: Me }>("/auth/login", { username, password }),
   me: () => get<Me>("/auth/me"),
+  // A single-use websocket ticket (30 s): the bearer token never goes into a URL (web/live_auth.py).
+  liveTicket: () => post<{ ticket: string; expires_at: string; ttl_s: number }>("/live/ticket"),
   orgs: (q: Query) => get<Page<Org>>("/orgs", q),
   vehicles: (q: Query) => get<Page<Vehicle>>("/vehicles", q),
   vehicle: (id: number) => get<Vehicle>(`/vehicles/${id}`),

@@ -12,7 +12,10 @@ export interface View {
 }
 
 export type ToWorker =
-  | { type: "init"; wsUrl: string; index: FleetIndex; latest: LatestPositions | null; alarms: number[]; offlineAfterMs: number; crs: Crs }
+  | { type: "init"; index: FleetIndex; latest: LatestPositions | null; alarms: number[]; offlineAfterMs: number; crs: Crs }
+  // The answer to "need_url": the websocket URL with a fresh single-use ticket, or null (no
+  // ticket now: the worker retries later; if the login is gone the page unmounts and stops it).
+  | { type: "live_url"; url: string | null }
   | { type: "filter"; q: string; unit: number; body: string; statuses: VStatus[] }
   | { type: "trip"; vehicleId: number; tripId: number | null }
   | { type: "view"; view: View } // the map moved: the worker answers with that view's features
@@ -28,7 +31,8 @@ export const CLUSTER_MAX_ZOOM = 10;
 export const CLUSTER_RADIUS = 46;
 
 export type FromWorker =
-  | { type: "state"; state: "connecting" | "open" | "closed" }
+  | { type: "state"; state: "connecting" | "open" | "closed"; code?: number } // code: the close code
+  | { type: "need_url" } // the worker is about to (re)connect: the page buys a ticket (it holds the token)
   | { type: "event"; msg: LiveMessage }
   | {
       // What the map draws for the current view: clusters (low zoom) or the single vehicles in

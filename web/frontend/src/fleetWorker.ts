@@ -11,6 +11,7 @@ import Supercluster from "supercluster";
 import { Fleet } from "./fleet";
 import { CLUSTER_MAX_ZOOM, CLUSTER_RADIUS, type FromWorker, SNAP_FIELDS, STATUS_CODES, type ToWorker, type View } from "./fleetProtocol";
 import type { LiveMessage } from "./live";
+import { CLOSE_SCOPE_CHANGED, reconnectDelay } from "./liveClose";
 import { setDisplayCrs, toMap } from "./map/coords";
 import type { VStatus } from "./ui";
 
@@ -22,7 +23,6 @@ const ctx = self as unknown as DedicatedWorkerGlobalScope;
 const fleet = new Fleet();
 let filter: Extract<ToWorker, { type: "filter" }> = { type: "filter", q: "", unit: 0, body: "", statuses: STATUS_CODES };
 let ws: WebSocket | null = null;
-let wsUrl = "";
 let stopped = false;
 let retry = 0;
 let drawn = -1;
@@ -49,10 +49,30 @@ let view: View | null = null;
 
 const post = (m: FromWorker, transfer: Transferable[] = []) => ctx.postMessage(m, transfer);
 
-function connect() {
+// The page holds the bearer token (workers have no localStorage): before every (re)connect the
+// worker asks it for a URL with a fresh single-use ticket (see live.ts).
+let urlWaiter: ((url: string | null) => void) | null = null;
+const askUrl = () =>
+  new Promise<string | null>((resolve) => {
+    urlWaiter = resolve;
+    post({ type: "need_url" });
+  });
+
+function retryLater(code: number) {
+  retry = Math.min(retry + 1, 6);
+  setTimeout(connect, reconnectDelay(code, retry));
+}
+
+async function connect() {
   if (stopped) return;
   post({ type: "state", state: "connecting" });
-  ws = new WebSocket(wsUrl);
+  const url = await askUrl();
+  if (stopped) return;
+  if (url === null) {
+    post({ type: "state", state: "closed" });
+    return retryLater(0);
+  }
+  ws = new WebSocket(url);
   ws.onopen = () => {
     retry = 0;
     post({ type: "state", state: "open" });
@@ -78,11 +98,9 @@ function connect() {
   };
   ws.onclose = (ev) => {
     ws = null;
-    post({ type: "state", state: "closed" });
-    if (!stopped && ev.code !== 4401) {
-      retry = Math.min(retry + 1, 6);
-      setTimeout(connect, 500 * 2 ** retry);
-    }
+    post({ type: "state", state: "closed", code: ev.code });
+    // 4403 (roles changed): the page reloads; anything else: reconnect with a new ticket
+    if (!stopped && ev.code !== CLOSE_SCOPE_CHANGED) retryLater(ev.code);
   };
 }
 
@@ -221,10 +239,12 @@ ctx.onmessage = (ev: MessageEvent<ToWorker>) => {
     fleet.load(m.index);
     if (m.latest) fleet.applyLatest(m.latest);
     fleet.markAlarms(m.alarms);
-    wsUrl = m.wsUrl;
-    connect();
+    void connect();
     setInterval(frame, 100);
     frame();
+  } else if (m.type === "live_url") {
+    urlWaiter?.(m.url);
+    urlWaiter = null;
   } else if (m.type === "filter") {
     filter = m;
     fleet.version++;

@@ -2,7 +2,35 @@
 // Messages follow telematics/bus.py: {"type": "positions", "items": [...]}, and
 // {"type": "status" | "alert" | "trip" | "notification", "data": {...}}. An "alert" event is a
 // new alert (no status) or an acknowledgement/closing (data.status, data.vehicle_open_alerts).
-import { token } from "./api";
+// Every (re)connect first buys a single-use ticket over HTTP (the bearer token never goes into
+// a URL, which servers log); close codes follow web/live_auth.py: 4401 the login no longer
+// admits us (a new ticket tells: if it is refused, the api layer signs out and the login page
+// shows), 4403 our roles changed (reload: every page and the stream take the new scope).
+import { ApiError, api, token } from "./api";
+import { CLOSE_SCOPE_CHANGED, reconnectDelay } from "./liveClose";
+
+
+/** The websocket URL with a fresh ticket; null when the login no longer holds (signed out). */
+export async function liveUrl(): Promise<string | null> {
+  try {
+    const { ticket } = await api.liveTicket();
+    const proto = location.protocol === "https:" ? "wss" : "ws";
+    return `${proto}://${location.host}/api/v1/live?ticket=${encodeURIComponent(ticket)}`;
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) return null;
+    throw e;
+  }
+}
+
+/** After a close: false when the page reloads for a changed scope (do not reconnect). */
+export function afterClose(code: number): boolean {
+  if (code === CLOSE_SCOPE_CHANGED) {
+    location.reload();
+    return false;
+  }
+  return true;
+}
+
 
 export interface LivePosition {
   vehicle_id: number;
@@ -42,8 +70,10 @@ export function setExternal(on: boolean): void {
   external = on;
   if (on) {
     window.clearTimeout(timer);
+    attempt++;
     ws?.close();
-  } else if (wanted) connect();
+    ws = null;
+  } else if (wanted) void connect();
 }
 
 /** Deliver a message from an external feed to every subscriber. */
@@ -55,17 +85,37 @@ export function injectState(s: LiveState): void {
   setState(s);
 }
 
-function connect() {
-  const tk = token();
-  if (!wanted || !tk || external) return;
-  const proto = location.protocol === "https:" ? "wss" : "ws";
+let attempt = 0; // bumps on every connect, so a late ticket of an abandoned attempt is dropped
+
+function retryLater(code: number) {
+  retry = Math.min(retry + 1, 6);
+  window.clearTimeout(timer);
+  timer = window.setTimeout(connect, reconnectDelay(code, retry));
+}
+
+async function connect() {
+  if (!wanted || !token() || external || ws) return;
+  const mine = ++attempt;
   setState("connecting");
-  ws = new WebSocket(`${proto}://${location.host}/api/v1/live?token=${encodeURIComponent(tk)}`);
-  ws.onopen = () => {
+  let url: string | null;
+  try {
+    url = await liveUrl();
+  } catch {
+    if (mine === attempt) {
+      setState("closed");
+      retryLater(0);
+    }
+    return;
+  }
+  if (mine !== attempt || !wanted || external || ws) return;
+  if (url === null) return setState("closed"); // signed out: the login page takes over
+  const sock = new WebSocket(url);
+  ws = sock;
+  sock.onopen = () => {
     retry = 0;
     setState("open");
   };
-  ws.onmessage = (ev) => {
+  sock.onmessage = (ev) => {
     let msg: LiveMessage;
     try {
       msg = JSON.parse(ev.data as string);
@@ -74,14 +124,12 @@ function connect() {
     }
     handlers.forEach((h) => h(msg));
   };
-  ws.onclose = (ev) => {
+  sock.onclose = (ev) => {
+    if (ws !== sock) return; // closed by us (unsubscribed, or the console's worker took over)
     ws = null;
     if (external) return;
     setState("closed");
-    if (wanted && !external && ev.code !== 4401) {
-      retry = Math.min(retry + 1, 6);
-      timer = window.setTimeout(connect, 500 * 2 ** retry);
-    }
+    if (wanted && afterClose(ev.code)) retryLater(ev.code);
   };
 }
 
@@ -89,14 +137,16 @@ export function subscribe(h: Handler): () => void {
   handlers.add(h);
   if (!wanted) {
     wanted = true;
-    connect();
+    void connect();
   }
   return () => {
     handlers.delete(h);
     if (handlers.size === 0) {
       wanted = false;
       window.clearTimeout(timer);
+      attempt++;
       ws?.close();
+      ws = null;
     }
   };
 }

@@ -3,12 +3,12 @@
 import type { Map as MLMap } from "maplibre-gl";
 import maplibregl from "maplibre-gl";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { type Alert, api, type Driver, type Proposal, type ProposalItem, type Suggestion, token, type Trip } from "../api";
+import { type Alert, api, type Driver, type Proposal, type ProposalItem, type Suggestion, type Trip } from "../api";
 import { useUser } from "../session";
 import { Fleet, type VehicleState } from "../fleet";
 import { t, term, useLang } from "../i18n";
 import { type FromWorker, SNAP_FIELDS, STATUS_CODES, type ToWorker } from "../fleetProtocol";
-import { inject, injectState, type LiveState, onState, setExternal, subscribe } from "../live";
+import { afterClose, inject, injectState, type LiveState, liveUrl, onState, setExternal, subscribe } from "../live";
 import { chooseTiles, createMap, currentTiles, uiConfig, whenBaseReady } from "../map/base";
 import { displayCrs, fromMap, geojsonToMap, toMap } from "../map/coords";
 import { addVehicleLayers, ClusterLabels, setSelected } from "../map/vehicles";
@@ -137,7 +137,19 @@ export function ConsolePage() {
     setExternal(true);
     worker.onmessage = (ev: MessageEvent<FromWorker>) => {
       const m = ev.data;
-      if (m.type === "state") return injectState(m.state);
+      if (m.type === "need_url") {
+        liveUrl()
+          .catch(() => null)
+          .then((url) => {
+            const reply: ToWorker = { type: "live_url", url };
+            workerRef.current?.postMessage(reply);
+          });
+        return;
+      }
+      if (m.type === "state") {
+        if (m.code !== undefined) afterClose(m.code); // 4403: reload with the new scope
+        return injectState(m.state);
+      }
       if (m.type === "event") return inject(m.msg);
       if (!alive || !map.getSource("vehicles")) return;
       if (m.type === "features") {
@@ -218,10 +230,8 @@ export function ConsolePage() {
         const alarms = open ? open.items.map((a) => a.vehicle_id).filter((x): x is number => x != null) : [];
         if (latest) fleet.applyLatest(latest);
         fleet.markAlarms(alarms);
-        const proto = location.protocol === "https:" ? "wss" : "ws";
         const msg: ToWorker = {
           type: "init",
-          wsUrl: `${proto}://${location.host}/api/v1/live?token=${encodeURIComponent(token() ?? "")}`,
           index: idx,
           latest,
           alarms,

@@ -16,7 +16,9 @@ export function LoginPage() {
     try {
       await signIn(username.trim(), password);
     } catch (err) {
-      setError(err instanceof ApiError && err.status === 401 ? t("login_failed") : String((err as Error).message));
+      // 503 auth_busy: the server's password hashing is saturated (fleet/identity/hashing.py)
+      const status = err instanceof ApiError ? err.status : 0;
+      setError(status === 401 ? t("login_failed") : status === 503 ? t("login_busy") : String((err as Error).message));
     } finally {
       setBusy(false);
     }
