@@ -372,7 +372,10 @@ WRITES.update({
     ],
 })
 
-NO_OBJECT = {("POST", "/auth/login"): "anonymous: exchanges a password for a token"}
+NO_OBJECT = {
+    ("POST", "/auth/login"): "anonymous: exchanges a password for a token",
+    ("POST", "/live/ticket"): "the caller's own websocket ticket (tests/web/test_live_account.py)",
+}
 
 # Every GET route with a path parameter: the by-id reads. Out-of-scope and missing ids must
 # answer alike (404); a role that may never read them gets 403 whether the id exists or not.
