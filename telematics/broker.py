@@ -182,7 +182,10 @@ class Broker:
         return len(lines) - 1
 
     async def load_terminals(self, dsn: str) -> list[tuple[str, str]] | None:
-        """Active terminals from the database, or None if the database or table is absent."""
+        """Active MQTT terminals from the database, or None if the database or table is absent.
+
+        JT/T 808 terminals speak TCP to the gateway (telematics/jt808) and get no broker login.
+        """
         try:
             conn = await asyncpg.connect(dsn, server_settings={"application_name": "cli"})
         except (OSError, asyncpg.PostgresError) as exc:
@@ -192,7 +195,8 @@ class Broker:
             if not await conn.fetchval("SELECT to_regclass('terminals') IS NOT NULL"):
                 return None
             rows = await conn.fetch(
-                "SELECT id, secret_hash FROM terminals WHERE active ORDER BY id"
+                "SELECT id, secret_hash FROM terminals WHERE active AND protocol <> 'jt808'"
+                " ORDER BY id"
             )
             return [(r["id"], r["secret_hash"]) for r in rows]
         finally:

@@ -248,17 +248,32 @@ def simulate(
             "`fleet demo` uses it because it seeds after setup started the broker"
         ),
     ] = False,
+    protocol: Annotated[
+        str,
+        typer.Option(help="mqtt-json, or jt808: terminals over TCP to `fleet jt808`"),
+    ] = "mqtt-json",
+    provision: Annotated[
+        bool,
+        typer.Option(help="jt808, demo data: convert --vehicles demo terminals to JT/T 808 first"),
+    ] = False,
+    alarm_share: Annotated[
+        float,
+        typer.Option(min=0, max=1, help="jt808: chance per report that an alarm (SOS...) starts"),
+    ] = 0.0,
 ) -> None:
     """Drive simulated terminals on road-like routes between real places of the region.
 
     Each terminal connects with its own credentials (derived from FLEET_SEED__TERMINAL_KEY)
-    and publishes QoS 1 pings to fleet/v1/terminals/<id>/position.
+    and publishes QoS 1 pings to fleet/v1/terminals/<id>/position; with --protocol jt808 it
+    speaks JT/T 808 to the gateway instead (blind-area backlogs as 0x0704 on reconnect).
     """
     from fleet.logging import configure
     from telematics.simulator import SimConfig, run_simulation
 
     configure("INFO")
-    if sync_broker:
+    if protocol not in ("mqtt-json", "jt808"):
+        raise typer.BadParameter("mqtt-json or jt808", param_hint="--protocol")
+    if sync_broker and protocol == "mqtt-json":
         broker_start()
     n = vehicles or int(os.environ.get("FLEET_DEMO_SIMULATED", "200"))
     cfg = SimConfig(
@@ -270,6 +285,11 @@ def simulate(
         seed=seed,
         connect_rate=connect_rate,
     )
+    if protocol == "jt808":
+        from telematics.jt808.simulate import run_simulation as run_jt808
+
+        asyncio.run(run_jt808(get_settings(), cfg, provision=provision, alarm_share=alarm_share))
+        return
     asyncio.run(run_simulation(get_settings(), cfg))
 
 
@@ -283,7 +303,9 @@ def register(app: typer.Typer) -> None:
     DEMO_PROCESSES.append(("simulator", ["simulate", "--sync-broker"]))
     DEMO_PROCESSES.append(("broker-monitor", ["broker", "monitor"]))
     from telematics.derive_cli import register_derive  # `fleet derive` (derive worker)
+    from telematics.jt808.cli import register as register_jt808  # `fleet jt808` (gateway)
     from telematics.maintenance_cli import register_positions  # `fleet positions`
 
     register_derive(app)
     register_positions(app)
+    register_jt808(app, DEMO_PROCESSES)

@@ -23,6 +23,7 @@ import signal
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -35,7 +36,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 from fleet.config import Settings
 from fleet.logging import get_logger
 from telematics import store
-from telematics.pipeline import Batch, Context, Delivery, Hooks, Item, position_message, prepare
+from telematics.commit import Committer, redis_or_none, transport_hooks
+from telematics.pipeline import Batch, Context, Delivery, Hooks, prepare
 from telematics.schemas import MAX_ARRAY_PINGS, MAX_MESSAGE_BYTES, IngestSettings
 
 log = get_logger("telematics.ingest")
@@ -325,9 +327,18 @@ class Ingest:
             topic_prefix=self.settings.mqtt.topic_prefix,
             probe_id=self.settings.mqtt.service_user,
         )
-        redis = _redis(self.settings)
-        if redis is not None:
-            self.hooks.post_commit.insert(0, _publisher(redis))
+        redis = redis_or_none(self.settings, "ingest")
+        shared = transport_hooks(redis, "ingest")
+        committer = Committer(
+            pool,
+            Hooks(
+                [*shared.in_transaction, *self.hooks.in_transaction],
+                [*shared.post_commit, *self.hooks.post_commit],
+            ),
+            self.backlog,
+            name="ingest",
+        )
+        committer.totals = self.stats.totals
         source = MqttSource(self.settings, self.ingest, loop, client_id=self.client_id)
         source.start()
         while not source.subscribed.is_set():
@@ -352,10 +363,10 @@ class Ingest:
                 deliveries = await source.take(self.ingest.batch_max, wait_s, idle_s=0.5)
                 if deliveries:
                     t0 = time.monotonic()
-                    batch = await self._prepare_retrying(deliveries, ctx)
+                    batch = await committer.prepare(partial(prepare, deliveries, ctx))
                     if committing is not None:
                         await committing
-                    committing = asyncio.create_task(self._commit(pool, source, batch, t0))
+                    committing = asyncio.create_task(self._commit(committer, source, batch, t0))
                 elif committing is not None and committing.done():
                     await committing
                     committing = None
@@ -374,20 +385,14 @@ class Ingest:
             log.info("ingest.stopped", **dict(self.stats.totals))
 
     async def _commit(
-        self, pool: asyncpg.Pool, source: MqttSource, batch: Batch, t0: float
+        self, committer: Committer, source: MqttSource, batch: Batch, t0: float
     ) -> None:
         """Store the batch (retrying), then acknowledge it, then run post-commit hooks."""
-        await self._store_retrying(pool, batch)
+        await committer.store(batch)
         t_commit = time.monotonic()
         acked = source.ack(batch.deliveries)
         batch.stats["acked"] += acked
-        for hook in self.hooks.post_commit:
-            try:
-                await hook(batch.items)
-            except Exception as exc:  # a hook never stops the ingest
-                log.error("ingest.hook_failed", hook=_name(hook), error=repr(exc))
-        self.stats.totals.update(batch.stats)
-        self.stats.totals["batches"] += 1
+        await committer.after(batch)
         log.debug(
             "ingest.batch",
             commit_ms=round((t_commit - t0) * 1000, 1),
@@ -401,48 +406,6 @@ class Ingest:
                 max_pings=MAX_ARRAY_PINGS,
                 max_bytes=MAX_MESSAGE_BYTES,
             )
-        if batch.rejected:
-            log.info(
-                "ingest.rejected",
-                **{k: v for k, v in batch.stats.items() if k.startswith("rejected.")},
-            )
-
-    async def _prepare_retrying(self, deliveries: list[Delivery], ctx: Context) -> Batch:
-        delay = 0.2
-        while True:
-            try:
-                return await prepare(deliveries, ctx)
-            except store.TRANSIENT_DB_ERRORS as exc:  # terminal lookups need the DB
-                log.warning("ingest.db_retry", stage="identify", error=repr(exc), retry_s=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-            except Exception as exc:  # nothing is acknowledged yet: retry, never crash
-                log.error("ingest.unexpected_retry", stage="identify", error=repr(exc))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-
-    async def _store_retrying(self, pool: asyncpg.Pool, batch: Batch) -> None:
-        delay = 0.2
-        while True:
-            try:
-                await store.write_batch(pool, batch, self.hooks.in_transaction, self.backlog)
-                return
-            except store.TRANSIENT_DB_ERRORS as exc:
-                log.warning("ingest.db_retry", stage="store", error=repr(exc), retry_s=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-            except asyncpg.PostgresError as exc:
-                log.error("ingest.batch_refused", error=repr(exc), pings=len(batch.items))
-                try:
-                    await store.write_items_one_by_one(pool, batch, self.backlog)
-                    return
-                except store.TRANSIENT_DB_ERRORS as exc2:
-                    log.warning("ingest.db_retry", stage="isolate", error=repr(exc2))
-                    await asyncio.sleep(delay)
-            except Exception as exc:  # nothing is acknowledged yet: retry, never crash
-                log.error("ingest.unexpected_retry", stage="store", error=repr(exc))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
 
     async def _partitions_daily(self, pool: asyncpg.Pool) -> None:
         while True:
@@ -462,53 +425,11 @@ class Ingest:
                 log.info("ingest.totals", **dict(self.stats.totals))
 
 
-def _name(hook: Any) -> str:
-    return getattr(hook, "__qualname__", repr(hook))
-
-
-def _redis(settings: Settings) -> Any:
-    from telematics.bus import redis_client
-
-    try:
-        return redis_client(settings.redis.url)
-    except Exception as exc:  # bad URL: run without live publishing
-        log.error("ingest.redis_unavailable", error=repr(exc))
-        return None
-
-
-def _publisher(redis: Any) -> Any:
-    from telematics.bus import publish_positions
-
-    async def publish(items: list[Item]) -> None:
-        """Post-commit: one `fleet.positions.v1` message per batch (new rows only)."""
-        fresh = [position_message(i) for i in items if i.new]
-        if fresh:
-            await asyncio.wait_for(publish_positions(redis, fresh), 2.0)
-
-    return publish
-
-
-def load_hooks(settings: Settings) -> Hooks:
-    """Derived-state hooks: `telematics.derive.ingest_hooks(settings) -> Hooks` if present."""
-    import importlib
-    import importlib.util
-
-    hooks = Hooks()
-    if importlib.util.find_spec("telematics.derive") is not None:
-        mod = importlib.import_module("telematics.derive")
-        factory = getattr(mod, "ingest_hooks", None)
-        if factory is not None:
-            extra: Hooks = factory(settings)
-            hooks.in_transaction.extend(extra.in_transaction)
-            hooks.post_commit.extend(extra.post_commit)
-    return hooks
-
-
 def run(settings: Settings, ingest: IngestSettings, *, client_id: str | None = None) -> None:
     """Run one ingest worker until SIGTERM/SIGINT (the current batch is finished first)."""
 
     async def main() -> None:
-        worker = Ingest(settings, ingest, hooks=load_hooks(settings), client_id=client_id)
+        worker = Ingest(settings, ingest, client_id=client_id)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, worker.request_stop)

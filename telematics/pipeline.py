@@ -4,6 +4,11 @@
     store (one transaction)                                 (telematics/store.py)
     ack to the broker, then post-commit hooks: publish, derive...   (telematics/ingest.py)
 
+Every transport shares it: MQTT deliveries enter at `decode` (`prepare`); the JT/T 808
+gateway decodes its binary frames itself and hands the items to the same
+validate -> identify -> screen -> flag (`CHECK_STAGES`, `check`), then the same store and
+post-commit hooks (telematics/commit.py).
+
 Each stage takes the batch and moves items forward or rejects them with a reason; a
 failing item never stops the others, and no stage raises for bad input. Rejections are
 stored with the raw payload in `rejected_pings`.
@@ -55,7 +60,8 @@ class Delivery:
 @dataclass(frozen=True, slots=True)
 class Encoded:
     """A ping still inside its message's JSON (decoded on the hot path straight into a
-    `ValidPing`); its JSON value is only rebuilt if the ping is rejected after validation."""
+    `ValidPing`); its JSON value is only rebuilt if the ping is rejected after validation.
+    Another transport subclasses it with its own `value()` (telematics/jt808)."""
 
     payload: bytes | bytearray
     index: int | None = None  # element of a `.../positions` array
@@ -409,13 +415,23 @@ def _flag_late_sequences(batch: Batch, late: set[int], limit_ms: float) -> None:
         prev = item
 
 
-PRE_COMMIT_STAGES: tuple[Stage, ...] = (decode, validate, identify, screen, flag)
+# What follows decoding, whatever the transport.
+CHECK_STAGES: tuple[Stage, ...] = (validate, identify, screen, flag)
+PRE_COMMIT_STAGES: tuple[Stage, ...] = (decode, *CHECK_STAGES)
 
 
 async def prepare(deliveries: list[Delivery], ctx: Context) -> Batch:
     """Run the pre-commit stages over one batch of deliveries."""
     batch = Batch(deliveries)
     for stage in PRE_COMMIT_STAGES:
+        await stage(batch, ctx)
+    batch.stats["accepted"] = len(batch.items)
+    return batch
+
+
+async def check(batch: Batch, ctx: Context) -> Batch:
+    """Run the stages after decoding over items a transport decoded itself (JT/T 808)."""
+    for stage in CHECK_STAGES:
         await stage(batch, ctx)
     batch.stats["accepted"] = len(batch.items)
     return batch

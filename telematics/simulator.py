@@ -271,7 +271,7 @@ async def load_fleet(
         rows = await conn.fetch(
             "SELECT t.id, ST_X(v.depot) AS lon, ST_Y(v.depot) AS lat, o.path::text AS path"
             " FROM terminals t JOIN vehicles v ON v.id = t.vehicle_id"
-            " JOIN orgs o ON o.id = v.unit_id WHERE t.active"
+            " JOIN orgs o ON o.id = v.unit_id WHERE t.active AND t.protocol = 'mqtt-json'"
             " ORDER BY md5(t.id || $2::text) LIMIT $1",
             n,
             str(seed),

@@ -284,6 +284,11 @@ class TerminalDirectory:
             self._known[r["id"]] = (now, _info(r))
         return len(rows)
 
+    def forget(self, terminal_id: str) -> None:
+        """Drop a cached entry (the terminal changed: re-read it on its next ping)."""
+        self._known.pop(terminal_id, None)
+        self._unknown.pop(terminal_id, None)
+
     async def resolve(self, terminal_ids: set[str]) -> dict[str, TerminalInfo]:
         now = time.monotonic()
         out: dict[str, TerminalInfo] = {}

@@ -34,6 +34,7 @@ API_MODULES = (
     "dispatch.registry.api",
     "telematics.registry.api",
     "telematics.api",
+    "telematics.jt808.api",
     "dispatch.api",
     "web.live_auth",
     "web.live",

@@ -5,31 +5,87 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 from fleet.schemas import Id, Out, Strict
 
 Purpose = Literal["allowed_area", "depot", "restricted", "speed_limit"]
 
 
+# A JT/T 808 SIM number: the 12-digit BCD of 2013 or up to 20 digits in 2019 (leading zeros
+# are padding: 013800138000 and 00000000013800138000 are the same terminal).
+PHONE_PATTERN = r"^[0-9]{1,20}$"
+
+
+def _phone_ok(phone: str) -> str:
+    if phone.strip("0") == "":
+        raise ValueError("a SIM number needs a non-zero digit")
+    return phone
+
+
 class TerminalIn(Strict):
-    id: str = Field(pattern=r"^[A-Za-z0-9_-]{4,32}$", description="the MQTT username")
+    protocol: Literal["mqtt-json", "jt808"] = "mqtt-json"
+    phone: str | None = Field(
+        default=None,
+        pattern=PHONE_PATTERN,
+        validate_default=True,
+        description="jt808 only (required there): the SIM number the terminal puts in every "
+        "frame header, 12 digits (2013) or up to 20 (2019)",
+    )
+    id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{4,32}$",
+        validate_default=True,
+        description="the MQTT username; optional for a jt808 terminal (default JT + phone)",
+    )
     vehicle_id: Id | None = None
     model: str | None = Field(default=None, max_length=100)
-    protocol: Literal["mqtt-json", "jt808"] = "mqtt-json"
     secret: str | None = Field(
         default=None,
         min_length=12,
         max_length=128,
-        description="leave empty to have one generated (returned once)",
+        description="leave empty to have one generated (returned once); a jt808 terminal may "
+        "also authenticate (0x0102) with it instead of a registration code",
     )
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, v: str | None, info: ValidationInfo) -> str | None:
+        jt808 = info.data.get("protocol") == "jt808"
+        if v is None:
+            if jt808:
+                raise ValueError("phone is required for a jt808 terminal")
+            return None
+        if not jt808:
+            raise ValueError("phone is only for jt808 terminals")
+        return _phone_ok(v)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is not None:
+            return v
+        phone = info.data.get("phone")
+        if info.data.get("protocol") == "jt808":
+            return f"JT{phone.lstrip('0')}" if phone else None
+        raise ValueError("id is required for an mqtt-json terminal")
 
 
 class TerminalPatch(Strict):
     vehicle_id: Id | None = None
     model: str | None = Field(default=None, max_length=100)
     active: bool | None = None
-    rotate_secret: bool = False
+    phone: str | None = Field(default=None, pattern=PHONE_PATTERN, description="jt808 only")
+    rotate_secret: bool = Field(
+        default=False,
+        description="issue a new secret (returned once); for a jt808 terminal this also "
+        "revokes its registration, so it must register (0x0100) again",
+    )
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, v: str | None) -> str | None:
+        return None if v is None else _phone_ok(v)
 
 
 class TerminalOut(Out):
@@ -38,6 +94,8 @@ class TerminalOut(Out):
     model: str | None
     protocol: str
     active: bool
+    phone: str | None = None
+    registered_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, MetaData, Select, Table, or_, select
+from sqlalchemy import BigInteger, Column, MetaData, Select, Table, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -40,6 +40,8 @@ def terminal_out(t: Terminal, secret: str | None = None) -> schemas.TerminalWith
         model=t.model,
         protocol=t.protocol,
         active=t.active,
+        phone=t.phone,
+        registered_at=t.registered_at,
         created_at=t.created_at,
         updated_at=t.updated_at,
         secret=secret,
@@ -73,7 +75,7 @@ async def list_terminals(
 ) -> tuple[list[Terminal], int]:
     stmt = _terminal_query(principal, READ)
     if q:
-        stmt = stmt.where(Terminal.id.ilike(f"%{q}%"))
+        stmt = stmt.where(or_(Terminal.id.ilike(f"%{q}%"), Terminal.phone.ilike(f"%{q}%")))
     if vehicle_id is not None:
         stmt = stmt.where(Terminal.vehicle_id == vehicle_id)
     if active is not None:
@@ -117,23 +119,53 @@ async def _check_binding(
         raise Conflict(f"vehicle {vehicle_id} already has terminal {bound}", field="vehicle_id")
 
 
+# A gateway holding a JT/T 808 terminal's connection LISTENs here (telematics/jt808): the
+# notification is sent when the transaction commits, so a deactivated terminal is cut off
+# at once; the gateway's periodic re-check covers a notification it missed.
+TERMINAL_CHANGED = "fleet_terminal_changed"
+
+
+async def _notify_changed(session: AsyncSession, terminal_id: str) -> None:
+    await session.execute(
+        text("SELECT pg_notify(:channel, :id)"), {"channel": TERMINAL_CHANGED, "id": terminal_id}
+    )
+
+
+async def _check_phone(session: AsyncSession, phone: str, terminal_id: str | None) -> None:
+    """A SIM number names one active terminal (leading zeros are padding)."""
+    other = await session.scalar(
+        select(Terminal.id).where(
+            Terminal.active,
+            func.ltrim(Terminal.phone, "0") == phone.lstrip("0"),
+            Terminal.id != (terminal_id or ""),
+        )
+    )
+    if other is not None:
+        raise Conflict(f"SIM number {phone} already belongs to terminal {other}", field="phone")
+
+
 async def create_terminal(
     session: AsyncSession, principal: Principal, body: schemas.TerminalIn
 ) -> schemas.TerminalWithSecret:
     principal.require(WRITE)
+    assert body.id is not None  # the schema derives it for jt808
     if await session.get(Terminal, body.id) is not None:
         raise Conflict(f"terminal {body.id} already exists", field="id")
     await _check_binding(session, principal, body.vehicle_id, None)
+    if body.phone is not None:
+        await _check_phone(session, body.phone, None)
     secret = body.secret or new_secret()
     term = Terminal(
         id=body.id,
         vehicle_id=body.vehicle_id,
         model=body.model,
         protocol=body.protocol,
+        phone=body.phone,
         secret_hash=hash_secret(secret),
     )
     session.add(term)
     await session.flush()
+    await _notify_changed(session, term.id)
     await session.refresh(term)
     await audit.record(
         session,
@@ -156,13 +188,26 @@ async def update_terminal(
         term.vehicle_id = body.vehicle_id
     if body.model is not None:
         term.model = body.model
+    if body.phone is not None and body.phone != term.phone:
+        if term.protocol != "jt808":
+            raise Invalid("phone is only for jt808 terminals", field="phone")
+        if body.active is not False and term.active:
+            await _check_phone(session, body.phone, term.id)
+        term.phone = body.phone
+        term.auth_code_hash = None  # a new SIM: the terminal registers again
+        term.registered_at = None
     if body.active is not None:
+        if body.active and not term.active and term.phone is not None:
+            await _check_phone(session, term.phone, term.id)
         term.active = body.active
     secret = None
     if body.rotate_secret:
         secret = new_secret()
         term.secret_hash = hash_secret(secret)
+        term.auth_code_hash = None  # jt808: the registration is revoked with the old secret
+        term.registered_at = None
     await session.flush()
+    await _notify_changed(session, term.id)
     await session.refresh(term)
     await audit.record(
         session, principal.actor, "terminal.update", "terminal", term.id, data=changes
