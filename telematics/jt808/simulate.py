@@ -47,6 +47,8 @@ class Jt808Sim:
     alarm_share: float = 0.0  # chance per report that an alarm episode starts
     reply_timeout_s: float = 10.0
     heartbeat_s: float = 60.0
+    gap_chance: float = 0.01  # chance per report that a gappy terminal enters a blind area
+    gap_s: tuple[float, float] = (60.0, 300.0)  # how long a blind area lasts
 
 
 def demo_phone(vehicle_id: int) -> str:
@@ -204,8 +206,8 @@ async def run_terminal(
                     elif not alarm and sim.alarm_share and rng.random() < sim.alarm_share:
                         alarm, alarm_until = 1 << rng.choice(ALARM_BITS), now + rng.uniform(30, 120)
                     body = _location(v, now, alarm)
-                    if gappy and not v.gap_until and rng.random() < 0.01:
-                        v.gap_until = now + rng.uniform(60, 300)  # a blind area: link down
+                    if gappy and not v.gap_until and rng.random() < sim.gap_chance:
+                        v.gap_until = now + rng.uniform(*sim.gap_s)  # a blind area: link down
                     if v.gap_until and now < v.gap_until:
                         v.buffered.append({"body": body})
                         t.drop()

@@ -235,3 +235,38 @@ async def test_two_ingests_share_the_load(
         assert m, stopped
         stored.append(int(m.group(1)))
     assert min(stored) > 0 and sum(stored) == 2000, stored
+
+
+async def test_alarm_bits_in_mqtt_pings_become_alerts_too(
+    mq_settings: Settings, ingest_procs: IngestProcs, terminals: Any, publisher: Any
+) -> None:
+    """The alarm hook is shared by every transport (telematics/alarms.py): an MQTT ping's
+    `alarm` field (JT/T 808 bits) raises the same alerts as the JT/T 808 gateway."""
+    (tid,) = terminals(1)
+    ingest_procs.start()
+    pub = publisher(tid)
+    t0 = now() - timedelta(minutes=5)
+    pings = [ping(t0, 0, alarm=1), ping(t0 + timedelta(seconds=10), 1, alarm=1 << 8),
+             ping(t0 + timedelta(seconds=20), 2, alarm=0)]  # fmt: skip
+    assert pub.send("position", pings) == 3
+    sql = "SELECT count(*) FROM alerts a JOIN terminals t ON t.vehicle_id = a.vehicle_id WHERE t.id = $1"
+    assert await wait_rows(mq_settings.db.dsn(), sql, (tid,), 2) == 2
+    rows = await q(
+        mq_settings,
+        "SELECT a.kind, a.severity, a.started_at, a.ended_at FROM alerts a"
+        " JOIN terminals t ON t.vehicle_id = a.vehicle_id WHERE t.id = $1 ORDER BY a.kind",
+        tid,
+    )
+    assert [(r["kind"], r["severity"]) for r in rows] == [
+        ("power_cut", "warning"),
+        ("sos", "critical"),
+    ]
+    sos = rows[1]
+    assert sos["started_at"] == t0
+    sql_ended = (
+        "SELECT count(*) FROM alerts a JOIN terminals t ON t.vehicle_id = a.vehicle_id"
+        " WHERE t.id = $1 AND a.kind = 'sos' AND a.ended_at IS NOT NULL"
+    )
+    assert await wait_rows(mq_settings.db.dsn(), sql_ended, (tid,), 1) == 1
+    ended = await q(mq_settings, sql_ended.replace("count(*)", "a.ended_at"), tid)
+    assert ended[0]["ended_at"] == t0 + timedelta(seconds=10)  # the next point without bit 0

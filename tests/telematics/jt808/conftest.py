@@ -32,8 +32,8 @@ from tests.telematics.jt808 import frames as F
 
 
 class GatewayProcess:
-    def __init__(self, settings: Settings, **env: str) -> None:
-        self.port = free_port()
+    def __init__(self, settings: Settings, port: int | None = None, **env: str) -> None:
+        self.port = port or free_port()
         self.name = f"gw-{self.port}"
         full = {
             **os.environ,
@@ -96,8 +96,8 @@ class Gateways:
         self.settings = settings
         self.procs: list[GatewayProcess] = []
 
-    def start(self, *, ready: bool = True, **env: str) -> GatewayProcess:
-        p = GatewayProcess(self.settings, **env)
+    def start(self, *, ready: bool = True, port: int | None = None, **env: str) -> GatewayProcess:
+        p = GatewayProcess(self.settings, port, **env)
         self.procs.append(p)
         return p.wait_ready() if ready else p
 
