@@ -19,7 +19,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
 import asyncpg
@@ -241,3 +241,32 @@ async def connect(gateway: GatewayProcess) -> Callable[..., object]:
     yield make
     for c in opened:
         await c.close()
+
+
+_TERMINAL_COLUMNS = "id, secret_hash, vehicle_id, model, protocol, active, phone, auth_code_hash, registered_at, registration"
+
+
+@pytest.fixture(autouse=True)
+async def restore_terminals(mq_settings: Settings) -> AsyncIterator[None]:
+    """The session's shared database gets its terminals back as they were (the MQTT tests
+    count them and pick them by id): terminals added here are removed, changed ones reset."""
+    conn = await asyncpg.connect(mq_settings.db.dsn())
+    try:
+        before = await conn.fetch(f"SELECT {_TERMINAL_COLUMNS} FROM terminals")
+    finally:
+        await conn.close()
+    yield
+    conn = await asyncpg.connect(mq_settings.db.dsn())
+    try:
+        async with conn.transaction():
+            ids = [r["id"] for r in before]
+            await conn.execute("DELETE FROM terminals WHERE NOT (id = ANY($1::text[]))", ids)
+            await conn.execute("UPDATE terminals SET vehicle_id = NULL, active = false")
+            await conn.executemany(
+                "UPDATE terminals SET secret_hash = $2, vehicle_id = $3, model = $4, protocol = $5,"
+                " active = $6, phone = $7, auth_code_hash = $8, registered_at = $9,"
+                " registration = $10 WHERE id = $1",
+                [tuple(r.values()) for r in before],
+            )
+    finally:
+        await conn.close()
