@@ -118,6 +118,34 @@ export interface AppNotification {
   read_at: string | null;
 }
 
+export interface TerminalCommand {
+  id: number;
+  vehicle_id: number | null;
+  terminal_id: string;
+  kind: "text" | "position_query";
+  text: string | null;
+  status: "queued" | "sent" | "acknowledged" | "failed" | "unsupported" | "answered" | "expired";
+  created_at: string;
+  created_by: string | null;
+  sent_at: string | null;
+  replied_at: string | null;
+  result: number | null;
+  reply: { lat?: number; lon?: number; ts?: string; speed_kmh?: number } | null;
+}
+export interface TerminalLink {
+  vehicle_id: number;
+  terminal_id: string | null;
+  protocol: string | null;
+  active: boolean | null;
+  commands_supported: boolean;
+  online: boolean;
+  connected_at: string | null;
+  last_seen_at: string | null;
+  disconnected_at: string | null;
+  reason: string | null;
+  commands: TerminalCommand[];
+}
+
 export const api = {
   login: (username: string, password: string) =>
     post<{ access_token: string; user: Me }>("/auth/login", { username, password }),
@@ -139,6 +167,10 @@ export const api = {
   alerts: (q: Query) => get<Page<Alert>>("/alerts", q),
   ackAlert: (id: number, comment: string) => post<Alert>(`/alerts/${id}/acknowledge`, { comment }),
   latestPositions: () => get<LatestPositions>("/positions/latest"),
+  // The vehicle's terminal and the console's commands to it (JT/T 808: telematics/jt808/api.py).
+  vehicleTerminal: (vehicleId: number) => get<TerminalLink>(`/vehicles/${vehicleId}/terminal`),
+  sendTerminalCommand: (vehicleId: number, body: { kind: "text" | "position_query"; text?: string; urgent?: boolean }) =>
+    post<TerminalCommand>(`/vehicles/${vehicleId}/terminal/commands`, body),
 
   // ---- dispatch (issue 4) ----
   trips: (q: Query) => get<Page<Trip>>("/trips", q),

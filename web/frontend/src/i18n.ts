@@ -245,6 +245,27 @@ const zh = {
   weekday_names: "周日,周一,周二,周三,周四,周五,周六",
   holiday_pick_file: "选择文件",
   holiday_no_file: "未选择文件",
+  terminal: "车载终端",
+  terminal_online: "在线",
+  terminal_offline_now: "离线",
+  send_text: "发送文本",
+  send_text_hint: "发送到驾驶员终端（显示并语音播报）",
+  query_position: "查询位置",
+  urgent_flag: "紧急",
+  send: "发送",
+  commands_none: "暂无指令",
+  commands_unsupported: "该终端不支持平台指令",
+  sos_title: "紧急报警",
+  sos_body: "驾驶员触发了求助按钮，请立即联系",
+  sos_locate: "定位车辆",
+  sos_dismiss: "知道了",
+  cmd_queued: "等待下发",
+  cmd_sent: "已下发，等待终端应答",
+  cmd_acknowledged: "终端已确认",
+  cmd_failed: "终端执行失败",
+  cmd_unsupported: "终端不支持",
+  cmd_answered: "终端已回复位置",
+  cmd_expired: "终端未上线，已过期",
 };
 
 export type Key = keyof typeof zh;
@@ -489,6 +510,27 @@ const en: Record<Key, string> = {
   weekday_names: "Sun,Mon,Tue,Wed,Thu,Fri,Sat",
   holiday_pick_file: "Choose file",
   holiday_no_file: "No file chosen",
+  terminal: "Terminal",
+  terminal_online: "Online",
+  terminal_offline_now: "Offline",
+  send_text: "Send text",
+  send_text_hint: "To the driver's terminal (shown and read aloud)",
+  query_position: "Ask position",
+  urgent_flag: "Urgent",
+  send: "Send",
+  commands_none: "No commands yet",
+  commands_unsupported: "This terminal takes no platform commands",
+  sos_title: "Emergency alarm",
+  sos_body: "The driver pressed the SOS button: call now",
+  sos_locate: "Show vehicle",
+  sos_dismiss: "Got it",
+  cmd_queued: "Waiting to be sent",
+  cmd_sent: "Sent, waiting for the terminal",
+  cmd_acknowledged: "Confirmed by the terminal",
+  cmd_failed: "The terminal failed",
+  cmd_unsupported: "Not supported by the terminal",
+  cmd_answered: "Position received",
+  cmd_expired: "Terminal not online: expired",
 };
 
 // Trip states and alert kinds: shown by name, falling back to the raw code.
@@ -506,6 +548,9 @@ const zhTerms: Record<string, string> = {
   region: "自治区", city: "设区市", county: "县（区）", unit: "单位", system: "垂管系统", meeting: "会议", inspection: "检查调研", emergency: "应急保障",
   confidential: "机要通信", law_enforcement: "执法执勤", general: "一般公务",
   vehicle_not_in_service: "不在用", body_type_not_allowed: "车型不符", not_enough_seats: "座位不足", nev_range_insufficient: "续航不足",
+  sos: "紧急报警", terminal_overspeed: "终端超速报警", fatigue_driving: "疲劳驾驶", power_cut: "主电源掉电", gnss_antenna_fault: "GNSS 天线故障",
+  sent: "已下发", answered: "已回复", unsupported: "终端不支持", expired: "已过期", text: "文本", position_query: "位置查询",
+  heartbeat_timeout: "心跳超时", deactivated: "已停用", replaced: "被新连接替代", unregistered: "已注销", gateway_stopped: "网关停止", gateway_restarted: "网关重启",
   vehicle_double_booked: "该时段已派", no_driver: "无空闲驾驶员", cannot_reach_in_time: "无法按时到达", driving_limit: "超驾驶时长", urgent: "紧急",
 };
 const enTerms: Record<string, string> = {
@@ -513,6 +558,8 @@ const enTerms: Record<string, string> = {
   holiday_movement: "Holiday movement", not_at_depot: "Not back at depot overnight", trip_overtime: "Trip overtime", pool: "Pooled", geofence_exit: "Geofence exit",
   overnight_out: "Not back overnight", terminal_offline: "Terminal offline", terminal_refused: "Terminal refused by the broker", gps_jump: "GPS jump",
   destination_deviation: "Destination deviation", law_enforcement: "Law enforcement",
+  sos: "Emergency (SOS)", terminal_overspeed: "Overspeed (terminal)", power_cut: "Main power cut", gnss_antenna_fault: "GNSS antenna fault",
+  position_query: "Position query", heartbeat_timeout: "Heartbeat timeout",
 };
 
 let current: Lang = (localStorage.getItem(KEY) as Lang) || "zh-CN";

@@ -1,7 +1,8 @@
 // The live websocket (/api/v1/live): one connection per tab, reconnecting with backoff.
 // Messages follow telematics/bus.py: {"type": "positions", "items": [...]}, and
 // {"type": "status" | "alert" | "trip" | "notification", "data": {...}}. An "alert" event is a
-// new alert (no status) or an acknowledgement/closing (data.status, data.vehicle_open_alerts).
+// new alert (no status) or an acknowledgement/closing (data.status, data.vehicle_open_alerts);
+// "terminal_command": a console command to a JT/T 808 terminal changed status.
 // Every (re)connect first buys a single-use ticket over HTTP (the bearer token never goes into
 // a URL, which servers log); close codes follow web/live_auth.py: 4401 the login no longer
 // admits us (a new ticket tells: if it is refused, the api layer signs out and the login page
@@ -45,7 +46,7 @@ export interface LivePosition {
 }
 export type LiveMessage =
   | { type: "positions"; items: LivePosition[] }
-  | { type: "status" | "alert" | "trip" | "notification"; data: Record<string, unknown> };
+  | { type: "status" | "alert" | "trip" | "notification" | "terminal_command"; data: Record<string, unknown> };
 
 type Handler = (m: LiveMessage) => void;
 export type LiveState = "connecting" | "open" | "closed";

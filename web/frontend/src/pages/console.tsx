@@ -15,6 +15,8 @@ import { addVehicleLayers, ClusterLabels, setSelected } from "../map/vehicles";
 import { Link } from "../router";
 import { fmtDateTime, fmtShort, fmtTime, shanghaiDay, shanghaiMidnight } from "../time";
 import { ErrorText, Modal, OrgName, StateTag, STATUS_COLORS, STATUSES, StatusDot, useAsync, type VStatus } from "../ui";
+import { playSos, SosBanner, type SosAlert, sosOf } from "../sos";
+import { TerminalSection } from "./terminalPanel";
 
 const BODY_TYPES = ["sedan", "suv", "mpv", "minibus", "bus"];
 
@@ -67,6 +69,7 @@ export function ConsolePage() {
   // Alerts acknowledged or closed since the list was fetched (id -> new status), from live
   // events: the open-alerts list drops them at once, before its re-fetch answers.
   const [alertChanges, setAlertChanges] = useState<Record<number, string>>({});
+  const [sos, setSos] = useState<SosAlert[]>([]); // emergency alarms not yet dismissed here
   const [tick, setTick] = useState(0);
   const [loadError, setLoadError] = useState<unknown>(null);
   const workerRef = useRef<Worker | null>(null);
@@ -248,8 +251,14 @@ export function ConsolePage() {
 
     const unsub = subscribe((m) => {
       const known = fleet.applyEvent(m);
+      const emergency = sosOf(m, (id) => fleet.byId.get(id)?.plate);
+      if (emergency) {
+        setSos((xs) => (xs.some((x) => x.id === emergency.id) ? xs : [emergency, ...xs]));
+        playSos();
+      }
       if (m.type === "alert") {
         const d = m.data as { id?: number; status?: string };
+        if (typeof d.id === "number" && d.status && d.status !== "open") setSos((xs) => xs.filter((x) => x.id !== d.id));
         if (typeof d.id === "number" && d.status && d.status !== "open") {
           const id = d.id;
           const status = d.status;
@@ -371,6 +380,8 @@ export function ConsolePage() {
 
       <section class="mapbox">
         <div class="map" ref={mapEl} data-testid="console-map" />
+        <SosBanner alerts={sos} onLocate={(id) => { const v = fleet.byId.get(id); if (v) focus(v); }}
+          onDismiss={(id) => setSos((xs) => xs.filter((x) => x.id !== id))} />
         <div class="map-overlay">
           <div class="legend" data-testid="legend">
             <span class={`livebadge ${live}`} data-testid="live-state" data-state={live}>
@@ -452,6 +463,7 @@ function VehiclePanel(props: { v: VehicleState; fleet: Fleet; map: MLMap | null;
             {trackErr ? <ErrorText error={trackErr} /> : null}
           </dd>
         </dl>
+        <TerminalSection vehicleId={v.id} />
       </div>
     </div>
   );
@@ -744,8 +756,8 @@ function AlertsPanel(props: { bump: number; changes: Record<number, string>; fle
       <ErrorText error={a.error} />
       {a.data && items.length === 0 && <div class="empty">{t("empty")}</div>}
       {items.map((al) => (
-        <div key={al.id} class={`list-item alert-item sev-${al.severity}`} data-testid="alert-item" data-alert-id={al.id} onClick={() => al.vehicle_id && props.onFocus(al.vehicle_id)}>
-          <div class="title"><span>{term(al.kind)}</span><StateTag state={al.severity} /></div>
+        <div key={al.id} class={`list-item alert-item sev-${al.severity} kind-${al.kind}`} data-testid="alert-item" data-alert-id={al.id} onClick={() => al.vehicle_id && props.onFocus(al.vehicle_id)}>
+          <div class="title"><span>{al.kind === "sos" && <span class="sos-badge">SOS</span>}{term(al.kind)}</span><StateTag state={al.severity} /></div>
           <div class="meta"><span>{al.plate ?? (al.vehicle_id ? props.fleet.byId.get(al.vehicle_id)?.plate : "")}</span><span>{fmtTime(al.started_at)}</span></div>
           <div class="meta">{al.message}</div>
           <div class="row" style={{ marginTop: 6 }}>
