@@ -1,6 +1,7 @@
 """Benchmark (c): ping published → seen on a console websocket, 20 consoles, p50/p99.
 
     python -m bench.live_latency [--vehicles 2000] [--interval 2] [--seconds 40] [--consoles 20]
+                                 [--protocol mqtt-json|jt808]
 
 The full path, all real processes: a throw-away seeded database and a private broker (the
 project's configuration, bench.ingest_common.rig), one `fleet ingest`, one API server
@@ -11,6 +12,11 @@ the message arrived − the ping's own ``ts`` (set by the simulator when it publ
 processes share one clock. The first ``--warmup`` seconds are ignored (connections, JIT
 caches, partitions). Redis pub/sub is shared with whatever else runs on the machine, so only
 items whose ts falls inside the run are counted.
+
+With ``--protocol jt808`` the terminals are JT/T 808 terminals (converted in the bench
+database) driven by ``fleet simulate --protocol jt808`` over TCP to one ``fleet jt808``
+instead of MQTT to the ingest. Their reports carry whole-second times (the standard's
+resolution) and leave on the second, so their age is measured the same way.
 """
 
 from __future__ import annotations
@@ -99,6 +105,21 @@ async def _redis_tap(url: str, until: float, lat: list[float], t_start: float) -
         await redis.aclose()
 
 
+async def _received(dsn: str, t_start: float) -> list[float]:
+    """received_at - ts of the stored pings of the measured run: the terminal -> receiver
+    leg (the simulator's own delay, the network, the ingest's or gateway's read)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT extract(epoch FROM received_at - ts)::float8 AS d FROM positions"
+            " WHERE ts >= to_timestamp($1)",
+            t_start,
+        )
+        return [r["d"] for r in rows]
+    finally:
+        await conn.close()
+
+
 async def _users(dsn: str) -> dict[str, int]:
     """Console users (token login only: the password hash is a placeholder)."""
     conn = await asyncpg.connect(dsn)
@@ -144,7 +165,9 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=15.0)
     ap.add_argument("--consoles", type=int, default=20)
     ap.add_argument("--db", default="fleet_live_latbench", help="throw-away database name")
+    ap.add_argument("--protocol", choices=("mqtt-json", "jt808"), default="mqtt-json")
     args = ap.parse_args()
+    jt808 = args.protocol == "jt808"
 
     with rig(args.db, vehicles=args.vehicles) as r:
         s = r.settings
@@ -155,7 +178,16 @@ def main() -> None:
             "FLEET_MQTT__PORT": str(s.mqtt.port),
             "FLEET_SEED__TERMINAL_KEY": s.seed.terminal_key.get_secret_value(),
         }
-        ingest = IngestProc(s, "ingest-livebench", "livebench")
+        gateway: Any = None
+        if jt808:
+            from bench.jt808_load import GatewayProc, raise_fd_limit
+            from telematics.jt808.simulate import provision_demo
+
+            raise_fd_limit()
+            asyncio.run(provision_demo(s, args.vehicles, 1))
+            gateway = GatewayProc(s)
+            env["FLEET_JT808__PORT"] = str(gateway.port)
+        ingest: Any = gateway or IngestProc(s, "ingest-livebench", "livebench")
         port = free_port()
         api = subprocess.Popen(
             [FLEET_BIN, "serve", "--host", "127.0.0.1", "--port", str(port)],
@@ -165,7 +197,7 @@ def main() -> None:
         )
         sim: subprocess.Popen[bytes] | None = None
         try:
-            ingest.wait_for("ingest.ready")
+            ingest.wait_for("jt808.ready" if jt808 else "ingest.ready")
             _wait_http(f"http://127.0.0.1:{port}/api/v1/health", 60)
             users = asyncio.run(_users(s.db.owner().dsn()))
             tokens = [
@@ -187,6 +219,7 @@ def main() -> None:
                     "0",
                     "--bad-share",
                     "0",
+                    *(["--protocol", "jt808"] if jt808 else []),
                 ],
                 env=env,
                 stdout=subprocess.DEVNULL,
@@ -220,11 +253,21 @@ def main() -> None:
             api.terminate()
             api.wait(30)
             totals = ingest.stop()
+        received = asyncio.run(_received(s.db.dsn(), measure_from))
 
     worst = max(per_second.values(), default=0)
     rows: list[tuple[Any, ...]] = [
         (
-            "ping -> Redis (ingest)",
+            "ping -> received (gateway)" if jt808 else "ping -> received (ingest)",
+            f"{args.vehicles / args.interval:.0f}/s",
+            f"{len(received):,}",
+            "",
+            *(f"{_pct(received, q) * 1000:.0f}" for q in (0.5, 0.9, 0.99)),
+            f"{max(received, default=float('nan')) * 1000:.0f}",
+            "",
+        ),
+        (
+            "ping -> Redis (gateway)" if jt808 else "ping -> Redis (ingest)",
             f"{args.vehicles / args.interval:.0f}/s",
             f"{len(redis_lat):,}",
             "",
@@ -248,8 +291,9 @@ def main() -> None:
     ]
     print(f"machine: {machine()}")
     print(
-        f"full path: simulate ({args.vehicles} terminals, every {args.interval:g}s) -> MQTT ->"
-        f" ingest -> Redis -> API websocket; {args.seconds:.0f}s measured after"
+        f"full path: simulate ({args.vehicles} terminals, every {args.interval:g}s) ->"
+        f" {'JT/T 808 -> gateway' if jt808 else 'MQTT -> ingest'} -> Redis -> API websocket;"
+        f" {args.seconds:.0f}s measured after"
         f" {args.warmup:.0f}s warm-up; ingest totals {totals}"
     )
     print(

@@ -57,6 +57,7 @@ class Terminal:
         self._timer: asyncio.Task[None] | None = None
         self._registered: asyncio.Future[tuple[int, str]] | None = None
         self._gen = 0  # connection generation: a task of an older connection changes nothing
+        self._kick = asyncio.Event()  # wakes the retransmission timer (new message, drop)
         self.lost = asyncio.Event()
         self.lost.set()
 
@@ -85,13 +86,13 @@ class Terminal:
         self._writer = writer
         self.lost.clear()
         self._reader_task = asyncio.create_task(self._read(reader, self._gen))
-        self._timer = asyncio.create_task(self._retransmit(self._gen))
 
     def drop(self) -> None:
         """Close the connection (what is unanswered stays for the next login)."""
         if self._writer is not None:
             self._writer.close()
         self.lost.set()
+        self._kick.set()
 
     async def close(self) -> None:
         self.drop()
@@ -129,6 +130,7 @@ class Terminal:
         out.timeout = self.reply_timeout_s
         out.deadline = time.monotonic() + out.timeout
         self.unanswered[out.serial] = out
+        self._kick.set()
         if self.connected and self._writer is not None:
             self._writer.write(self._frame(out.msg_id, out.body, out.serial))
 
@@ -150,17 +152,34 @@ class Terminal:
         return await asyncio.wait_for(self._registered, self.reply_timeout_s)
 
     async def authenticate(self, code: str) -> int:
+        """0x0102 -> result; once logged in, unanswered messages are timed for retransmission
+        (not before: the platform refuses everything before authentication)."""
         body = M.auth_body(code, v2019=self.v2019, imei="860000000000000", software="fleet-sim")
-        return await asyncio.wait_for(self.request(M.AUTHENTICATE, body), self.reply_timeout_s * 4)
+        result = await asyncio.wait_for(
+            self.request(M.AUTHENTICATE, body), self.reply_timeout_s * 4
+        )
+        if result == M.OK:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = asyncio.create_task(self._retransmit(self._gen))
+        return result
 
     # ---- the connection ----------------------------------------------------------------------
 
     async def _retransmit(self, gen: int) -> None:
+        """Sleeps until the earliest reply deadline (or a new message): no polling, so
+        thousands of simulated terminals cost nothing while their answers come in time."""
         while self.connected and gen == self._gen:
-            await asyncio.sleep(0.1)
+            waiting = [o for o in self.unanswered.values() if not o.future.done()]
             now = time.monotonic()
-            for out in list(self.unanswered.values()):
-                if out.future.done() or now < out.deadline:
+            due = min((o.deadline for o in waiting), default=None)
+            if due is None or due > now:
+                self._kick.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._kick.wait(), None if due is None else due - now)
+                continue
+            for out in waiting:
+                if now < out.deadline:
                     continue
                 if out.attempt >= self.retries:
                     self.drop()  # the link is taken as broken; the owner reconnects
