@@ -145,18 +145,19 @@ async def test_commands_role_scope_and_validation(
             True,
         )
         assert [c["kind"] for c in link["commands"]] == ["position_query", "text"]
-    # outside the scope, or without the role: refused, nothing queued
-    for who, code in (
-        ("dispatcher.xingning", "out_of_scope"),
-        ("auditor", "role_required"),
-        ("requester.qingxiu", "role_required"),
+    # outside the scope (404, as for a vehicle that does not exist), or without the role
+    # (403): refused, nothing queued
+    for who, status, code in (
+        ("dispatcher.xingning", 404, "not_found"),
+        ("auditor", 403, "role_required"),
+        ("requester.qingxiu", 403, "role_required"),
     ):
         r = await client.post(url, json={"kind": "position_query"}, headers=await login(who))
-        assert (r.status_code, r.json()["error"]["code"]) == (403, code), (who, r.text)
+        assert (r.status_code, r.json()["error"]["code"]) == (status, code), (who, r.text)
     r = await client.get(
         f"/api/v1/vehicles/{vid}/terminal", headers=await login("dispatcher.xingning")
     )
-    assert r.status_code == 403
+    assert r.status_code == 404
     # bad bodies
     for bad, field in (
         ({"kind": "text"}, None),

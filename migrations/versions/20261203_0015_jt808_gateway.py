@@ -1,7 +1,7 @@
 """JT/T 808 gateway: terminal SIM numbers, registration, links and platform → terminal commands.
 
-Revision ID: 0011_jt808_gateway
-Revises: 0010_ingest_broker_refusals
+Revision ID: 0015_jt808_gateway
+Revises: 0014_clock_holidays
 Create Date: 2026-12-03
 
 A JT/T 808 terminal identifies itself by its SIM number (`phone`: the 12-digit BCD of 2013,
@@ -16,8 +16,8 @@ API to whichever gateway holds the terminal's connection, and the terminal's ans
 
 from migrations.helpers import run_script
 
-revision = "0011_jt808_gateway"
-down_revision = "0010_ingest_broker_refusals"
+revision = "0015_jt808_gateway"
+down_revision = "0014_clock_holidays"
 branch_labels = None
 depends_on = None
 
