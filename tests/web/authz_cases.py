@@ -137,6 +137,12 @@ WRITES: dict[tuple[str, str], list[Case]] = {
         C("auditor", "/vehicles/@vehicle/status", 403, "role_required",
           body={"status": "sealed", "reason": "节假日封存"}),
     ],
+    ("POST", "/vehicles/{vehicle_id}/terminal/commands"): [
+        C("disp", "/vehicles/@xvehicle/terminal/commands", *NOT_FOUND, "vehicle_id",
+          body={"kind": "position_query"}, compare="xvehicle"),
+        C("auditor", "/vehicles/@vehicle/terminal/commands", 403, "role_required",
+          body={"kind": "position_query"}),
+    ],
     ("POST", "/drivers"): [
         C("county_admin", "/drivers", *NOT_FOUND, "unit_id", compare="xunit",
           body={**_DRIVER, "unit_id": "@xunit"}),
@@ -428,6 +434,10 @@ READS: dict[str, list[Case]] = {
     "/vehicles/{vehicle_id}/mileage": [
         C("disp", "/vehicles/@xvehicle/mileage", *NOT_FOUND, "vehicle_id",
           query={"from": _DAY.isoformat(), "to": _DAY.isoformat()}, compare="xvehicle"),
+    ],
+    "/vehicles/{vehicle_id}/terminal": [
+        C("disp", "/vehicles/@xvehicle/terminal", *NOT_FOUND, "vehicle_id", compare="xvehicle"),
+        C("approver", "/vehicles/@vehicle/terminal", 403, "role_required", compare="vehicle"),
     ],
     "/vehicles/{vehicle_id}/alerts": [
         C("disp", "/vehicles/@xvehicle/alerts", *NOT_FOUND, "vehicle_id", compare="xvehicle"),
