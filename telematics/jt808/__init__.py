@@ -2,6 +2,8 @@
 
 codec (framing) -> messages (bodies) -> session (one connection) -> batcher (commit, then
 answer) -> the pipeline's checks, store and hooks (telematics/pipeline.py, commit.py);
-commands relays the console's texts and position queries; server runs it all; cli gives
-`fleet jt808`; terminal + simulate drive terminals for the demo, tests and benchmarks.
+commands relays the console's texts and position queries; links records who is online;
+repository holds the SQL; server runs it all; cli gives `fleet jt808` and its demo
+processes; terminal + simulate drive terminals for the demo, tests and benchmarks.
+docs/jt808.md is the contract.
 """

@@ -11,7 +11,8 @@ alarm alerts), like the MQTT ingest does after decoding. Besides serving connect
   any connection whose terminal is no longer active (a missed notification);
 - closes connections silent for `heartbeat_timeout_s` and marks the terminal offline
   (`terminal_links`, and its vehicle's live status, pushed to the consoles);
-- records each terminal's link (online, last seen, why it went away) in bulk;
+- records each terminal's link (online, last seen, why it went away) in bulk
+  (telematics/jt808/links.py);
 - relays console commands (telematics/jt808/commands.py).
 """
 
@@ -41,6 +42,7 @@ from telematics.jt808.batcher import Batcher
 from telematics.jt808.codec import Header
 from telematics.jt808.commands import CommandRelay
 from telematics.jt808.config import Jt808Settings
+from telematics.jt808.links import LinkBook
 from telematics.jt808.session import Connection
 from telematics.pipeline import Context
 from telematics.schemas import IngestSettings
@@ -72,8 +74,7 @@ class Gateway:
         self.ready = asyncio.Event()
         self.port = cfg.port
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._online: dict[str, tuple[Any, ...]] = {}
-        self._offline: list[tuple[str, str, datetime, datetime]] = []
+        self.links = LinkBook(cfg.name)
         self.redis: Any = None
 
     # ---- helpers used by sessions ------------------------------------------------------------
@@ -107,23 +108,16 @@ class Gateway:
         old = self.sessions.get(tid)
         if old is not None and old is not c:
             old.close("replaced")
-            self._link_down(old)
+            self.links.down(old)
         self.sessions[tid] = c
-        connected = datetime.fromtimestamp(c.connected_at, UTC)
-        self._online[tid] = (tid, self.cfg.name, c.peer, c.version or 0, connected)
+        self.links.up(c)
         self.commands.wanted(tid)
 
     def detach(self, c: Connection) -> None:
         tid = c.terminal_id
         if tid is not None and self.sessions.get(tid) is c:
             del self.sessions[tid]
-            self._link_down(c)
-
-    def _link_down(self, c: Connection) -> None:
-        if c.terminal_id is not None and c.connected_at:
-            since = datetime.fromtimestamp(c.connected_at, UTC)
-            self._offline.append((c.terminal_id, c.reason, since, datetime.now(UTC)))
-            c.connected_at = 0.0  # reported once
+            self.links.down(c)
 
     # ---- registration and authentication ------------------------------------------------------
 
@@ -173,7 +167,7 @@ class Gateway:
         if self.sessions.get(tid) is c:  # no longer the terminal's link: the change
             del self.sessions[tid]  # notification that follows leaves it alone
         c.reason = "unregistered"
-        self._link_down(c)
+        self.links.down(c)
         await repo.unregister(self.ctl, tid, self.actor)
         c.reply(h, M.OK)
         c.close("unregistered")
@@ -268,35 +262,10 @@ class Gateway:
                     for tid, c in self.sessions.items()
                 ]
             try:
-                await self._flush_links(seen)
+                await self.links.flush(self.ctl, self.publish, seen)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("jt808.links_retry", error=repr(exc))
             self._maybe_log()
-
-    async def _flush_links(self, seen: list[tuple[str, datetime]]) -> None:
-        if self._online:
-            rows = list(self._online.values())
-            await repo.links_online(self.ctl, rows)
-            self._online.clear()
-        if self._offline:
-            rows_off = self._offline
-            self._offline = []
-            for r in await repo.links_offline(self.ctl, self.cfg.name, rows_off):
-                await self.publish(
-                    "status",
-                    r["org_path"],
-                    {
-                        "vehicle_id": r["vehicle_id"],
-                        "status": r["status"],
-                        "previous": r["previous"],
-                        "since": r["status_since"].isoformat(),
-                        "ts": r["ts"].isoformat(),
-                        "lat": r["lat"],
-                        "lon": r["lon"],
-                    },
-                )
-        if seen:
-            await repo.links_seen(self.ctl, self.cfg.name, seen)
 
     _last_log = 0.0
 
@@ -403,7 +372,7 @@ class Gateway:
             await asyncio.sleep(0)
             await asyncio.gather(*workers, return_exceptions=True)
             with contextlib.suppress(Exception):
-                await self._flush_links([])
+                await self.links.flush(self.ctl, self.publish, [])
         finally:
             partitions.cancel()
             for t in [batching, *workers, *self._tasks]:
