@@ -104,6 +104,29 @@ class AuditSettings(BaseModel):
 class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8000
+    # Request bodies above these are refused with 413 before they are read into memory; a
+    # 20,000-vertex geofence is ~0.6 MB of GeoJSON. Paths containing "/import" take files.
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    max_import_body_bytes: int = Field(33_554_432, ge=1024)
+
+
+class LimitsSettings(BaseModel):
+    """How far from now (or from its trip) each kind of date and time may lie when it enters
+    (`fleet.fields`); beyond these a value is a typo or a probe, and a 422 on the field."""
+
+    trip_past_min: int = Field(5, ge=0, description="a departure may lie this far in the past")
+    trip_ahead_days: int = Field(180, ge=1, description="… and at most this far ahead")
+    driver_skew_min: int = Field(10, ge=0, description="a driver's `at` may be this far ahead")
+    driver_past_days: int = Field(14, ge=1, description="… and at most this far back")
+    driver_slack_h: int = Field(48, ge=0, description="… within the trip's window ± this")
+    cost_past_years: int = Field(5, ge=1, description="costs and services booked this far back")
+    due_ahead_years: int = Field(10, ge=1, description="a next-service/expiry date this far ahead")
+    window_past_days: int = Field(1, ge=0, description="an auto-assign window may start back")
+    window_max_days: int = Field(7, ge=1, description="… and span at most this many days")
+    report_max_months: int = Field(120, ge=1, description="a report covers at most this many")
+    geofence_max_vertices: int = Field(20_000, ge=4)
+    # GET /geofences simplifies for display (ST_SimplifyPreserveTopology, degrees; 1e-4 ≈ 11 m).
+    geofence_display_tolerance_deg: float = Field(0.0001, ge=0)
 
 
 class Settings(BaseSettings):
@@ -121,6 +144,7 @@ class Settings(BaseSettings):
     seed: SeedSettings = Field(default_factory=SeedSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
     timezone: str = "Asia/Shanghai"
     var_dir: Path = ROOT / "var"
 

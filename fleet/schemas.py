@@ -2,29 +2,43 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Generic, TypeVar
+from datetime import UTC, datetime
+from typing import Annotated, Any, Generic, TypeVar
 
-from annotated_types import Ge, Le
 from fastapi import Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from fleet.fields import JSON_INT_MAX, Id
+
+__all__ = ["JSON_INT_MAX", "Id", "Out", "Page", "Point", "Strict"]
 
 T = TypeVar("T")
 
 
-# PostgreSQL bigint: ids and counts beyond it are a 422 on the field, never a database error.
-BIGINT_MAX = 2**63 - 1
-Id = Annotated[int, Ge(1), Le(BIGINT_MAX)]
-"""A database row id in a path, query or body: 1 … 2^63 − 1."""
-
-
 class Strict(BaseModel):
-    """Base of every request body: unknown fields are an error, not silently dropped."""
+    """Base of every request body: unknown fields are an error, not silently dropped; values
+    are taken as the schema types them (no "yes" for true, no 0 for a date: `fleet.fields`
+    holds the few deliberate relaxations); NaN and infinities are refused."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid", str_strip_whitespace=True, strict=True, allow_inf_nan=False
+    )
 
 
 class Out(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    """Base of responses read from rows, which answer whatever is stored: a NaN number goes
+    out as null (an infinite amount as a string) rather than failing the read, and
+    PostgreSQL's ±infinity timestamps, which asyncpg reads as naive datetime.max/min, are
+    given UTC so every date-time in a response carries its offset, as the schema says."""
+
+    model_config = ConfigDict(from_attributes=True, allow_inf_nan=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _aware(cls, value: Any) -> Any:
+        if isinstance(value, datetime) and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
 
 
 class Point(Strict):
@@ -48,7 +62,7 @@ class PageParams(BaseModel):
 
 def page_params(
     limit: Annotated[int, Query(ge=1, le=500, description="page size")] = 50,
-    offset: Annotated[int, Query(ge=0, le=BIGINT_MAX, description="rows to skip")] = 0,
+    offset: Annotated[int, Query(ge=0, le=JSON_INT_MAX, description="rows to skip")] = 0,
 ) -> PageParams:
     return PageParams(limit=limit, offset=offset)
 
@@ -65,5 +79,5 @@ class ErrorResponse(BaseModel):
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
-    s: {"model": ErrorResponse} for s in (400, 401, 403, 404, 409, 422)
+    s: {"model": ErrorResponse} for s in (400, 401, 403, 404, 409, 413, 422)
 }

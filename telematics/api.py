@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gzip
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Literal
 
 import orjson
@@ -12,6 +12,7 @@ from fastapi.responses import Response
 
 from fleet.deps import CurrentPrincipal, Session
 from fleet.errors import Invalid
+from fleet.fields import Day, Instant
 from fleet.schemas import ERROR_RESPONSES, Id, Page, PageParams, page_params
 from telematics import alerts as alert_service
 from telematics import track as track_service
@@ -29,8 +30,8 @@ from telematics.scope import TRACK_READ, visibility_sql, visible_vehicle
 
 router = APIRouter(responses=ERROR_RESPONSES)
 Paging = Annotated[PageParams, Depends(page_params)]
-Start = Annotated[datetime, Query(description="range start, RFC 3339 with offset")]
-End = Annotated[datetime, Query(description="range end (exclusive), RFC 3339 with offset")]
+Start = Annotated[Instant, Query(description="range start, RFC 3339 with offset")]
+End = Annotated[Instant, Query(description="range end (exclusive), RFC 3339 with offset")]
 
 GEOJSON = "application/geo+json"
 
@@ -171,8 +172,8 @@ async def vehicle_mileage(
     vehicle_id: Id,
     session: Session,
     principal: CurrentPrincipal,
-    from_: Annotated[date, Query(alias="from", description="first local day")],
-    to: Annotated[date, Query(description="last local day (inclusive)")],
+    from_: Annotated[Day, Query(alias="from", description="first local day")],
+    to: Annotated[Day, Query(description="last local day (inclusive)")],
 ) -> list[MileageOut]:
     """Daily mileage: odometer span when the terminal reports one, else track length."""
     await visible_vehicle(session, principal, vehicle_id)
@@ -186,8 +187,8 @@ async def vehicle_alerts(
     session: Session,
     principal: CurrentPrincipal,
     paging: Paging,
-    start: Annotated[datetime | None, Query()] = None,
-    end: Annotated[datetime | None, Query()] = None,
+    start: Annotated[Instant | None, Query()] = None,
+    end: Annotated[Instant | None, Query()] = None,
     kind: Annotated[str | None, Query(pattern="^[a-z_]{3,40}$")] = None,
     status: AlertStatus | None = None,
 ) -> Page[AlertOut]:
@@ -214,8 +215,8 @@ async def list_alerts(
     session: Session,
     principal: CurrentPrincipal,
     paging: Paging,
-    start: Annotated[datetime | None, Query(description="overlapping from")] = None,
-    end: Annotated[datetime | None, Query(description="started before")] = None,
+    start: Annotated[Instant | None, Query(description="overlapping from")] = None,
+    end: Annotated[Instant | None, Query(description="started before")] = None,
     vehicle_id: Id | None = None,
     kind: Annotated[str | None, Query(pattern="^[a-z_]{3,40}$")] = None,
     status: AlertStatus | None = None,

@@ -7,7 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from fleet.schemas import Strict
+from fleet.fields import Text
+from fleet.schemas import Out, Strict
 
 AlertStatus = Literal["open", "acknowledged", "closed"]
 
@@ -17,7 +18,7 @@ class LatLon(BaseModel):
     lon: float
 
 
-class TripOut(BaseModel):
+class TripOut(Out):
     id: int
     vehicle_id: int
     started_at: datetime
@@ -31,7 +32,7 @@ class TripOut(BaseModel):
     odometer_end_km: float | None
 
 
-class StopOut(BaseModel):
+class StopOut(Out):
     id: int
     vehicle_id: int
     started_at: datetime
@@ -40,7 +41,7 @@ class StopOut(BaseModel):
     ignition_off: bool
 
 
-class MileageOut(BaseModel):
+class MileageOut(Out):
     day: date = Field(description="local day (Asia/Shanghai)")
     distance_km: float
     source: Literal["odometer", "track"]
@@ -50,7 +51,7 @@ class MileageOut(BaseModel):
     points: int
 
 
-class AlertOut(BaseModel):
+class AlertOut(Out):
     id: int
     kind: str
     severity: str
@@ -79,7 +80,7 @@ class AlertDetail(AlertOut):
 
 
 class AlertAction(Strict):
-    comment: str = Field(min_length=1, max_length=2000, description="why (kept in the audit)")
+    comment: Text = Field(min_length=1, max_length=2000, description="why (kept in the audit)")
 
 
 class GeoJSONCollection(BaseModel):

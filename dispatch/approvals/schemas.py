@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, model_validator
 
+from fleet.fields import TEXT, Text
 from fleet.schemas import Id, Out, Strict
 
 Level = Literal["unit", "county", "city", "region"]
@@ -19,6 +20,17 @@ class ChainStep(Strict):
 
 
 class ChainIn(Strict):
+    """An approval chain; it needs at least one step unless it dispatches first."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"properties": {"steps": {"minItems": 1}}},
+                {"required": ["dispatch_first"], "properties": {"dispatch_first": {"const": True}}},
+            ]
+        }
+    )
+
     org_id: Id | None = Field(
         default=None, description="applies to this org's subtree; NULL: everywhere"
     )
@@ -26,6 +38,12 @@ class ChainIn(Strict):
     dispatch_first: bool = Field(default=False, description="dispatch at once, approve afterwards")
     steps: list[ChainStep] = Field(max_length=6)
     active: bool = True
+
+    @model_validator(mode="after")
+    def _steps(self) -> ChainIn:
+        if not self.steps and not self.dispatch_first:
+            raise ValueError("a chain needs at least one step unless it dispatches first")
+        return self
 
 
 class ChainOut(Out):
@@ -39,16 +57,16 @@ class ChainOut(Out):
 
 
 class DecisionIn(Strict):
-    comment: str | None = Field(default=None, max_length=500)
+    comment: Annotated[str, Field(max_length=500), TEXT] | None = None
 
 
 class ReasonIn(Strict):
-    reason: str = Field(min_length=2, max_length=500)
+    reason: Text = Field(min_length=2, max_length=500)
 
 
 class DelegateIn(Strict):
     user_id: Id
-    reason: str | None = Field(default=None, max_length=500)
+    reason: Annotated[str, Field(max_length=500), TEXT] | None = None
 
 
 class StepOut(Out):

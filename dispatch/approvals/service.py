@@ -83,8 +83,6 @@ async def upsert_chain(
     bound at that org or above; NULL, the region default: a region admin). A lower level's
     chain overrides the ones above it for its subtree (the most specific chain wins)."""
     await config_org(session, principal, body.org_id)
-    if not body.steps and not body.dispatch_first:
-        raise Invalid("a chain needs at least one step", field="steps")
     cond = (
         ApprovalChain.org_id.is_(None)
         if body.org_id is None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -11,7 +10,8 @@ from dispatch.assignments import schemas, service
 from dispatch.trips import schemas as trip_schemas
 from dispatch.trips.service import read_trip, trip_out
 from fleet.deps import CurrentPrincipal, Session
-from fleet.schemas import BIGINT_MAX, ERROR_RESPONSES, Id, Page, PageParams, page_params
+from fleet.fields import Instant
+from fleet.schemas import ERROR_RESPONSES, JSON_INT_MAX, Id, Page, PageParams, page_params
 
 router = APIRouter(responses=ERROR_RESPONSES)
 Paging = Annotated[PageParams, Depends(page_params)]
@@ -22,10 +22,10 @@ async def queue(
     session: Session,
     principal: CurrentPrincipal,
     response: Response,
-    departure_from: datetime | None = None,
-    departure_to: datetime | None = None,
+    departure_from: Instant | None = None,
+    departure_to: Instant | None = None,
     limit: Annotated[int, Query(ge=1, le=2000, description="page size")] = 500,
-    offset: Annotated[int, Query(ge=0, le=BIGINT_MAX, description="rows to skip")] = 0,
+    offset: Annotated[int, Query(ge=0, le=JSON_INT_MAX, description="rows to skip")] = 0,
 ) -> list[trip_schemas.TripOut]:
     """Approved or reassigned requests in the caller's scope waiting for a vehicle, earliest
     departure first. A plain list (the console's contract); the queue's full length is in
@@ -46,8 +46,8 @@ async def queue(
 async def planning_input(
     session: Session,
     principal: CurrentPrincipal,
-    departure_from: datetime | None = None,
-    departure_to: datetime | None = None,
+    departure_from: Instant | None = None,
+    departure_to: Instant | None = None,
 ) -> schemas.PlanningInput:
     """The optimizer's input: requests waiting, candidate vehicles (incl. shared pools), drivers."""
     return await service.planning_input(

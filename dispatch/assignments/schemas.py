@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
+from fleet.fields import TEXT, DriverTime, Money, Text
 from fleet.schemas import Id, Out, Strict
 
 AssignmentState = Literal[
@@ -41,31 +42,37 @@ class ProposalResult(Out):
 
 
 class DeclineIn(Strict):
-    reason: str = Field(min_length=2, max_length=500)
+    reason: Text = Field(min_length=2, max_length=500)
+
+
+AT = (
+    "when it happened (default: now); not ahead of now, at most 14 days back "
+    "(`limits.driver_past_days`) and within 48 hours of the trip's window"
+)
 
 
 class DepartIn(Strict):
     odometer_km: float = Field(ge=0, le=10_000_000)
-    at: AwareDatetime | None = Field(default=None, description="default: now")
+    at: DriverTime | None = Field(default=None, description=AT)
 
 
 class ArriveIn(Strict):
-    at: AwareDatetime | None = None
+    at: DriverTime | None = Field(default=None, description=AT)
 
 
 class CompleteIn(Strict):
     odometer_km: float = Field(ge=0, le=10_000_000)
-    tolls_cny: Decimal = Field(default=Decimal(0), ge=0, le=100_000, decimal_places=2)
-    parking_cny: Decimal = Field(default=Decimal(0), ge=0, le=100_000, decimal_places=2)
-    energy_cny: Decimal = Field(
+    tolls_cny: Money = Field(default=Decimal(0), ge=0, le=100_000, decimal_places=2)
+    parking_cny: Money = Field(default=Decimal(0), ge=0, le=100_000, decimal_places=2)
+    energy_cny: Money = Field(
         default=Decimal(0), ge=0, le=100_000, decimal_places=2, description="fuel or charging"
     )
-    notes: str | None = Field(default=None, max_length=1000)
-    at: AwareDatetime | None = None
+    notes: Annotated[str, Field(max_length=1000), TEXT] | None = None
+    at: DriverTime | None = Field(default=None, description=AT)
 
 
 class SettleIn(Strict):
-    note: str | None = Field(default=None, max_length=500)
+    note: Annotated[str, Field(max_length=500), TEXT] | None = None
 
 
 class AssignmentOut(Out):

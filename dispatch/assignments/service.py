@@ -27,6 +27,7 @@ from dispatch.trips.models import TripRequest
 from dispatch.trips.state import lock_trip, require_state, transition
 from fleet import audit
 from fleet.errors import Conflict, FleetError, Forbidden, Invalid
+from fleet.fields import check_near_trip
 from fleet.geo import point_from_db
 from fleet.identity.models import Org
 from fleet.identity.principal import Principal, hidden, scope_clause
@@ -490,13 +491,25 @@ async def decline(
     return a
 
 
+def _reported_at(a: Assignment, at: datetime | None) -> datetime:
+    """A driver's reported time (default now), held near the booking (`DriverTime` already
+    holds it near now)."""
+    if at is None:
+        return _now()
+    why = check_near_trip(at, a.starts_at, a.ends_at)
+    if why is not None:
+        raise Invalid(f"at {why}", field="at")
+    return at
+
+
 async def depart(
     session: AsyncSession, principal: Principal, assignment_id: int, body: schemas.DepartIn
 ) -> Assignment:
     a, trip = await _my_assignment(session, principal, assignment_id)
     _require_assignment(a, "accepted", action="depart")
+    at = _reported_at(a, body.at)
     a.state = "departed"
-    a.departed_at = body.at or _now()
+    a.departed_at = at
     a.odometer_start_km = body.odometer_km
     await transition(
         session,
@@ -513,7 +526,7 @@ async def arrive(
 ) -> Assignment:
     a, trip = await _my_assignment(session, principal, assignment_id)
     _require_assignment(a, "departed", action="arrive with")
-    a.arrived_at = body.at or _now()
+    a.arrived_at = _reported_at(a, body.at)
     await session.flush()
     await audit.record(
         session,
@@ -537,7 +550,7 @@ async def complete(
             f"{a.odometer_start_km} km",
             field="odometer_km",
         )
-    at = body.at or _now()
+    at = _reported_at(a, body.at)
     if a.departed_at is not None and at < a.departed_at:
         raise Invalid("completion is before departure", field="at")
     a.state = "completed"

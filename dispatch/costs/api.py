@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Response
 
 from dispatch.costs import schemas, service
+from fleet.config import Settings, get_settings
 from fleet.deps import CurrentPrincipal, Session
+from fleet.fields import Month
 from fleet.schemas import ERROR_RESPONSES, Id, Page, PageParams, page_params
+from fleet.tabular import file_response
 
 router = APIRouter(responses=ERROR_RESPONSES, tags=["costs"])
 Paging = Annotated[PageParams, Depends(page_params)]
-Month = Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")]
 
 
 @router.post("/costs", response_model=schemas.CostOut, status_code=201)
@@ -31,7 +34,8 @@ async def list_costs(
     vehicle_id: Id | None = None,
     trip_id: Id | None = None,
 ) -> Page[schemas.CostOut]:
-    """Costs of one vehicle or one trip."""
+    """Costs of one vehicle, of one trip, or (neither given) of every vehicle in the caller's
+    scope; newest first."""
     rows, total = await service.list_costs(
         session,
         principal,
@@ -96,20 +100,23 @@ async def ratings(
 async def cost_per_km(
     session: Session,
     principal: CurrentPrincipal,
+    settings: Annotated[Settings, Depends(get_settings)],
     month_from: Month,
     month_to: Month,
     under: Annotated[Id | None, Query(description="only units under this org")] = None,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
 ) -> list[schemas.CostPerKmRow] | Response:
-    """Cost per km by owning unit and month (Asia/Shanghai months); `format=csv` exports."""
+    """Cost per km by owning unit and month (Asia/Shanghai months), at most 120 months
+    (`limits.report_max_months`) from month_from to month_to; `format=csv` exports."""
     rows = await service.cost_per_km(
         session, principal, month_from=month_from, month_to=month_to, under=under
     )
     if format == "csv":
-        name = f"cost-per-km-{month_from}-{month_to}.csv"
-        return Response(
-            service.report_csv(rows),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        return file_response(
+            "csv",
+            f"cost-per-km-{month_from}-{month_to}",
+            service.REPORT_COLUMNS,
+            (r.model_dump() for r in rows),
+            ZoneInfo(settings.timezone),
         )
     return rows

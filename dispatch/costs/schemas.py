@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
+from fleet.fields import MONEY, TEXT, BookedDay, DueDay, Money, Whole
 from fleet.schemas import Id, Out, Strict
+
+Note = Annotated[str, Field(max_length=500), TEXT]
 
 CostKind = Literal[
     "fuel",
@@ -28,9 +31,9 @@ class CostIn(Strict):
     vehicle_id: Id
     trip_id: Id | None = None
     kind: CostKind
-    amount_cny: Decimal = Field(ge=0, le=10_000_000, decimal_places=2)
-    occurred_on: date
-    note: str | None = Field(default=None, max_length=500)
+    amount_cny: Money = Field(ge=0, le=10_000_000, decimal_places=2)
+    occurred_on: BookedDay = Field(description="within the last 5 years (`limits.cost_past_years`)")
+    note: Note | None = None
 
 
 class CostOut(Out):
@@ -48,13 +51,14 @@ class CostOut(Out):
 class ServiceIn(Strict):
     vehicle_id: Id
     kind: ServiceKind
-    done_on: date
-    due_on: date | None = Field(
-        default=None, description="next service, policy expiry or inspection"
+    done_on: BookedDay = Field(description="within the last 5 years (`limits.cost_past_years`)")
+    due_on: DueDay | None = Field(
+        default=None,
+        description="next service, policy expiry or inspection: from done_on, up to 10 years ahead",
     )
-    cost_cny: Decimal | None = Field(default=None, ge=0, le=10_000_000, decimal_places=2)
-    vendor: str | None = Field(default=None, max_length=200)
-    note: str | None = Field(default=None, max_length=500)
+    cost_cny: Annotated[Decimal, Field(ge=0, le=10_000_000, decimal_places=2), MONEY] | None = None
+    vendor: Annotated[str, Field(max_length=200), TEXT] | None = None
+    note: Note | None = None
 
 
 class ServiceOut(Out):
@@ -81,8 +85,8 @@ class DueOut(Out):
 
 
 class RatingIn(Strict):
-    score: int = Field(ge=1, le=5)
-    comment: str | None = Field(default=None, max_length=500)
+    score: Whole = Field(ge=1, le=5)
+    comment: Note | None = None
 
 
 class RatingOut(Out):

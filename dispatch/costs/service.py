@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -26,6 +24,7 @@ from fleet import audit
 from fleet.audit import Actor
 from fleet.clock import local_today
 from fleet.errors import Conflict, Forbidden, Invalid
+from fleet.fields import limits, month_span
 from fleet.identity.models import Org
 from fleet.identity.principal import Principal, scope_clause
 from fleet.identity.service import get_org
@@ -74,8 +73,7 @@ async def _trip_of_vehicle(
 
 async def add_cost(session: AsyncSession, principal: Principal, body: schemas.CostIn) -> CostRecord:
     vehicle = await _owned_vehicle(session, principal, body.vehicle_id)
-    if body.occurred_on > local_today() + timedelta(days=1):
-        raise Invalid("occurred_on is in the future", field="occurred_on")
+    # occurred_on is bounded (the last few years, not the future) by its type, BookedDay.
     if body.trip_id is not None:
         trip = await _trip_of_vehicle(session, principal, body.trip_id, vehicle)
         if trip.state == "settled":
@@ -109,9 +107,15 @@ async def list_costs(
     limit: int,
     offset: int,
 ) -> tuple[list[CostRecord], int]:
-    if vehicle_id is None and trip_id is None:
-        raise Invalid("give vehicle_id or trip_id", field="vehicle_id")
     stmt = select(CostRecord)
+    if vehicle_id is None and trip_id is None:
+        # Neither filter: the costs of every vehicle the caller's roles cover (owning unit).
+        paths = principal.require(READ)
+        stmt = (
+            stmt.join(Vehicle, Vehicle.id == CostRecord.vehicle_id)
+            .join(UnitOrg, UnitOrg.id == Vehicle.unit_id)
+            .where(scope_clause(paths, UnitOrg.path, UnitOrg.system_path))
+        )
     if vehicle_id is not None:
         await read_vehicle(session, principal, vehicle_id, READ, field="vehicle_id")
         stmt = stmt.where(CostRecord.vehicle_id == vehicle_id)
@@ -389,13 +393,12 @@ async def cost_per_km(
 ) -> list[schemas.CostPerKmRow]:
     """Cost per km by owning unit and month: costs booked in the month / km driven in it."""
     paths = principal.require(READ)
-    try:
-        start = datetime.strptime(month_from, "%Y-%m").date()
-        last = datetime.strptime(month_to, "%Y-%m").date()
-    except ValueError as exc:
-        raise Invalid("months are YYYY-MM", field="month_from") from exc
+    start = datetime.strptime(month_from, "%Y-%m").date()  # fleet.fields.Month: 1970–2099
+    last = datetime.strptime(month_to, "%Y-%m").date()
     if last < start:
         raise Invalid("month_to is before month_from", field="month_to")
+    if month_span(month_from, month_to) > (most := limits().report_max_months):
+        raise Invalid(f"a report covers at most {most} months", field="month_to")
     stop = date(last.year + (last.month == 12), last.month % 12 + 1, 1)
     under_path = None
     if under is not None:
@@ -431,12 +434,8 @@ async def cost_per_km(
     return out
 
 
-def report_csv(rows: list[schemas.CostPerKmRow]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["unit_id", "unit_name", "month", "trips", "km", "cost_cny", "cost_per_km"])
-    for r in rows:
-        w.writerow(
-            [r.unit_id, r.unit_name, r.month, r.trips, r.km, r.cost_cny, r.cost_per_km or ""]
-        )
-    return buf.getvalue()
+REPORT_COLUMNS = [
+    (name, name)
+    for name in ("unit_id", "unit_name", "month", "trips", "km", "cost_cny", "cost_per_km")
+]
+"""The CSV export of the report (written by fleet.tabular, like every export)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from fleet.schemas import Id, Out, Page, Strict
 
@@ -24,6 +24,23 @@ class NotificationPage(Page[NotificationOut]):
 
 
 class MarkRead(Strict):
+    """Either some ids, or every unread notification (`all: true`)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "required": ["ids"],
+                    "properties": {"ids": {"minItems": 1}, "all": {"const": False}},
+                },
+                {
+                    "required": ["all"],
+                    "properties": {"all": {"const": True}, "ids": {"maxItems": 0}},
+                },
+            ]
+        }
+    )
+
     ids: list[Id] = Field(default_factory=list, max_length=500)
     all: bool = Field(default=False, description="mark every unread notification read")
 

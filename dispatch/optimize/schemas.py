@@ -2,36 +2,70 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from dispatch.assignments.schemas import ProposalResult
+from fleet.fields import PlanDay, Whole, WindowTime, limits
 from fleet.schemas import Id, Out, Strict
 
 RunState = Literal["queued", "running", "done", "failed", "accepted", "discarded"]
 
 
 class ProposalCreate(Strict):
-    """Auto-assign the waiting requests of an org subtree for one local day or a window."""
+    """Auto-assign the waiting requests of an org subtree for one local day or a window: give
+    `day`, or both `window_from` and `window_to` (at most 7 days apart,
+    `limits.window_max_days`), near now."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "required": ["day"],
+                    "properties": {
+                        "day": {"type": "string"},
+                        "window_from": {"type": "null"},
+                        "window_to": {"type": "null"},
+                    },
+                },
+                {
+                    "required": ["window_from", "window_to"],
+                    "properties": {
+                        "day": {"type": "null"},
+                        "window_from": {"type": "string"},
+                        "window_to": {"type": "string"},
+                    },
+                },
+            ]
+        }
+    )
 
     org_id: Id = Field(description="scope: the org subtree (must be in your dispatcher scope)")
-    day: date | None = Field(default=None, description="local day (Asia/Shanghai)")
-    window_from: AwareDatetime | None = Field(default=None, description="or: departures from")
-    window_to: AwareDatetime | None = Field(default=None, description="or: departures before")
+    day: PlanDay | None = Field(default=None, description="local day (Asia/Shanghai)")
+    window_from: WindowTime | None = Field(default=None, description="or: departures from")
+    window_to: WindowTime | None = Field(default=None, description="or: departures before")
     time_limit_s: float = Field(default=10.0, ge=0.5, le=300, description="solver wall time")
     late_slack_min: float = Field(
         default=10.0, ge=0, le=120, description="lateness accepted at pickup; also the turnaround"
     )
-    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    seed: Whole = Field(default=0, ge=0, le=2**31 - 1)
 
     @model_validator(mode="after")
     def _one_window(self) -> ProposalCreate:
-        if (self.day is None) == (self.window_from is None or self.window_to is None):
+        windowed = self.window_from is not None or self.window_to is not None
+        if (self.day is None) == (self.window_from is None or self.window_to is None) or (
+            self.day is not None and windowed
+        ):
             raise ValueError("give either day, or both window_from and window_to")
-        if self.window_from and self.window_to and self.window_to <= self.window_from:
-            raise ValueError("window_to must be after window_from")
+        if self.window_from and self.window_to:
+            if self.window_to <= self.window_from:
+                raise ValueError("window_to must be after window_from")
+            if self.window_to - self.window_from > timedelta(
+                days=(most := limits().window_max_days)
+            ):
+                raise ValueError(f"a window spans at most {most} days")
         return self
 
 

@@ -39,6 +39,7 @@ from dispatch.trips.access import load_trip
 from dispatch.trips.models import TripRequest
 from dispatch.trips.state import require_state
 from fleet.errors import FleetError
+from fleet.fields import require_stored_in_range
 from fleet.geo import point_from_db
 from fleet.identity.principal import Principal
 from fleet.identity.service import get_org
@@ -177,6 +178,9 @@ async def suggest_for_trip(
     unit = await get_org(session, trip.unit_id)
     principal.check(DISPATCH, unit.path, unit.system_path, what="trip")
     require_state(trip, *ASSIGNABLE, action="suggest vehicles for")
+    require_stored_in_range(
+        "the trip's departure or return", "departure_at", trip.departure_at, trip.return_at
+    )
     now = datetime.now(UTC)
     allowed = list(trip.allowed_body_types)
 

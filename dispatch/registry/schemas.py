@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field
 
 from dispatch.registry import vin as vin_rule
+from fleet.fields import LITRES, TEXT, WHOLE, Day, Money, Text, Whole
 from fleet.schemas import Id, Out, Point, Strict
 
 Category = Literal["courier", "emergency", "law_enforcement", "special", "pool"]
@@ -26,6 +27,7 @@ Vin = Annotated[
     Field(pattern=VIN, description="17 characters, no I/O/Q; position 9 is the check digit"),
     AfterValidator(vin_rule.checked),
 ]
+RangeKm = Annotated[int, Field(ge=1, le=2000), WHOLE]
 
 
 class VehicleIn(Strict):
@@ -33,12 +35,12 @@ class VehicleIn(Strict):
     vin: Vin
     category: Category
     body_type: BodyType
-    seats: int = Field(ge=2, le=60)
+    seats: Whole = Field(ge=2, le=60)
     energy: Energy
-    nev_range_km: int | None = Field(default=None, ge=1, le=2000)
-    engine_l: Decimal | None = Field(default=None, gt=0, lt=20, decimal_places=1)
-    price_cny: Decimal = Field(gt=0, le=10_000_000, decimal_places=2)
-    purchase_date: date
+    nev_range_km: RangeKm | None = None
+    engine_l: Annotated[Decimal, Field(gt=0, lt=20, decimal_places=1), LITRES] | None = None
+    price_cny: Money = Field(gt=0, le=10_000_000, decimal_places=2)
+    purchase_date: Day
     unit_id: Id
     depot: Point
     status: VehicleStatus = "in_service"
@@ -50,8 +52,8 @@ class VehiclePatch(Strict):
 
     plate: str | None = Field(default=None, pattern=PLATE)
     category: Category | None = None
-    seats: int | None = Field(default=None, ge=2, le=60)
-    nev_range_km: int | None = Field(default=None, ge=1, le=2000)
+    seats: Annotated[int, Field(ge=2, le=60), WHOLE] | None = None
+    nev_range_km: RangeKm | None = None
     unit_id: Id | None = None
     depot: Point | None = None
     shared_pool: Pool | None = None
@@ -59,7 +61,7 @@ class VehiclePatch(Strict):
 
 class StatusChange(Strict):
     status: VehicleStatus
-    reason: str = Field(min_length=2, max_length=500)
+    reason: Text = Field(min_length=2, max_length=500)
 
 
 class VehicleOut(Out):
@@ -83,19 +85,19 @@ class VehicleOut(Out):
 
 
 class DriverIn(Strict):
-    name: str = Field(min_length=1, max_length=100)
+    name: Text = Field(min_length=1, max_length=100)
     licence_class: LicenceClass
     licence_no: str = Field(min_length=6, max_length=32, pattern=r"^[0-9A-Za-z]+$")
-    licence_expires: date | None = None
+    licence_expires: Day | None = None
     phone: str | None = Field(default=None, pattern=r"^\+?[0-9-]{5,20}$")
     unit_id: Id
     user_id: Id | None = None
 
 
 class DriverPatch(Strict):
-    name: str | None = Field(default=None, min_length=1, max_length=100)
+    name: Annotated[str, Field(min_length=1, max_length=100), TEXT] | None = None
     licence_class: LicenceClass | None = None
-    licence_expires: date | None = None
+    licence_expires: Day | None = None
     phone: str | None = Field(default=None, pattern=r"^\+?[0-9-]{5,20}$")
     unit_id: Id | None = None
     status: Literal["active", "on_leave", "inactive"] | None = None

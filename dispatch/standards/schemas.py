@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Annotated
 
 from pydantic import Field, model_validator
 
 from dispatch.registry.schemas import BodyType, Category
+from fleet.fields import LITRES, MONEY, TEXT, WHOLE, Whole
 from fleet.schemas import Id, Out, Strict
+
+Note = Annotated[str, Field(max_length=500), TEXT]
 
 NATURE = r"^[a-z_]{3,40}$"
 ORG_ID = Field(
@@ -21,11 +25,13 @@ ORG_ID = Field(
 class UsageStandardIn(Strict):
     org_id: Id | None = ORG_ID
     nature: str | None = Field(default=None, pattern=NATURE, description="NULL: every nature")
-    min_passengers: int = Field(ge=1, le=100)
-    max_passengers: int | None = Field(default=None, ge=1, le=100, description="NULL: no limit")
+    min_passengers: Whole = Field(ge=1, le=100)
+    max_passengers: Annotated[int, Field(ge=1, le=100), WHOLE] | None = Field(
+        default=None, description="NULL: no limit; else at least min_passengers"
+    )
     body_types: list[BodyType] = Field(min_length=1)
     active: bool = True
-    note: str | None = Field(default=None, max_length=500)
+    note: Note | None = None
 
     @model_validator(mode="after")
     def _range(self) -> UsageStandardIn:
@@ -50,9 +56,11 @@ class ProvisioningStandardIn(Strict):
     org_id: Id | None = ORG_ID
     category: Category
     body_type: BodyType | None = Field(default=None, description="NULL: every body type")
-    max_price_cny: Decimal | None = Field(default=None, gt=0, le=10_000_000, decimal_places=2)
-    max_engine_l: Decimal | None = Field(default=None, gt=0, lt=20, decimal_places=1)
-    note: str | None = Field(default=None, max_length=500)
+    max_price_cny: (
+        Annotated[Decimal, Field(gt=0, le=10_000_000, decimal_places=2), MONEY] | None
+    ) = None
+    max_engine_l: Annotated[Decimal, Field(gt=0, lt=20, decimal_places=1), LITRES] | None = None
+    note: Note | None = None
 
 
 class ProvisioningStandardOut(Out):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
 from dispatch.trips import schemas, service
 from fleet.deps import CurrentPrincipal, Session
+from fleet.fields import Instant
 from fleet.schemas import ERROR_RESPONSES, Id, Page, PageParams, page_params
 
 router = APIRouter(responses=ERROR_RESPONSES, tags=["trips"])
@@ -32,8 +32,8 @@ async def list_trips(
     state: schemas.TripState | None = None,
     mine: Annotated[bool, Query(description="only requests I filed")] = False,
     unit_id: Id | None = None,
-    departure_from: datetime | None = None,
-    departure_to: datetime | None = None,
+    departure_from: Instant | None = None,
+    departure_to: Instant | None = None,
     vehicle_id: Annotated[Id | None, Query(description="trips assigned to this vehicle")] = None,
     driver_id: Annotated[Id | None, Query(description="trips assigned to this driver")] = None,
 ) -> Page[schemas.TripOut]:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import Field, model_validator
 
+from fleet.fields import TEXT, Instant, Text, TripTime, Whole
 from fleet.schemas import Id, Out, Strict
 
 TripNature = Literal[
@@ -41,26 +42,32 @@ class Place(Strict):
 
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
-    address: str = Field(min_length=1, max_length=300)
+    address: Text = Field(min_length=1, max_length=300)
 
 
 class TripIn(Strict):
     unit_id: Id | None = Field(default=None, description="requesting unit (default: your org)")
-    passengers: int = Field(ge=1, le=100)
-    passenger_names: list[str] = Field(default_factory=list, max_length=100)
+    passengers: Whole = Field(ge=1, le=100)
+    passenger_names: list[Annotated[str, Field(max_length=100), TEXT]] = Field(
+        default_factory=list, max_length=100
+    )
     passenger_user_ids: list[Id] = Field(
         default_factory=list, max_length=100, description="passengers who may rate the trip"
     )
     nature: TripNature = "official"
-    purpose: str = Field(min_length=2, max_length=1000)
+    purpose: Text = Field(min_length=2, max_length=1000)
     origin: Place
     destination: Place
     stops: list[Place] = Field(default_factory=list, max_length=10)
-    departure_at: AwareDatetime
-    return_at: AwareDatetime = Field(description="expected return (end of the booking)")
+    departure_at: TripTime = Field(
+        description="from a few minutes ago up to `limits.trip_ahead_days` (180) days ahead"
+    )
+    return_at: Instant = Field(
+        description="expected return (end of the booking): after departure_at, within 14 days"
+    )
     round_trip: bool = Field(default=False, description="wait and return (往返) vs one way")
     urgency: Urgency = "normal"
-    special_needs: str | None = Field(default=None, max_length=500)
+    special_needs: Annotated[str, Field(max_length=500), TEXT] | None = None
     submit: bool = Field(default=False, description="submit for approval right away")
 
     @model_validator(mode="after")
@@ -73,7 +80,7 @@ class TripIn(Strict):
 
 
 class ReasonIn(Strict):
-    reason: str = Field(min_length=2, max_length=500)
+    reason: Text = Field(min_length=2, max_length=500)
 
 
 class TripOut(Out):

@@ -21,6 +21,7 @@ from dispatch.trips.models import TripRequest
 from dispatch.trips.state import BEFORE_DEPARTURE, require_state, transition
 from fleet import audit
 from fleet.errors import Forbidden, Invalid
+from fleet.fields import limits
 from fleet.geo import point_from_db, point_to_db
 from fleet.identity.models import Org
 from fleet.identity.principal import Principal, territory_of
@@ -118,9 +119,7 @@ async def _check_passengers(session: AsyncSession, unit: Org, body: schemas.Trip
 
 
 async def _fill(session: AsyncSession, trip: TripRequest, unit: Org, body: schemas.TripIn) -> None:
-    now = datetime.now(UTC)
-    if body.departure_at < now - timedelta(minutes=5):
-        raise Invalid("departure_at is in the past", field="departure_at")
+    # departure_at is bounded near now by its type (fleet.fields.TripTime).
     if body.return_at - body.departure_at > MAX_TRIP:
         raise Invalid("a trip may last at most 14 days", field="return_at")
     allowed = await allowed_body_types(session, body.nature, body.passengers, unit.path)
@@ -220,7 +219,7 @@ async def update_draft(
 async def submit(session: AsyncSession, principal: Principal, trip_id: int) -> TripRequest:
     trip = await _own_trip(session, principal, trip_id)
     require_state(trip, "draft", action="submit")
-    if trip.departure_at < datetime.now(UTC) - timedelta(minutes=5):
+    if trip.departure_at < datetime.now(UTC) - timedelta(minutes=limits().trip_past_min):
         raise Invalid("departure_at is in the past; edit the request first", field="departure_at")
     await transition(session, trip, "submitted", principal.actor)
     await approvals.start(session, trip, principal.actor)

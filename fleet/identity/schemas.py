@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
+from fleet.fields import TEXT, Text
 from fleet.schemas import Id, Out, Point, Strict
+
+Name = Annotated[str, Field(min_length=1, max_length=200), TEXT]
 
 Role = Literal["requester", "approver", "dispatcher", "driver", "auditor", "admin"]
 OrgKind = Literal["region", "city", "county", "unit", "system"]
@@ -43,16 +46,16 @@ class TokenOut(Out):
 class OrgIn(Strict):
     kind: OrgKind
     code: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
-    name: str = Field(min_length=1, max_length=200)
-    name_en: str | None = Field(default=None, max_length=200)
+    name: Name
+    name_en: Annotated[str, Field(max_length=200), TEXT] | None = None
     parent_id: Id | None = None
     system_id: Id | None = Field(default=None, description="vertical system the unit belongs to")
     location: Point | None = None
 
 
 class OrgPatch(Strict):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    name_en: str | None = Field(default=None, max_length=200)
+    name: Name | None = None
+    name_en: Annotated[str, Field(max_length=200), TEXT] | None = None
     location: Point | None = None
 
 
@@ -76,16 +79,16 @@ class BindingIn(Strict):
 class UserIn(Strict):
     username: str = Field(pattern=r"^[A-Za-z0-9_.-]{3,64}$")
     password: str = Field(min_length=8, max_length=256)
-    display_name: str = Field(min_length=1, max_length=100)
-    phone: str | None = Field(default=None, max_length=32)
+    display_name: Text = Field(min_length=1, max_length=100)
+    phone: Annotated[str, Field(max_length=32), TEXT] | None = None
     org_id: Id
     locale: Literal["zh-CN", "en"] = "zh-CN"
     roles: list[BindingIn] = Field(default_factory=list)
 
 
 class UserPatch(Strict):
-    display_name: str | None = Field(default=None, min_length=1, max_length=100)
-    phone: str | None = Field(default=None, max_length=32)
+    display_name: Annotated[str, Field(min_length=1, max_length=100), TEXT] | None = None
+    phone: Annotated[str, Field(max_length=32), TEXT] | None = None
     locale: Literal["zh-CN", "en"] | None = None
     active: bool | None = None
     password: str | None = Field(default=None, min_length=8, max_length=256)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
+from fleet.config import Settings, get_settings
 from fleet.deps import CurrentPrincipal, Session
 from fleet.schemas import ERROR_RESPONSES, Id, Page, PageParams, page_params
 from telematics.registry import schemas, service
@@ -69,24 +70,37 @@ async def update_terminal(
 async def list_geofences(
     session: Session,
     principal: CurrentPrincipal,
+    settings: Annotated[Settings, Depends(get_settings)],
     paging: Paging,
     purpose: schemas.Purpose | None = None,
     org_id: Id | None = None,
     active: bool | None = None,
+    geometry: Annotated[
+        Literal["simplified", "full"],
+        Query(description="simplified outlines for display (default), or the stored geometry"),
+    ] = "simplified",
 ) -> schemas.GeofenceCollection:
-    """A GeoJSON FeatureCollection (with paging members) of geofences in scope."""
+    """A GeoJSON FeatureCollection (with paging members) of geofences in scope. Outlines are
+    simplified for display unless `geometry=full` (GET /geofences/{id} is always full)."""
+    full = geometry == "full"
     rows, total = await service.list_geofences(
         session,
         principal,
         purpose=purpose,
         org_id=org_id,
         active=active,
+        full=full,
         limit=paging.limit,
         offset=paging.offset,
     )
-    return schemas.GeofenceCollection(
-        features=[service.geofence_out(g) for g in rows], total=total, **paging.model_dump()
-    )
+    if full:
+        features = [service.geofence_out(g) for g in rows]
+    else:
+        outlines = await service.simplified_outlines(
+            session, [g.id for g in rows], settings.limits.geofence_display_tolerance_deg
+        )
+        features = [service.geofence_out(g, outlines[g.id], simplified=True) for g in rows]
+    return schemas.GeofenceCollection(features=features, total=total, **paging.model_dump())
 
 
 @router.get("/geofences/{geofence_id}", response_model=schemas.GeofenceOut, tags=["geofences"])
@@ -110,3 +124,12 @@ async def update_geofence(
     return service.geofence_out(
         await service.update_geofence(session, principal, geofence_id, body)
     )
+
+
+@router.delete("/geofences/{geofence_id}", status_code=204, tags=["geofences"])
+async def delete_geofence(
+    geofence_id: Id, session: Session, principal: CurrentPrincipal
+) -> Response:
+    """Delete a geofence (administrator of its org's scope; audited)."""
+    await service.delete_geofence(session, principal, geofence_id)
+    return Response(status_code=204)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from fleet.fields import TEXT, WHOLE, Text, limits
 from fleet.schemas import Id, Out, Strict
 
 Purpose = Literal["allowed_area", "depot", "restricted", "speed_limit"]
+SpeedLimit = Annotated[int, Field(ge=5, le=200), WHOLE]
 
 
 # A JT/T 808 SIM number: the 12-digit BCD of 2013 or up to 20 digits in 2019 (leading zeros
@@ -39,7 +41,7 @@ class TerminalIn(Strict):
         description="the MQTT username; optional for a jt808 terminal (default JT + phone)",
     )
     vehicle_id: Id | None = None
-    model: str | None = Field(default=None, max_length=100)
+    model: Annotated[str, Field(max_length=100), TEXT] | None = None
     secret: str | None = Field(
         default=None,
         min_length=12,
@@ -73,7 +75,7 @@ class TerminalIn(Strict):
 
 class TerminalPatch(Strict):
     vehicle_id: Id | None = None
-    model: str | None = Field(default=None, max_length=100)
+    model: Annotated[str, Field(max_length=100), TEXT] | None = None
     active: bool | None = None
     phone: str | None = Field(default=None, pattern=PHONE_PATTERN, description="jt808 only")
     rotate_secret: bool = Field(
@@ -104,16 +106,70 @@ class TerminalWithSecret(TerminalOut):
     secret: str | None = Field(default=None, description="shown only when created or rotated")
 
 
-class Geometry(Strict):
-    type: Literal["Polygon", "MultiPolygon"]
-    coordinates: list[Any]
+Lon = Annotated[float, Field(ge=-180, le=180, strict=True)]
+Lat = Annotated[float, Field(ge=-90, le=90, strict=True)]
+# A JSON array arrives as a list: the pair is taken from a list, its numbers stay strict.
+Position = Annotated[tuple[Lon, Lat], Field(strict=False)]
+"""[lon, lat] in WGS-84 degrees (RFC 7946 order; no altitude)."""
+Ring = Annotated[list[Position], Field(min_length=4, description="closed: last = first")]
+VERTICES = (
+    "at most 20,000 vertices in all (`limits.geofence_max_vertices`); rings closed and "
+    "not self-intersecting"
+)
+
+
+def _vertex_cap(rings: list[list[Position]]) -> None:
+    count, most = sum(len(r) for r in rings), limits().geofence_max_vertices
+    if count > most:
+        raise ValueError(f"a geofence has at most {most} vertices; this one has {count}")
+
+
+class PolygonGeometry(Strict):
+    model_config = ConfigDict(json_schema_extra={"description": VERTICES})
+
+    type: Literal["Polygon"]
+    coordinates: list[Ring] = Field(min_length=1, description="outer ring, then holes")
+
+    @model_validator(mode="after")
+    def _cap(self) -> Self:
+        _vertex_cap(self.coordinates)
+        return self
+
+
+class MultiPolygonGeometry(Strict):
+    model_config = ConfigDict(json_schema_extra={"description": VERTICES})
+
+    type: Literal["MultiPolygon"]
+    coordinates: list[Annotated[list[Ring], Field(min_length=1)]] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _cap(self) -> Self:
+        _vertex_cap([ring for polygon in self.coordinates for ring in polygon])
+        return self
+
+
+Geometry = Annotated[PolygonGeometry | MultiPolygonGeometry, Field(discriminator="type")]
 
 
 class GeofenceProps(Strict):
-    name: str = Field(min_length=1, max_length=200)
+    """A geofence's properties; `speed_limit_kmh` is required when the purpose is speed_limit."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"properties": {"purpose": {"not": {"const": "speed_limit"}}}},
+                {
+                    "required": ["speed_limit_kmh"],
+                    "properties": {"speed_limit_kmh": {"type": "integer"}},
+                },
+            ]
+        }
+    )
+
+    name: Text = Field(min_length=1, max_length=200)
     purpose: Purpose
     org_id: Id
-    speed_limit_kmh: int | None = Field(default=None, ge=5, le=200)
+    speed_limit_kmh: SpeedLimit | None = None
     active: bool = True
 
     @model_validator(mode="after")
@@ -132,8 +188,8 @@ class GeofenceIn(Strict):
 
 
 class GeofencePatchProps(Strict):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    speed_limit_kmh: int | None = Field(default=None, ge=5, le=200)
+    name: Annotated[str, Field(min_length=1, max_length=200), TEXT] | None = None
+    speed_limit_kmh: SpeedLimit | None = None
     active: bool | None = None
 
 

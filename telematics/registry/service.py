@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
 from sqlalchemy import BigInteger, Column, MetaData, Select, Table, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, defer
 
 from fleet import audit
 from fleet.errors import Conflict, Forbidden, Invalid
@@ -218,10 +221,14 @@ async def update_terminal(
 # ---- geofences -----------------------------------------------------------------------------
 
 
-def geofence_out(g: Geofence) -> schemas.GeofenceOut:
+def geofence_out(
+    g: Geofence, geometry: dict[str, Any] | None = None, *, simplified: bool = False
+) -> schemas.GeofenceOut:
+    """The geofence as a GeoJSON Feature; `geometry` replaces the stored one (a simplified
+    outline for display), and `properties.simplified` says which it is."""
     return schemas.GeofenceOut(
         id=g.id,
-        geometry=geometry_from_db(g.geom),
+        geometry=geometry if geometry is not None else geometry_from_db(g.geom),
         properties={
             "name": g.name,
             "purpose": g.purpose,
@@ -229,8 +236,26 @@ def geofence_out(g: Geofence) -> schemas.GeofenceOut:
             "speed_limit_kmh": g.speed_limit_kmh,
             "active": g.active,
             "updated_at": g.updated_at.isoformat(),
+            "simplified": simplified,
         },
     )
+
+
+async def simplified_outlines(
+    session: AsyncSession, ids: list[int], tolerance_deg: float
+) -> dict[int, dict[str, Any]]:
+    """Display outlines: ST_SimplifyPreserveTopology (no self-intersection, no vanished ring
+    of a multipolygon), coordinates to 6 decimals (~0.1 m)."""
+    if not ids:
+        return {}
+    rows = await session.execute(
+        text(
+            "SELECT id, ST_AsGeoJSON(ST_Multi(ST_SimplifyPreserveTopology(geom, :tol)), 6)"
+            " FROM geofences WHERE id = ANY(:ids)"
+        ),
+        {"ids": ids, "tol": tolerance_deg},
+    )
+    return {int(r[0]): orjson.loads(str(r[1])) for r in rows.all()}
 
 
 def _geofence_query(principal: Principal, roles: tuple[str, ...]) -> Select[Geofence]:
@@ -249,6 +274,7 @@ async def list_geofences(
     purpose: str | None,
     org_id: int | None,
     active: bool | None,
+    full: bool = True,
     limit: int,
     offset: int,
 ) -> tuple[list[Geofence], int]:
@@ -259,6 +285,8 @@ async def list_geofences(
         stmt = stmt.where(Geofence.org_id == org_id)
     if active is not None:
         stmt = stmt.where(Geofence.active == active)
+    if not full:
+        stmt = stmt.options(defer(Geofence.geom))  # the display outline is read by itself
     return await fetch_page(session, stmt, Geofence.id, limit=limit, offset=offset)
 
 
@@ -329,3 +357,25 @@ async def update_geofence(
     await session.refresh(g)
     await audit.record(session, principal.actor, "geofence.update", "geofence", g.id, data=changes)
     return g
+
+
+async def delete_geofence(session: AsyncSession, principal: Principal, geofence_id: int) -> None:
+    """Remove a geofence (administrators of its org's scope; audited with what it was).
+    Alerts it raised keep their evidence; the supervision rules stop using it at once."""
+    g = await read_geofence(session, principal, geofence_id, WRITE)
+    vertices = await session.scalar(
+        text("SELECT ST_NPoints(geom) FROM geofences WHERE id = :id"), {"id": g.id}
+    )
+    data = {
+        "name": g.name,
+        "purpose": g.purpose,
+        "org_id": g.org_id,
+        "speed_limit_kmh": g.speed_limit_kmh,
+        "active": g.active,
+        "vertices": vertices,
+    }
+    await session.delete(g)
+    await session.flush()
+    await audit.record(
+        session, principal.actor, "geofence.delete", "geofence", geofence_id, data=data
+    )

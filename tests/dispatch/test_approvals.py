@@ -274,7 +274,11 @@ async def test_chains_are_data_an_admin_edits(
     assert r.json()["state"] == "submitted"  # a second step is now required
     r = await client.put(
         f"{API}/approval-chains",
-        json={"org_id": None, "kind": "in_county", "steps": []},
+        json={
+            "org_id": None,
+            "kind": "in_county",
+            "steps": [{"level": "unit", "timeout_hours": 8}],
+        },
         headers=await login("dispatcher.qingxiu"),
     )
     assert r.status_code == 403

@@ -97,7 +97,7 @@ async def test_costs_and_cost_per_km_report(
         headers=disp,
     )
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
-    table = list(csv.reader(io.StringIO(r.text)))
+    table = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))  # Excel's BOM
     assert table[0][:3] == ["unit_id", "unit_name", "month"] and table[1][6] == "2.50"
     r = await client.get(
         f"{API}/reports/cost-per-km",
