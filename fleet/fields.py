@@ -80,14 +80,10 @@ class DecimalNumber:
 
     places: int = 2
 
-    @property
-    def text(self) -> str:
-        return rf"^[0-9]{{1,10}}(\.[0-9]{{1,{self.places}}})?$"
-
     def _check(self, value: Any) -> Any:
         if isinstance(value, bool):
             raise ValueError("expected a number, not a boolean")
-        if isinstance(value, str) and not re.fullmatch(self.text, value):
+        if isinstance(value, str) and not re.fullmatch(_decimal_text(self.places), value):
             raise ValueError(f"expected a decimal number with at most {self.places} decimals")
         if isinstance(value, float) and math.isfinite(value):
             # 0.57 arrives as 0.5700000000000001 from some clients: within float noise of a
@@ -107,12 +103,52 @@ class DecimalNumber:
         self, core: CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
         schema = handler(core)
-        for branch in schema.get("anyOf", [schema]):
-            if branch.get("type") == "number":
+        branches = schema.get("anyOf", [schema])
+        number: dict[str, Any] = next((b for b in branches if b.get("type") == "number"), {})
+        for branch in branches:
+            if branch is number:
                 branch["multipleOf"] = 10**-self.places
             elif branch.get("type") == "string":
-                branch["pattern"] = self.text
+                branch["pattern"] = decimal_pattern(self.places, number)
         return schema
+
+
+def _decimal_text(places: int) -> str:
+    """A non-negative decimal string: no sign, no exponent, no leading zero, ≤ places decimals."""
+    return rf"(0|[1-9][0-9]{{0,11}})(\.[0-9]{{1,{places}}})?"
+
+
+def _int_upto(n: int) -> str:
+    """A regex for the integers 0 … n without leading zeros."""
+    digits = str(n)
+    alts = ["0"] + [f"[1-9][0-9]{{{k - 1}}}" for k in range(1, len(digits))]
+    for i, d in enumerate(digits):
+        low = 1 if i == 0 else 0
+        if int(d) > low:
+            alts.append(f"{digits[:i]}[{low}-{int(d) - 1}][0-9]{{{len(digits) - i - 1}}}")
+    alts.append(digits)
+    return "(" + "|".join(alts) + ")"
+
+
+def decimal_pattern(places: int, bounds: dict[str, Any]) -> str:
+    """The decimal strings within the number branch's bounds (non-negative, integral upper
+    bound), so that the string form of an amount is described as exactly as its number
+    form: `^(…)$` over the integer part, the decimals and the edge values."""
+    frac = rf"(\.[0-9]{{1,{places}}})?"
+    upper = bounds.get("maximum", bounds.get("exclusiveMaximum"))
+    if upper is None or upper != int(upper) or upper < 1:
+        return f"^{_decimal_text(places)}$"
+    top, inclusive = int(upper), "maximum" in bounds
+    alts = [_int_upto(top - 1) + frac]
+    if inclusive:
+        alts.append(rf"{top}(\.0{{1,{places}}})?")
+    pattern = "|".join(alts)
+    if "exclusiveMinimum" in bounds and float(bounds["exclusiveMinimum"]) == 0:
+        # Not zero: a non-zero integer part, or 0. followed by a non-zero decimal.
+        nonzero = [f"0{{{i}}}[1-9][0-9]{{0,{places - i - 1}}}" for i in range(places)]
+        positive = _int_upto(top - 1).replace("(0|", "(", 1) + frac
+        pattern = "|".join([positive, rf"0\.({'|'.join(nonzero)})", *alts[1:]])
+    return f"^({pattern})$"
 
 
 WHOLE = WholeNumber()

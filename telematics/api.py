@@ -31,7 +31,13 @@ from telematics.scope import TRACK_READ, visibility_sql, visible_vehicle
 router = APIRouter(responses=ERROR_RESPONSES)
 Paging = Annotated[PageParams, Depends(page_params)]
 Start = Annotated[Instant, Query(description="range start, RFC 3339 with offset")]
-End = Annotated[Instant, Query(description="range end (exclusive), RFC 3339 with offset")]
+End = Annotated[
+    Instant,
+    Query(
+        description="range end (exclusive), RFC 3339 with offset; after start, within 31 "
+        "days of it for a track, 366 for trips and stops"
+    ),
+]
 
 GEOJSON = "application/geo+json"
 
@@ -69,7 +75,13 @@ async def latest_positions(
     request: Request,
     session: Session,
     principal: CurrentPrincipal,
-    bbox: Annotated[str | None, Query(description="west,south,east,north (degrees)")] = None,
+    bbox: Annotated[
+        str | None,
+        Query(
+            pattern=r"^-?[0-9]{1,3}(\.[0-9]+)?(,-?[0-9]{1,3}(\.[0-9]+)?){3}$",
+            description="west,south,east,north (degrees; west < east, south < north)",
+        ),
+    ] = None,
     status: Literal["moving", "parked", "offline"] | None = None,
     limit: Annotated[int, Query(ge=1, le=50_000, description="page size")] = 50_000,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="rows to skip")] = 0,
@@ -187,8 +199,8 @@ async def vehicle_alerts(
     session: Session,
     principal: CurrentPrincipal,
     paging: Paging,
-    start: Annotated[Instant | None, Query()] = None,
-    end: Annotated[Instant | None, Query()] = None,
+    start: Annotated[Instant | None, Query(description="overlapping from")] = None,
+    end: Annotated[Instant | None, Query(description="started before; after start")] = None,
     kind: Annotated[str | None, Query(pattern="^[a-z_]{3,40}$")] = None,
     status: AlertStatus | None = None,
 ) -> Page[AlertOut]:
@@ -216,7 +228,7 @@ async def list_alerts(
     principal: CurrentPrincipal,
     paging: Paging,
     start: Annotated[Instant | None, Query(description="overlapping from")] = None,
-    end: Annotated[Instant | None, Query(description="started before")] = None,
+    end: Annotated[Instant | None, Query(description="started before; after start")] = None,
     vehicle_id: Id | None = None,
     kind: Annotated[str | None, Query(pattern="^[a-z_]{3,40}$")] = None,
     status: AlertStatus | None = None,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import re
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from types import ModuleType
@@ -23,6 +22,7 @@ from fleet.errors import FleetError
 from fleet.logging import get_logger
 from web import refusals
 from web.body_limit import BodySizeLimit
+from web.methods import methods_at
 from web.static import install_frontend
 
 log = get_logger("web")
@@ -101,37 +101,6 @@ def _db_failure(exc: BaseException) -> JSONResponse | None:
     return None
 
 
-def _method_table(app: FastAPI) -> list[tuple[re.Pattern[str], frozenset[str]]]:
-    """(path pattern, methods) of every documented operation, read once from the OpenAPI
-    document (FastAPI's router nests included routers, so its route list is not flat)."""
-    table: list[tuple[re.Pattern[str], frozenset[str]]] | None = getattr(
-        app.state, "method_table", None
-    )
-    if table is None:
-        table = []
-        for path, ops in app.openapi().get("paths", {}).items():
-            pattern = "".join(
-                "[^/]+" if part.startswith("{") else re.escape(part)
-                for part in re.split(r"({[^}]+})", path)
-            )
-            methods = {m.upper() for m in ops}
-            if "GET" in methods:
-                methods.add("HEAD")
-            table.append((re.compile(pattern), frozenset(methods)))
-        app.state.method_table = table
-    return table
-
-
-def allowed_methods(request: Request, exc: StarletteHTTPException) -> list[str]:
-    """Every method some operation serves at the request's path (RFC 9110: a 405 lists them in
-    `Allow`; Starlette's own header names only the first matching route's)."""
-    methods = {m.strip() for m in (exc.headers or {}).get("Allow", "").split(",") if m.strip()}
-    for pattern, ops in _method_table(request.app):
-        if pattern.fullmatch(request.url.path):
-            methods |= ops
-    return sorted(methods)
-
-
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(FleetError)
     async def _fleet(request: Request, exc: FleetError) -> JSONResponse:
@@ -196,7 +165,7 @@ def install_error_handlers(app: FastAPI) -> None:
             await refusals.audit_refusal(request, exc.status_code, code, exc)
         response = _error(exc.status_code, code, str(exc.detail))
         if exc.status_code == 405:
-            response.headers["Allow"] = ", ".join(allowed_methods(request, exc))
+            response.headers["Allow"] = ", ".join(methods_at(request))
         return response
 
     @app.exception_handler(Exception)

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from web.methods import methods_at
 
 DIST = Path(__file__).resolve().parent / "frontend" / "dist"
 
@@ -33,11 +36,11 @@ def install_frontend(app: FastAPI, dist: Path = DIST) -> None:
     root = dist.resolve()
 
     @app.get("/{path:path}", include_in_schema=False)
-    async def frontend(path: str) -> Response:
+    async def frontend(path: str, request: Request) -> Response:
         if path == "api" or path.startswith("api/"):
-            return JSONResponse(
-                {"error": {"code": "not_found", "message": "Not Found"}}, status_code=404
-            )
+            # A path the API has, asked with GET it does not serve there: 405 (with Allow,
+            # added by the app's handler), not this route's 404.
+            raise StarletteHTTPException(405 if methods_at(request) else 404)
         index = root / "index.html"
         if not index.is_file():
             return HTMLResponse(NOT_BUILT, status_code=503, headers=_NO_CACHE)
