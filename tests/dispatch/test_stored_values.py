@@ -25,7 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.conftest import Login
-from tests.dispatch.conftest import API, World, make_driver, make_vehicle
+from tests.dispatch.conftest import API, World, approved_trip, make_driver, make_vehicle, trip_body
 
 # Everything PostgreSQL text can hold that a spreadsheet or XML cannot (no NUL: PostgreSQL
 # refuses it itself), behind a formula.
@@ -384,3 +384,66 @@ async def test_the_reported_500s_are_gone(
     assert r.status_code == 200
     starts = {p["window_start"] for p in r.json()["items"]}
     assert {"0001-01-01T00:00:00Z", "9999-12-31T20:00:00Z"} <= starts
+
+
+async def test_times_enter_only_within_their_bounds(
+    client: httpx.AsyncClient, login: Login, session: AsyncSession, world: World
+) -> None:
+    """The values the issue saw accepted (201/200) are 422 on their field, with the range."""
+    req = await login("requester.qingxiu")
+    disp = await login("dispatcher.qingxiu")
+    drv = await login("driver.qingxiu")
+    body = trip_body(world)
+    for departure in ("9999-12-31T20:00:00Z", "0001-01-01T00:00:00Z", 253402300800):
+        r = await client.post(
+            f"{API}/trips",
+            json={**body, "departure_at": departure, "return_at": "9999-12-31T22:00:00Z"},
+            headers=req,
+        )
+        assert r.status_code == 422 and r.json()["error"]["field"] == "departure_at", r.text
+    far = (datetime.now(UTC) + timedelta(days=200)).isoformat()
+    r = await client.post(f"{API}/trips", json={**body, "departure_at": far}, headers=req)
+    assert r.status_code == 422 and "180 days ahead" in r.json()["error"]["message"]
+
+    vehicle = await make_vehicle(session, world.pool_unit)
+    for day, why in (("0001-01-01", "1970–2099"), ("2001-01-01", "5 years back")):
+        r = await client.post(
+            f"{API}/costs",
+            json={"vehicle_id": vehicle, "kind": "fuel", "amount_cny": 10, "occurred_on": day},
+            headers=disp,
+        )
+        assert r.status_code == 422 and r.json()["error"]["field"] == "occurred_on"
+        assert why in r.json()["error"]["message"], r.text
+
+    trip = await approved_trip(client, login, world, start_in_h=24, hours=2)
+    r = await client.post(
+        f"{API}/trips/{trip['id']}/assign",
+        json={"vehicle_id": vehicle, "driver_id": world.driver_id},
+        headers=disp,
+    )
+    aid = r.json()["id"]
+    assert (await client.post(f"{API}/assignments/{aid}/accept", headers=drv)).status_code == 200
+    now = datetime.now(UTC)
+    for at, why in (
+        ("1900-01-01T00:00:00Z", "1970–2099"),
+        ((now - timedelta(days=20)).isoformat(), "14 days ago"),
+        ((now + timedelta(hours=2)).isoformat(), "in the future"),
+    ):
+        r = await client.post(
+            f"{API}/assignments/{aid}/depart", json={"odometer_km": 10, "at": at}, headers=drv
+        )
+        assert r.status_code == 422 and r.json()["error"]["field"] == "at", r.text
+        assert why in r.json()["error"]["message"], r.text
+    # Three days before a booking that starts tomorrow: not this trip's departure.
+    r = await client.post(
+        f"{API}/assignments/{aid}/depart",
+        json={"odometer_km": 10, "at": (now - timedelta(days=3)).isoformat()},
+        headers=drv,
+    )
+    assert r.status_code == 422 and "48 hours outside" in r.json()["error"]["message"]
+    r = await client.post(f"{API}/assignments/{aid}/depart", json={"odometer_km": 10}, headers=drv)
+    assert r.status_code == 200, r.text
+    r = await client.post(
+        f"{API}/assignments/{aid}/arrive", json={"at": "9999-12-31T00:00:00Z"}, headers=drv
+    )
+    assert r.status_code == 422 and r.json()["error"]["field"] == "at"
