@@ -42,7 +42,7 @@ async def replace_usage(
 
 
 @router.delete("/standards/usage/{standard_id}", status_code=204)
-async def delete_usage(standard_id: int, session: Session, principal: CurrentPrincipal) -> Response:
+async def delete_usage(standard_id: Id, session: Session, principal: CurrentPrincipal) -> Response:
     await service.delete_usage(session, principal, standard_id)
     return Response(status_code=204)
 
@@ -66,7 +66,8 @@ async def upsert_provisioning(
     )
 
 
-@router.delete("/standards/provisioning/{standard_id}", status_code=204)
+# `:int`: the sibling path /standards/provisioning/violations is not an id (DELETE there is 405).
+@router.delete("/standards/provisioning/{standard_id:int}", status_code=204)
 async def delete_provisioning(
     standard_id: Id, session: Session, principal: CurrentPrincipal
 ) -> Response:

@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from dispatch.registry.schemas import BodyType, Category
 from fleet.fields import LITRES, MONEY, TEXT, WHOLE, Whole
@@ -53,6 +53,23 @@ class UsageStandardOut(Out):
 
 
 class ProvisioningStandardIn(Strict):
+    """A cap per category and body type: a price cap, an engine-size cap, or both."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {
+                    "required": ["max_price_cny"],
+                    "properties": {"max_price_cny": {"not": {"type": "null"}}},
+                },
+                {
+                    "required": ["max_engine_l"],
+                    "properties": {"max_engine_l": {"not": {"type": "null"}}},
+                },
+            ]
+        }
+    )
+
     org_id: Id | None = ORG_ID
     category: Category
     body_type: BodyType | None = Field(default=None, description="NULL: every body type")
@@ -61,6 +78,12 @@ class ProvisioningStandardIn(Strict):
     ) = None
     max_engine_l: Annotated[Decimal, Field(gt=0, lt=20, decimal_places=1), LITRES] | None = None
     note: Note | None = None
+
+    @model_validator(mode="after")
+    def _a_cap(self) -> ProvisioningStandardIn:
+        if self.max_price_cny is None and self.max_engine_l is None:
+            raise ValueError("give max_price_cny, max_engine_l or both")
+        return self
 
 
 class ProvisioningStandardOut(Out):

@@ -17,7 +17,7 @@ from dispatch.registry.service import UnitOrg, vehicle_visibility
 from dispatch.standards import schemas
 from dispatch.standards.models import ProvisioningStandard, UsageStandard
 from fleet import audit
-from fleet.errors import Invalid, NotFound
+from fleet.errors import NotFound
 from fleet.identity.models import Org
 from fleet.identity.principal import Principal
 from fleet.identity.service import config_org, require_config_level
@@ -162,8 +162,7 @@ async def upsert_provisioning(
 ) -> ProvisioningStandard:
     """One cap per (level, category, body type): creating an existing one replaces its caps."""
     await config_org(session, principal, body.org_id)
-    if body.max_price_cny is None and body.max_engine_l is None:
-        raise Invalid("give max_price_cny, max_engine_l or both", field="max_price_cny")
+    # The body gives a price cap, an engine cap or both (its schema says so).
     cond = and_(
         ProvisioningStandard.org_id.is_(None)
         if body.org_id is None

@@ -62,6 +62,15 @@ async def test_a_405_names_every_method_of_the_path(
     assert r.status_code == 405 and r.headers["allow"] == "DELETE, GET, HEAD, PATCH"
     r = await client.put(f"{API}/health")
     assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD"
+    # A POST-only path asked with GET (the SPA fallback serves GET elsewhere) …
+    r = await client.get(f"{API}/auth/login")
+    assert r.status_code == 405 and r.headers["allow"] == "POST"
+    # … and a literal path beside a templated one names only its own methods.
+    for method in ("DELETE", "OPTIONS"):
+        r = await client.request(method, f"{API}/standards/provisioning/violations", headers=admin)
+        assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD", (method, r.text)
+    r = await client.get(f"{API}/no-such-thing", headers=admin)
+    assert r.status_code == 404 and "allow" not in r.headers
 
 
 def _body(spec: dict[str, Any], path: str, method: str) -> dict[str, Any]:
