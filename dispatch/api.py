@@ -47,7 +47,7 @@ async def track_summary(
     "/trips/{trip_id}/track",
     responses={200: {"content": {"application/geo+json": {}}}},
 )
-async def track(trip_id: int, session: Session, principal: CurrentPrincipal) -> JSONResponse:
+async def track(trip_id: Id, session: Session, principal: CurrentPrincipal) -> JSONResponse:
     """The trip's positions from departure to completion as a GeoJSON LineString Feature."""
     feature = await supervision.track_geojson(session, principal, trip_id)
     return JSONResponse(jsonable_encoder(feature), media_type="application/geo+json")

@@ -185,7 +185,10 @@ async def vehicle_mileage(
     session: Session,
     principal: CurrentPrincipal,
     from_: Annotated[Day, Query(alias="from", description="first local day")],
-    to: Annotated[Day, Query(description="last local day (inclusive)")],
+    to: Annotated[
+        Day,
+        Query(description="last local day (inclusive), not before from, at most 366 days after"),
+    ],
 ) -> list[MileageOut]:
     """Daily mileage: odometer span when the terminal reports one, else track length."""
     await visible_vehicle(session, principal, vehicle_id)
@@ -253,7 +256,7 @@ async def list_alerts(
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertDetail, tags=["alerts"])
-async def get_alert(alert_id: int, session: Session, principal: CurrentPrincipal) -> AlertDetail:
+async def get_alert(alert_id: Id, session: Session, principal: CurrentPrincipal) -> AlertDetail:
     """One alert with its evidence (GeoJSON an auditor can open on the map)."""
     return AlertDetail.model_validate(await alert_service.read_alert(session, principal, alert_id))
 

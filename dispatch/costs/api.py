@@ -102,7 +102,9 @@ async def cost_per_km(
     principal: CurrentPrincipal,
     settings: Annotated[Settings, Depends(get_settings)],
     month_from: Month,
-    month_to: Month,
+    month_to: Annotated[
+        Month, Query(description="not before month_from, at most 120 months from it")
+    ],
     under: Annotated[Id | None, Query(description="only units under this org")] = None,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
 ) -> list[schemas.CostPerKmRow] | Response:

@@ -55,7 +55,7 @@ async def list_trips(
 
 
 @router.get("/trips/{trip_id}", response_model=schemas.TripOut)
-async def get_trip(trip_id: int, session: Session, principal: CurrentPrincipal) -> schemas.TripOut:
+async def get_trip(trip_id: Id, session: Session, principal: CurrentPrincipal) -> schemas.TripOut:
     return service.trip_out(await service.read_trip(session, principal, trip_id))
 
 
@@ -68,7 +68,7 @@ async def update_trip(
 
 
 @router.post("/trips/{trip_id}/submit", response_model=schemas.TripOut)
-async def submit(trip_id: int, session: Session, principal: CurrentPrincipal) -> schemas.TripOut:
+async def submit(trip_id: Id, session: Session, principal: CurrentPrincipal) -> schemas.TripOut:
     """Send a draft into its approval chain."""
     return service.trip_out(await service.submit(session, principal, trip_id))
 

@@ -59,7 +59,7 @@ async def list_orgs(
 
 
 @router.get("/orgs/{org_id}", response_model=schemas.OrgOut, tags=["orgs"])
-async def get_org(org_id: int, session: Session, principal: CurrentPrincipal) -> schemas.OrgOut:
+async def get_org(org_id: Id, session: Session, principal: CurrentPrincipal) -> schemas.OrgOut:
     return service.org_out(await service.read_org(session, principal, org_id))
 
 
@@ -93,7 +93,7 @@ async def list_users(
 
 
 @router.get("/users/{user_id}", response_model=schemas.UserOut, tags=["users"])
-async def get_user(user_id: int, session: Session, principal: CurrentPrincipal) -> schemas.UserOut:
+async def get_user(user_id: Id, session: Session, principal: CurrentPrincipal) -> schemas.UserOut:
     return await users.user_out(session, await users.read_user(session, principal, user_id))
 
 
