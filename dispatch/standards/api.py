@@ -66,8 +66,7 @@ async def upsert_provisioning(
     )
 
 
-# `:int`: the sibling path /standards/provisioning/violations is not an id (DELETE there is 405).
-@router.delete("/standards/provisioning/{standard_id:int}", status_code=204)
+@router.delete("/standards/provisioning/{standard_id}", status_code=204)
 async def delete_provisioning(
     standard_id: Id, session: Session, principal: CurrentPrincipal
 ) -> Response:

@@ -66,9 +66,8 @@ async def test_a_405_names_every_method_of_the_path(
     r = await client.get(f"{API}/auth/login")
     assert r.status_code == 405 and r.headers["allow"] == "POST"
     # … and a literal path beside a templated one names only its own methods.
-    for method in ("DELETE", "OPTIONS"):
-        r = await client.request(method, f"{API}/standards/provisioning/violations", headers=admin)
-        assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD", (method, r.text)
+    r = await client.options(f"{API}/standards/provisioning/violations", headers=admin)
+    assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD", r.text
     r = await client.get(f"{API}/no-such-thing", headers=admin)
     assert r.status_code == 404 and "allow" not in r.headers
 
