@@ -16,8 +16,13 @@ Role = Literal["requester", "approver", "dispatcher", "driver", "auditor", "admi
 OrgKind = Literal["region", "city", "county", "unit", "system"]
 
 
+USERNAME = r"^[A-Za-z0-9_.-]{3,64}$"
+"""What a username may be (the users table checks the same): a login naming anything else is
+refused on the field, never looked up (a NUL would reach the database)."""
+
+
 class LoginIn(Strict):
-    username: str = Field(min_length=1, max_length=64)
+    username: str = Field(pattern=USERNAME)
     password: str = Field(min_length=1, max_length=256)
 
 
@@ -77,7 +82,7 @@ class BindingIn(Strict):
 
 
 class UserIn(Strict):
-    username: str = Field(pattern=r"^[A-Za-z0-9_.-]{3,64}$")
+    username: str = Field(pattern=USERNAME)
     password: str = Field(min_length=8, max_length=256)
     display_name: Text = Field(min_length=1, max_length=100)
     phone: Annotated[str, Field(max_length=32), TEXT] | None = None

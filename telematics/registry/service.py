@@ -362,7 +362,7 @@ async def update_geofence(
 async def delete_geofence(session: AsyncSession, principal: Principal, geofence_id: int) -> None:
     """Remove a geofence (administrators of its org's scope; audited with what it was).
     Alerts it raised keep their evidence; the supervision rules stop using it at once."""
-    g = await read_geofence(session, principal, geofence_id, WRITE)
+    g = await read_geofence(session, principal, geofence_id, act=WRITE)
     vertices = await session.scalar(
         text("SELECT ST_NPoints(geom) FROM geofences WHERE id = :id"), {"id": g.id}
     )

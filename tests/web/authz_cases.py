@@ -183,6 +183,10 @@ WRITES: dict[tuple[str, str], list[Case]] = {
         C("disp", "/geofences/@geofence", 403, "role_required",
           body={"properties": {"active": False}}),
     ],
+    ("DELETE", "/geofences/{geofence_id}"): [
+        C("county_admin", "/geofences/@xgeofence", *NOT_FOUND, "id", compare="xgeofence"),
+        C("disp", "/geofences/@geofence", 403, "role_required"),
+    ],
     ("POST", "/alerts/{alert_id}/acknowledge"): [
         C("disp", "/alerts/@xalert/acknowledge", *NOT_FOUND, "id", body={"comment": "看过"},
           compare="xalert"),
