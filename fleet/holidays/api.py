@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import date
 from typing import Annotated, Literal
 
 import asyncpg
 from fastapi import APIRouter, Depends, FastAPI, File, Path, Query, Response, UploadFile
 
 from fleet.deps import CurrentPrincipal, Session
+from fleet.fields import Day
 from fleet.holidays import calendar, importer, schemas, service
 from fleet.logging import get_logger
 from fleet.schemas import ERROR_RESPONSES
@@ -18,7 +18,7 @@ from fleet.schemas import ERROR_RESPONSES
 router = APIRouter(responses=ERROR_RESPONSES, tags=["holidays"])
 log = get_logger("holidays")
 Year = Annotated[int, Query(ge=2000, le=2100, description="calendar year")]
-Day = Annotated[date, Path(description="YYYY-MM-DD")]
+DayParam = Annotated[Day, Path(description="YYYY-MM-DD")]
 
 
 async def region_admin(session: Session, principal: CurrentPrincipal) -> None:
@@ -94,14 +94,14 @@ async def create_holiday(
 
 @router.put("/holidays/{day}", response_model=schemas.HolidayOut, dependencies=RegionAdmin)
 async def update_holiday(
-    day: Day, body: schemas.HolidayBody, session: Session, principal: CurrentPrincipal
+    day: DayParam, body: schemas.HolidayBody, session: Session, principal: CurrentPrincipal
 ) -> schemas.HolidayOut:
     """Change a day's kind, name or note (region admins)."""
     return schemas.HolidayOut.model_validate(await service.update(session, principal, day, body))
 
 
 @router.delete("/holidays/{day}", status_code=204, dependencies=RegionAdmin)
-async def delete_holiday(day: Day, session: Session, principal: CurrentPrincipal) -> Response:
+async def delete_holiday(day: DayParam, session: Session, principal: CurrentPrincipal) -> Response:
     """Remove a day (region admins); it becomes an ordinary weekday or weekend day."""
     await service.delete(session, principal, day)
     return Response(status_code=204)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
+from fleet.fields import TEXT, Day, Text
 from fleet.schemas import Out, Strict
 
 Kind = Literal["holiday", "workday"]
@@ -16,12 +17,12 @@ class HolidayBody(Strict):
     """What an admin sets for a day: day off (holiday) or adjusted working day (workday)."""
 
     kind: Kind
-    name: str = Field(min_length=1, max_length=40, description="e.g. 春节, 国庆节")
-    note: str | None = Field(None, max_length=200)
+    name: Text = Field(min_length=1, max_length=40, description="e.g. 春节, 国庆节")
+    note: Annotated[str, Field(max_length=200), TEXT] | None = None
 
 
 class HolidayIn(HolidayBody):
-    day: date = Field(ge=date(2000, 1, 1), le=date(2100, 12, 31))
+    day: Day = Field(ge=date(2000, 1, 1), le=date(2099, 12, 31))
 
 
 class HolidayOut(Out):
