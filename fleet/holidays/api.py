@@ -14,6 +14,7 @@ from fleet.fields import Day
 from fleet.holidays import calendar, importer, schemas, service
 from fleet.logging import get_logger
 from fleet.schemas import ERROR_RESPONSES
+from fleet.tabular import XLSX_MEDIA_TYPE
 
 router = APIRouter(responses=ERROR_RESPONSES, tags=["holidays"])
 log = get_logger("holidays")
@@ -65,7 +66,7 @@ async def coverage(session: Session, principal: CurrentPrincipal) -> schemas.Cov
 @router.get(
     "/holidays/template.{fmt}",
     response_class=Response,
-    responses={200: {"content": {"text/csv": {}, "application/vnd.ms-excel": {}}}},
+    responses={200: {"content": {"text/csv": {}, XLSX_MEDIA_TYPE: {}}}},
 )
 async def template(fmt: Literal["csv", "xlsx"], principal: CurrentPrincipal) -> Response:
     """An empty import file with the right headings (XLSX: with a sheet of instructions)."""
@@ -73,8 +74,7 @@ async def template(fmt: Literal["csv", "xlsx"], principal: CurrentPrincipal) -> 
     if fmt == "csv":
         body, media = importer.template_csv(), "text/csv; charset=utf-8"
     else:
-        body = importer.template_xlsx()
-        media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        body, media = importer.template_xlsx(), XLSX_MEDIA_TYPE
     return Response(
         body,
         media_type=media,

@@ -22,7 +22,7 @@ class HolidayBody(Strict):
 
 
 class HolidayIn(HolidayBody):
-    day: Day = Field(ge=date(2000, 1, 1), le=date(2099, 12, 31))
+    day: Day = Field(ge=date(2000, 1, 1), description="YYYY-MM-DD, 2000–2099")
 
 
 class HolidayOut(Out):
