@@ -137,7 +137,7 @@ async def run_next(
         if done:
             break
         if time.monotonic() - started > hard:
-            _terminate_children(executor)
+            await asyncio.to_thread(_terminate_children, executor)
             future.cancel()
             killed = True
             break
@@ -205,12 +205,32 @@ class PoolKilled(BrokenProcessPool):
     """The executor's children were terminated (a run overran); replace the executor."""
 
 
-def _terminate_children(executor: Executor) -> None:
-    """Stop a runaway solve: OR-Tools cannot be interrupted from outside its process."""
-    processes = getattr(executor, "_processes", None) or {}
-    for proc in list(processes.values()):
+def _terminate_children(executor: Executor, grace_s: float = 5.0) -> None:
+    """Stop a runaway solve: OR-Tools cannot be interrupted from outside its process.
+
+    SIGTERM first; a child still there after `grace_s` (busy starting, or a handler that
+    swallows the signal) gets SIGKILL. Runs in a thread: joining blocks."""
+    processes = list((getattr(executor, "_processes", None) or {}).values())
+    for proc in processes:
         with contextlib.suppress(Exception):
             proc.terminate()
+    deadline = time.monotonic() + grace_s
+    for proc in processes:
+        with contextlib.suppress(Exception):
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.exitcode is None and _pid_alive(proc.pid):
+                proc.kill()
+
+
+def _pid_alive(pid: int | None) -> bool:
+    """True while `pid` runs (a zombie, or a pid another thread already reaped, is not)."""
+    if pid is None:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 async def run_worker(poll_s: float, once: bool, processes: int = 1) -> None:
