@@ -33,7 +33,7 @@ log = get_logger("web")
 # not yet written are skipped.
 API_MODULES = (
     "fleet.identity.api",
-    "dispatch.registry.api",
+    "fleet.registry.api",
     "telematics.registry.api",
     "telematics.api",
     "telematics.jt808.api",

@@ -7,11 +7,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from dispatch.assignments.models import Assignment
-from dispatch.registry.models import Driver
 from dispatch.trips.models import TripRequest
 from fleet.audit import AuditEntry
 from fleet.identity.models import DivisionBoundary, Org, User
 from fleet.identity.principal import Principal, scope_clause
+from fleet.registry.models import Driver
 
 TripUnit = aliased(Org, name="trip_unit")
 ServingUnit = aliased(Org, name="serving_unit")
