@@ -25,12 +25,6 @@ def _echo(msg: str) -> None:
     typer.echo(msg, err=True)
 
 
-def _broker() -> object:
-    from telematics.broker import Broker
-
-    return Broker.from_settings(get_settings())
-
-
 @broker_app.command("start")
 def broker_start() -> None:
     """Render the config, sync passwords from the DB (if seeded) and start the broker.

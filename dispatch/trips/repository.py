@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, literal, or_, select, text
+from sqlalchemy import ColumnElement, Select, and_, exists, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -125,13 +125,3 @@ async def history(session: AsyncSession, trip_id: int) -> list[AuditEntry]:
         .order_by(AuditEntry.id)
     )
     return list(rows.scalars())
-
-
-async def point_of(session: AsyncSession, trip_id: int, column: str) -> tuple[float, float]:
-    row = (
-        await session.execute(
-            text(f"SELECT ST_Y({column}), ST_X({column}) FROM trip_requests WHERE id = :id"),
-            {"id": trip_id},
-        )
-    ).one()
-    return float(row[0]), float(row[1])

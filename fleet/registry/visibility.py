@@ -40,7 +40,6 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from fleet.errors import NotFound
 from fleet.identity.models import Org
 from fleet.identity.principal import Principal, hidden, under
 from fleet.registry.models import Vehicle
@@ -220,13 +219,6 @@ _VEHICLE_SQL = text(
     " ST_Y(v.depot) AS depot_lat, ST_X(v.depot) AS depot_lon"
     " FROM vehicles v JOIN orgs o ON o.id = v.unit_id WHERE v.id = :vid"
 )
-
-
-async def load_vehicle(session: AsyncSession, vehicle_id: int) -> VehicleRef:
-    row = (await session.execute(_VEHICLE_SQL, {"vid": vehicle_id})).mappings().first()
-    if row is None:
-        raise NotFound(f"vehicle {vehicle_id} not found", field="vehicle_id")
-    return VehicleRef(**dict(row))
 
 
 async def visible_vehicle(
