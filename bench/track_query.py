@@ -35,7 +35,7 @@ import orjson
 
 from bench.dbutil import admin, database_exists, drop_database, percentile, recreate_database
 from fleet.config import get_settings
-from telematics.scope import VehicleRef
+from fleet.registry.visibility import VehicleRef
 from telematics.track import fetch_track, track_geojson
 
 DB = "fleet_live_trackbench"
@@ -193,7 +193,7 @@ async def measure_latest(vehicles: int, repeats: int) -> dict[str, float]:
     from fleet.cli import migrate
     from fleet.db import make_engine, make_sessionmaker
     from fleet.identity.principal import Principal
-    from telematics.scope import TRACK_READ, visibility_sql
+    from fleet.registry.visibility import TRACK_READ, visibility_sql
     from telematics.track import latest_geojson
 
     settings = get_settings().model_copy(deep=True)

@@ -1,14 +1,22 @@
-"""Dispatch commands: approval escalation, and the periodic dispatch worker."""
+"""Dispatch commands: the region seed, approval escalation, the periodic dispatch worker and
+the optimizer worker; and what the package exports to the `fleet` command and demo."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import signal
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
+import asyncpg
 import typer
+
+from dispatch.optimize.worker import optimizer_worker
+from fleet.cli import load_boundaries
+from fleet.config import get_settings
 
 approvals_app = typer.Typer(
     help="Approval chains: escalation of overdue steps.", no_args_is_help=True
@@ -201,29 +209,88 @@ def notifications_prune(
     )
 
 
-def register(app: typer.Typer) -> None:
-    from dispatch.optimize import worker as optimizer_worker
-    from fleet import cli
+def dispatch_worker(
+    interval: Annotated[float, typer.Option(min=5, max=3600, help="seconds between rounds")] = 60,
+    once: Annotated[bool, typer.Option("--once", help="run one round and exit")] = False,
+    lookback: Annotated[
+        float, typer.Option(min=1, max=1440, help="minutes of positions re-checked each round")
+    ] = 10,
+) -> None:
+    """Periodic dispatch jobs: approval escalation, insurance/inspection reminders, and
+    trip-aware alerts (private use, overtime, destination deviation); once a day, the
+    notification retention (`fleet notifications prune`)."""
+    asyncio.run(run_worker(interval, once, lookback))
 
-    optimizer_worker.register(app)
 
-    app.add_typer(approvals_app, name="approvals")
-    app.add_typer(notifications_app, name="notifications")
+def seed(
+    vehicles: Annotated[int, typer.Option(min=0, max=200_000, help="fleet size")] = 26_638,
+    rng_seed: Annotated[
+        int, typer.Option("--seed", help="random seed (same seed, same region)")
+    ] = 42,
+    if_empty: Annotated[bool, typer.Option(help="do nothing if already seeded")] = False,
+) -> None:
+    """Seed the region: real divisions, units, vehicles, drivers, terminals, demo users."""
+    from dispatch.seed import SeedConfig, is_seeded
+    from dispatch.seed import seed as run_seed
+    from fleet import boundaries
 
-    @app.command("dispatch-worker")
-    def dispatch_worker(
-        interval: Annotated[
-            float, typer.Option(min=5, max=3600, help="seconds between rounds")
-        ] = 60,
-        once: Annotated[bool, typer.Option("--once", help="run one round and exit")] = False,
-        lookback: Annotated[
-            float, typer.Option(min=1, max=1440, help="minutes of positions re-checked each round")
-        ] = 10,
-    ) -> None:
-        """Periodic dispatch jobs: approval escalation, insurance/inspection reminders, and
-        trip-aware alerts (private use, overtime, destination deviation); once a day, the
-        notification retention (`fleet notifications prune`)."""
-        asyncio.run(run_worker(interval, once, lookback))
+    settings = get_settings()
+    cfg = SeedConfig(
+        vehicles=vehicles,
+        seed=rng_seed,
+        demo_password=settings.seed.demo_password.get_secret_value() or None,
+        terminal_key=settings.seed.terminal_key.get_secret_value(),
+    )
 
-    if ("dispatch-worker", ["dispatch-worker"]) not in cli.DEMO_PROCESSES:
-        cli.DEMO_PROCESSES.append(("dispatch-worker", ["dispatch-worker"]))
+    async def go() -> None:
+        # The owner seeds (bulk loads, sequence resets); the runtime role could not.
+        conn = await asyncpg.connect(
+            settings.db.owner().dsn(), server_settings={"application_name": "cli"}
+        )
+        try:
+            existing = await is_seeded(conn)
+            if existing:
+                if if_empty:
+                    # Seeded before the seed loaded borders: load them now.
+                    if not await boundaries.loaded(conn):
+                        _echo(f"already seeded ({existing} vehicles); loading the borders")
+                        await load_boundaries(conn)
+                    else:
+                        _echo(f"already seeded ({existing} vehicles); nothing to do")
+                    return
+                _echo(f"already seeded ({existing} vehicles); use `fleet db reset --yes` first")
+                raise typer.Exit(1)
+            t0 = time.perf_counter()
+            async with conn.transaction():
+                report = await run_seed(
+                    conn,
+                    cfg,
+                    progress=lambda m: _echo(f"seed [{time.perf_counter() - t0:5.1f}s] {m}"),
+                )
+            _echo(
+                f"seeded in {report.seconds:.1f}s: {report.cities} cities, {report.counties} "
+                f"counties ({report.boundaries} drawn borders), {report.units} units, "
+                f"{report.vehicles} vehicles, {report.drivers} drivers, {report.terminals} "
+                f"terminals, {report.users} demo users"
+            )
+        finally:
+            await conn.close()
+
+    asyncio.run(go())
+
+
+# What the package adds to the `fleet` command (assembled in web/cli.py; `seed` too, which
+# `fleet demo` runs first): commands, command groups, and the processes `fleet demo` runs
+# next to the API, as (name, argv).
+COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
+    ("optimizer-worker", optimizer_worker),
+    ("dispatch-worker", dispatch_worker),
+)
+GROUPS: tuple[tuple[str, typer.Typer], ...] = (
+    ("approvals", approvals_app),
+    ("notifications", notifications_app),
+)
+PROCESSES: tuple[tuple[str, list[str]], ...] = (
+    ("optimizer-worker", ["optimizer-worker"]),
+    ("dispatch-worker", ["dispatch-worker"]),
+)

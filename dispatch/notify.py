@@ -1,6 +1,6 @@
 """Notifications and events after commit, published on the live bus.
 
-:func:`queue` and :func:`flush_pending` are telematics.outbox's (one after-commit outbox for
+:func:`queue` and :func:`flush_pending` are fleet.outbox's (one after-commit outbox for
 every package): messages go out on ``fleet.events.v1`` only when the caller's transaction
 commits, and a Redis failure is logged and never breaks the request. This module adds the
 personal notifications (stored inbox + live push) and the role lookups dispatch needs.
@@ -15,8 +15,8 @@ from sqlalchemy import cast, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.identity.models import Org, RoleBinding
+from fleet.outbox import flush_pending, queue
 from fleet.types import Ltree
-from telematics.outbox import flush_pending, queue
 
 __all__ = ["flush_pending", "notify_users", "queue", "users_with_role_covering"]
 

@@ -9,7 +9,7 @@ alert on the live bus (type "alert") after commit.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -571,7 +571,3 @@ async def run_checks(
         destination_deviation=report.destination_deviation,
     )
     return report
-
-
-def default_window(now: datetime, minutes: float = 30) -> tuple[datetime, datetime]:
-    return now - timedelta(minutes=minutes), now

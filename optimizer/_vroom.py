@@ -316,7 +316,3 @@ def polish(
         if cand.served >= best.served and cand.key() < best.key():
             best = cand
     return best, tries
-
-
-def objective_gap(a: int, b: int) -> float:
-    return math.inf if b == 0 else (a - b) / b

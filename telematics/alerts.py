@@ -16,11 +16,10 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fleet import audit
+from fleet import audit, outbox
 from fleet.errors import Conflict, Forbidden, Invalid, NotFound
 from fleet.identity.principal import Principal, hidden
-from telematics import outbox
-from telematics.scope import visibility_sql
+from fleet.registry.visibility import visibility_sql
 
 ALERT_READ = ("admin", "dispatcher", "auditor")
 ALERT_WRITE = ("admin", "dispatcher")

@@ -13,6 +13,7 @@ from fastapi.responses import Response
 from fleet.deps import CurrentPrincipal, Session
 from fleet.errors import Invalid
 from fleet.fields import Day, Instant
+from fleet.registry.visibility import TRACK_READ, visibility_sql, visible_vehicle
 from fleet.schemas import ERROR_RESPONSES, Id, Page, PageParams, page_params
 from telematics import alerts as alert_service
 from telematics import track as track_service
@@ -26,7 +27,6 @@ from telematics.api_schemas import (
     StopOut,
     TripOut,
 )
-from telematics.scope import TRACK_READ, visibility_sql, visible_vehicle
 
 router = APIRouter(responses=ERROR_RESPONSES)
 Paging = Annotated[PageParams, Depends(page_params)]

@@ -26,14 +26,12 @@ from redis.asyncio import Redis
 
 from fleet import pubsub
 from fleet.identity.sessions import accounts_channel as accounts_channel  # re-exported
+from fleet.outbox import event_body as event_body  # re-exported: the events.v1 contract
+from fleet.outbox import events_channel as events_channel  # re-exported
 
 
 def positions_channel() -> str:
     return pubsub.name("positions.v1")
-
-
-def events_channel() -> str:
-    return pubsub.name("events.v1")
 
 
 def redis_client(url: str) -> Redis:
@@ -57,19 +55,3 @@ async def publish_event(
 ) -> None:
     body = event_body(type_, data, org_path=org_path, user_ids=user_ids)
     await redis.publish(events_channel(), orjson.dumps(body, default=str))
-
-
-def event_body(
-    type_: str,
-    data: dict[str, Any],
-    *,
-    org_path: str | None = None,
-    user_ids: Sequence[int] | None = None,
-) -> dict[str, Any]:
-    """The JSON object of one ``events.v1`` message."""
-    return {
-        "type": type_,
-        "org_path": org_path,
-        "user_ids": list(user_ids or []) or None,
-        "data": data,
-    }

@@ -1,14 +1,19 @@
-"""Telematics subcommands: `fleet broker ...`, `fleet ingest`, `fleet simulate`."""
+"""Telematics subcommands: `fleet broker ...`, `fleet ingest`, `fleet simulate`; and what the
+package exports to the `fleet` command and demo (COMMANDS, GROUPS, PROCESSES)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
 
 from fleet.config import get_settings
+from telematics.derive_cli import derive_app
+from telematics.jt808 import cli as jt808_cli
+from telematics.maintenance_cli import positions_app
 
 broker_app = typer.Typer(
     help="The project's own Mosquitto broker (127.0.0.1:1884 by default, files in var/mosquitto).",
@@ -18,12 +23,6 @@ broker_app = typer.Typer(
 
 def _echo(msg: str) -> None:
     typer.echo(msg, err=True)
-
-
-def _broker() -> object:
-    from telematics.broker import Broker
-
-    return Broker.from_settings(get_settings())
 
 
 @broker_app.command("start")
@@ -293,19 +292,23 @@ def simulate(
     asyncio.run(run_simulation(get_settings(), cfg))
 
 
-def register(app: typer.Typer) -> None:
-    from fleet.cli import DEMO_PROCESSES
-
-    app.add_typer(broker_app, name="broker")
-    app.command("ingest")(ingest)
-    app.command("simulate")(simulate)
-    DEMO_PROCESSES.append(("ingest", ["ingest"]))
-    DEMO_PROCESSES.append(("simulator", ["simulate", "--sync-broker"]))
-    DEMO_PROCESSES.append(("broker-monitor", ["broker", "monitor"]))
-    from telematics.derive_cli import register_derive  # `fleet derive` (derive worker)
-    from telematics.jt808.cli import register as register_jt808  # `fleet jt808` (gateway)
-    from telematics.maintenance_cli import register_positions  # `fleet positions`
-
-    register_derive(app)
-    register_positions(app)
-    register_jt808(app, DEMO_PROCESSES)
+# What the package adds to the `fleet` command (assembled in web/cli.py): commands, command
+# groups, and the processes `fleet demo` runs next to the API, as (name, argv).
+COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
+    ("ingest", ingest),
+    ("simulate", simulate),
+    ("jt808", jt808_cli.jt808),  # the JT/T 808 gateway
+)
+GROUPS: tuple[tuple[str, typer.Typer], ...] = (
+    ("broker", broker_app),
+    ("derive", derive_app),  # the derive worker
+    ("positions", positions_app),
+)
+PROCESSES: tuple[tuple[str, list[str]], ...] = (
+    ("ingest", ["ingest"]),
+    ("simulator", ["simulate", "--sync-broker"]),
+    ("broker-monitor", ["broker", "monitor"]),
+    ("derive", ["derive", "run"]),
+    ("maintenance", ["positions", "maintain"]),
+    *jt808_cli.PROCESSES,
+)

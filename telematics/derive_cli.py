@@ -166,10 +166,3 @@ def status(
             f" oldest point {r['oldest_point']:%Y-%m-%d %H:%M} UTC,"
             f" queued since {r['oldest_queued']:%H:%M:%S} UTC"
         )
-
-
-def register_derive(app: typer.Typer) -> None:
-    from fleet.cli import DEMO_PROCESSES
-
-    app.add_typer(derive_app, name="derive")
-    DEMO_PROCESSES.append(("derive", ["derive", "run"]))

@@ -136,10 +136,3 @@ def maintain(
         log.info("maintain.stopped", at=datetime.now(UTC).isoformat())
 
     asyncio.run(go())
-
-
-def register_positions(app: typer.Typer) -> None:
-    from fleet.cli import DEMO_PROCESSES
-
-    app.add_typer(positions_app, name="positions")
-    DEMO_PROCESSES.append(("maintenance", ["positions", "maintain"]))

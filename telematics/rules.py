@@ -16,7 +16,7 @@ SQL statements in ``telematics.derive``. Working days come from the official cal
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -319,7 +319,3 @@ def run_point_rules(
             episodes[rule.kind] = ep
         out.extend(drafts)
     return out
-
-
-def local_time(ts: datetime, tz: str) -> time:
-    return ts.astimezone(ZoneInfo(tz)).time()

@@ -25,7 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.errors import Invalid
-from telematics.scope import VehicleRef
+from fleet.registry.visibility import VehicleRef
 
 MAX_RANGE = timedelta(days=31)
 EARTH_RADIUS_M = 6_371_008.8

@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
-from types import ModuleType
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import asyncpg
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from dispatch import api as dispatch_api
 from fleet.config import Settings, get_settings
 from fleet.db import make_engine, make_sessionmaker
 from fleet.errors import FleetError
+from fleet.holidays import api as holidays_api
+from fleet.identity import api as identity_api
 from fleet.logging import get_logger
-from web import refusals
+from fleet.registry import api as registry_api
+from telematics import api as telematics_api
+from telematics.jt808 import api as jt808_api
+from telematics.registry import api as terminals_api
+from web import exports, live, live_auth, refusals, ui
 from web.body_limit import BodySizeLimit
 from web.methods import methods_at
 from web.static import install_frontend
@@ -28,26 +32,27 @@ from web.static import install_frontend
 log = get_logger("web")
 
 
-# Each package's HTTP module: a `router`, and optionally `lifespan(app)`, an async context
-# manager for the API process (e.g. the live fan-out subscriber). Listed once, here; modules
-# not yet written are skipped.
-API_MODULES = (
-    "fleet.identity.api",
-    "dispatch.registry.api",
-    "telematics.registry.api",
-    "telematics.api",
-    "telematics.jt808.api",
-    "dispatch.api",
-    "web.live_auth",
-    "web.live",
-    "web.ui",
-    "web.exports",
-    "fleet.holidays.api",
+# Each package's routes, included under /api/v1 in this order; listed once, here.
+ROUTERS: tuple[APIRouter, ...] = (
+    identity_api.router,
+    registry_api.router,
+    terminals_api.router,
+    telematics_api.router,
+    jt808_api.router,
+    dispatch_api.router,
+    live_auth.router,
+    live.router,
+    ui.router,
+    exports.router,
+    holidays_api.router,
 )
-
-
-def _modules() -> list[ModuleType]:
-    return [importlib.import_module(m) for m in API_MODULES if importlib.util.find_spec(m)]
+# The API process's resources of the packages (e.g. the live fan-out subscriber): async
+# context managers entered in this order at start-up, left in reverse at shutdown.
+LIFESPANS: tuple[Callable[[FastAPI], AbstractAsyncContextManager[None]], ...] = (
+    dispatch_api.lifespan,
+    live.lifespan,
+    holidays_api.lifespan,
+)
 
 
 def _error(
@@ -176,7 +181,6 @@ def install_error_handlers(app: FastAPI) -> None:
 
 def create_app(settings: Settings | None = None, *, manage_engine: bool = True) -> FastAPI:
     settings = settings or get_settings()
-    modules = _modules()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -187,9 +191,8 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
         app.state.settings = settings
         try:
             async with AsyncExitStack() as stack:
-                for module in modules:
-                    if hasattr(module, "lifespan"):
-                        await stack.enter_async_context(module.lifespan(app))
+                for enter in LIFESPANS:
+                    await stack.enter_async_context(enter(app))
                 yield
         finally:
             if engine is not None:
@@ -212,9 +215,8 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
         max_bytes=settings.api.max_body_bytes,
         max_import_bytes=settings.api.max_import_body_bytes,
     )
-    for module in modules:
-        if hasattr(module, "router"):
-            app.include_router(module.router, prefix="/api/v1")
+    for router in ROUTERS:
+        app.include_router(router, prefix="/api/v1")
 
     @app.get("/api/v1/health", tags=["meta"])
     async def health() -> dict[str, str]:

@@ -49,8 +49,8 @@ from sqlalchemy import text
 from fleet.identity.principal import Principal
 from fleet.identity.sessions import ENDS_SESSION
 from fleet.logging import get_logger
+from fleet.registry.visibility import visibility_sql
 from telematics import bus
-from telematics.scope import visibility_sql
 from web.live_auth import CLOSE_SCOPE_CHANGED, CLOSE_UNAUTHENTICATED, authenticate, follow
 from web.live_positions import LivePositions, Positioned
 

@@ -17,10 +17,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import and_, select
 
 from dispatch.assignments.models import Assignment as TripAssignment
-from dispatch.registry.models import Driver, Vehicle
-from dispatch.registry.service import UnitOrg, vehicle_visibility
 from fleet.config import ROOT, Settings, get_settings
 from fleet.deps import CurrentPrincipal, Session
+from fleet.registry.models import Driver, Vehicle
+from fleet.registry.visibility import UnitOrg, vehicle_visibility
 from fleet.schemas import ERROR_RESPONSES
 
 router = APIRouter(responses=ERROR_RESPONSES, tags=["ui"])

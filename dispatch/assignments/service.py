@@ -20,8 +20,6 @@ from dispatch import notify
 from dispatch.assignments import rules, schemas
 from dispatch.assignments.models import ACTIVE, Assignment
 from dispatch.costs.models import CostRecord
-from dispatch.registry.models import Driver, Vehicle
-from dispatch.registry.service import DRIVER_READ, VEHICLE_READ, UnitOrg, vehicle_visibility
 from dispatch.trips.access import load_trip
 from dispatch.trips.models import TripRequest
 from dispatch.trips.state import lock_trip, require_state, transition
@@ -33,6 +31,9 @@ from fleet.identity.models import Org
 from fleet.identity.principal import Principal, hidden, scope_clause
 from fleet.identity.service import get_org
 from fleet.paging import count_rows, fetch_page
+from fleet.registry.models import Driver, Vehicle
+from fleet.registry.service import DRIVER_READ
+from fleet.registry.visibility import VEHICLE_READ, UnitOrg, vehicle_visibility
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")  # cost dates are local (settings.timezone)
 DISPATCH = ("dispatcher",)

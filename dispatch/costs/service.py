@@ -14,8 +14,6 @@ from dispatch import notify
 from dispatch.assignments.models import Assignment
 from dispatch.costs import schemas
 from dispatch.costs.models import CostRecord, ServiceRecord, TripRating
-from dispatch.registry.models import Vehicle
-from dispatch.registry.service import UnitOrg, read_vehicle
 from dispatch.trips.access import load_trip
 from dispatch.trips.models import TripRequest
 from dispatch.trips.service import read_trip
@@ -29,6 +27,9 @@ from fleet.identity.models import Org
 from fleet.identity.principal import Principal, scope_clause
 from fleet.identity.service import get_org
 from fleet.paging import fetch_page
+from fleet.registry.models import Vehicle
+from fleet.registry.service import read_vehicle
+from fleet.registry.visibility import UnitOrg
 
 WRITE = ("dispatcher", "admin")
 # Bookings in which the vehicle went (or is to go) on the trip: its costs may name the trip.

@@ -30,8 +30,6 @@ from dispatch.assignments.service import (
 )
 from dispatch.optimize import problem, schemas
 from dispatch.optimize.models import OptimizerRun
-from dispatch.registry.models import Driver
-from dispatch.registry.service import UnitOrg
 from dispatch.trips.access import load_trip
 from fleet import audit
 from fleet.errors import Conflict, Invalid, NotFound
@@ -40,6 +38,8 @@ from fleet.identity.models import Org
 from fleet.identity.principal import Principal, hidden, scope_clause
 from fleet.identity.service import load_org
 from fleet.paging import fetch_page
+from fleet.registry.models import Driver
+from fleet.registry.visibility import UnitOrg
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 DISPATCH = ("dispatcher",)

@@ -33,8 +33,6 @@ from dispatch.assignments.service import ASSIGNABLE, candidate_vehicles
 from dispatch.optimize import problem, schemas, suggest
 from dispatch.optimize.service import DISPATCH, candidate_drivers, lending_units
 from dispatch.optimize.worker import make_executor
-from dispatch.registry.models import Driver, Vehicle
-from dispatch.registry.service import UnitOrg, vehicle_visibility
 from dispatch.trips.access import load_trip
 from dispatch.trips.models import TripRequest
 from dispatch.trips.state import require_state
@@ -44,6 +42,8 @@ from fleet.geo import point_from_db
 from fleet.identity.principal import Principal
 from fleet.identity.service import get_org
 from fleet.logging import get_logger
+from fleet.registry.models import Driver, Vehicle
+from fleet.registry.visibility import UnitOrg, vehicle_visibility
 
 log = get_logger("dispatch.optimize.suggestions")
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")

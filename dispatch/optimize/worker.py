@@ -274,22 +274,15 @@ async def run_worker(poll_s: float, once: bool, processes: int = 1) -> None:
         log.info("optimizer.worker_stopped", worker=name, at=datetime.now(UTC).isoformat())
 
 
-def register(app: typer.Typer) -> None:
-    from fleet import cli
-
-    @app.command("optimizer-worker")
-    def optimizer_worker(
-        poll: Annotated[
-            float, typer.Option(min=0.2, max=60, help="seconds between looks for queued runs")
-        ] = 1.0,
-        once: Annotated[
-            bool, typer.Option("--once", help="solve what is queued now, then exit")
-        ] = False,
-    ) -> None:
-        """Solve auto-assign proposals (POST /api/v1/dispatch/proposals) one at a time in a
-        child process, reporting progress on each run; a run whose worker died is picked up
-        again. Start several workers to solve several runs at once."""
-        asyncio.run(run_worker(poll, once))
-
-    if ("optimizer-worker", ["optimizer-worker"]) not in cli.DEMO_PROCESSES:
-        cli.DEMO_PROCESSES.append(("optimizer-worker", ["optimizer-worker"]))
+def optimizer_worker(
+    poll: Annotated[
+        float, typer.Option(min=0.2, max=60, help="seconds between looks for queued runs")
+    ] = 1.0,
+    once: Annotated[
+        bool, typer.Option("--once", help="solve what is queued now, then exit")
+    ] = False,
+) -> None:
+    """Solve auto-assign proposals (POST /api/v1/dispatch/proposals) one at a time in a
+    child process, reporting progress on each run; a run whose worker died is picked up
+    again. Start several workers to solve several runs at once."""
+    asyncio.run(run_worker(poll, once))

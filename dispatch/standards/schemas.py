@@ -8,8 +8,8 @@ from typing import Annotated
 
 from pydantic import ConfigDict, Field, model_validator
 
-from dispatch.registry.schemas import BodyType, Category
 from fleet.fields import LITRES, MONEY, TEXT, WHOLE, Whole
+from fleet.registry.schemas import BodyType, Category
 from fleet.schemas import Id, Out, Strict
 
 Note = Annotated[str, Field(max_length=500), TEXT]

@@ -12,8 +12,6 @@ from sqlalchemy import and_, cast, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from dispatch.registry.models import Vehicle
-from dispatch.registry.service import UnitOrg, vehicle_visibility
 from dispatch.standards import schemas
 from dispatch.standards.models import ProvisioningStandard, UsageStandard
 from fleet import audit
@@ -21,6 +19,8 @@ from fleet.errors import NotFound
 from fleet.identity.models import Org
 from fleet.identity.principal import Principal
 from fleet.identity.service import config_org, require_config_level
+from fleet.registry.models import Vehicle
+from fleet.registry.visibility import UnitOrg, vehicle_visibility
 from fleet.types import Ltree
 
 READ = ("admin", "dispatcher", "auditor", "approver", "requester")

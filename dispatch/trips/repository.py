@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, literal, or_, select, text
+from sqlalchemy import ColumnElement, Select, and_, exists, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from dispatch.assignments.models import Assignment
-from dispatch.registry.models import Driver
 from dispatch.trips.models import TripRequest
 from fleet.audit import AuditEntry
 from fleet.identity.models import DivisionBoundary, Org, User
 from fleet.identity.principal import Principal, scope_clause
+from fleet.registry.models import Driver
 
 TripUnit = aliased(Org, name="trip_unit")
 ServingUnit = aliased(Org, name="serving_unit")
@@ -125,13 +125,3 @@ async def history(session: AsyncSession, trip_id: int) -> list[AuditEntry]:
         .order_by(AuditEntry.id)
     )
     return list(rows.scalars())
-
-
-async def point_of(session: AsyncSession, trip_id: int, column: str) -> tuple[float, float]:
-    row = (
-        await session.execute(
-            text(f"SELECT ST_Y({column}), ST_X({column}) FROM trip_requests WHERE id = :id"),
-            {"id": trip_id},
-        )
-    ).one()
-    return float(row[0]), float(row[1])

@@ -10,7 +10,6 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.holidays.models import Holiday
-from fleet.holidays.package import PackageDay
 
 
 async def of_year(session: AsyncSession, year: int) -> list[Holiday]:
@@ -75,13 +74,3 @@ async def upsert(
     )
     await session.execute(stmt)
     return len(rows)
-
-
-async def insert_missing_years(session: AsyncSession, rows: Sequence[PackageDay], note: str) -> int:
-    """Package rows of years the table does not cover yet (admins' edits are never touched)."""
-    covered = await years_covered(session)
-    fresh = [r for r in rows if r.day.year not in covered]
-    await upsert(
-        session, [(r.day, r.kind, r.name, note) for r in fresh], source="package", user_id=None
-    )
-    return len(fresh)

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, SQLColumnExpression, and_, false, func, literal, or_
+from sqlalchemy import ColumnElement, SQLColumnExpression, and_, false, literal, or_
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from fleet.audit import Actor
@@ -113,8 +113,3 @@ def scope_clause(
     if system_path is not None:
         clause = or_(clause, and_(system_path.is_not(None), system_path.op("<@")(arr)))
     return clause
-
-
-def ancestor_at(org_path: SQLColumnExpression[Any], depth: int) -> ColumnElement[str]:
-    """SQL subpath of an org path to the given depth (1 region, 2 city, 3 county)."""
-    return func.subpath(org_path, 0, depth, type_=Ltree())

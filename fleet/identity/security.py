@@ -46,11 +46,6 @@ class Claims:
     expires_at: int  # epoch seconds
 
 
-def read_token(auth: AuthSettings, token: str) -> int:
-    """The user id in a valid token; expired, forged or malformed tokens are refused."""
-    return read_claims(auth, token).user_id
-
-
 def read_claims(auth: AuthSettings, token: str) -> Claims:
     """The user id and expiry of a valid token; expired, forged or malformed tokens are refused."""
     try:

@@ -41,7 +41,7 @@ def jt808(
 
 # `fleet demo`: the gateway and some simulated JT/T 808 terminals (converted from the demo
 # fleet on first run: telematics/jt808/simulate.py `provision_demo`).
-DEMO_PROCESSES: list[tuple[str, list[str]]] = [
+PROCESSES: tuple[tuple[str, list[str]], ...] = (
     ("jt808", ["jt808"]),
     (
         "simulator-jt808",
@@ -56,9 +56,4 @@ DEMO_PROCESSES: list[tuple[str, list[str]]] = [
             "0.0005",
         ],
     ),
-]
-
-
-def register(app: typer.Typer, demo_processes: list[tuple[str, list[str]]]) -> None:
-    app.command("jt808")(jt808)
-    demo_processes.extend(DEMO_PROCESSES)
+)

@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fleet import audit
 from fleet.errors import Conflict
 from fleet.identity.principal import Principal
+from fleet.registry.visibility import TRACK_READ, visible_vehicle
 from telematics.jt808 import schemas
 from telematics.jt808.repository import COMMAND_QUEUED
-from telematics.scope import TRACK_READ, visible_vehicle
 
 SEND = ("admin", "dispatcher")
 

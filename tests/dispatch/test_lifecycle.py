@@ -320,7 +320,8 @@ async def test_unreachable_bus_never_breaks_a_request(
     import asyncio
 
     from dispatch import notify
-    from telematics import bus, outbox
+    from fleet import outbox
+    from telematics import bus
 
     loop_id = id(asyncio.get_running_loop())
     saved = outbox._clients.get(loop_id)

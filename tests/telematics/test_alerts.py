@@ -159,7 +159,8 @@ async def test_acknowledge_succeeds_with_the_bus_down(
 
     from structlog.testing import capture_logs
 
-    from telematics import bus, outbox
+    from fleet import outbox
+    from telematics import bus
 
     aid, _ = await make_alert(conn, "450103", "overspeed", T + timedelta(days=1))
     h = await login("dispatcher.qingxiu")

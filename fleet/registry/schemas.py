@@ -8,8 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
-from dispatch.registry import vin as vin_rule
 from fleet.fields import LITRES, TEXT, WHOLE, Day, Money, Text, Whole
+from fleet.registry import vin as vin_rule
 from fleet.schemas import Id, Out, Point, Strict
 
 Category = Literal["courier", "emergency", "law_enforcement", "special", "pool"]

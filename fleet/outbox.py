@@ -4,8 +4,9 @@ Services call :func:`queue` inside the boundary's transaction (an HTTP request, 
 round); the messages go out on ``fleet.events.v1`` only when that transaction commits —
 nothing is announced for work that was rolled back. The bus is best effort: a Redis failure
 is logged and never breaks the request. Used by telematics (alert acknowledgements) and
-dispatch (trips, approvals, notifications, trip-aware alerts) alike. The after-commit
-machinery is the kernel's (fleet/pubsub.py), shared with the account-change events.
+dispatch (trips, approvals, notifications, trip-aware alerts) alike, so it lives in the
+kernel below both; the after-commit machinery is fleet/pubsub.py's, shared with the
+account-change events. The events channel's contract is written in telematics/bus.py.
 """
 
 from __future__ import annotations
@@ -17,9 +18,29 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet import pubsub
 from fleet.pubsub import _clients, flush_pending
-from telematics import bus
 
-__all__ = ["_clients", "flush_pending", "queue"]
+__all__ = ["_clients", "event_body", "events_channel", "flush_pending", "queue"]
+
+
+def events_channel() -> str:
+    """This deployment's ``<prefix>.events.v1`` channel."""
+    return pubsub.name("events.v1")
+
+
+def event_body(
+    type_: str,
+    data: dict[str, Any],
+    *,
+    org_path: str | None = None,
+    user_ids: Sequence[int] | None = None,
+) -> dict[str, Any]:
+    """The JSON object of one ``events.v1`` message."""
+    return {
+        "type": type_,
+        "org_path": org_path,
+        "user_ids": list(user_ids or []) or None,
+        "data": data,
+    }
 
 
 def queue(
@@ -33,5 +54,5 @@ def queue(
     """Publish an event on the bus once the session's transaction commits."""
     ids = sorted(set(user_ids)) if user_ids else None
     pubsub.publish_after_commit(
-        session, bus.events_channel(), bus.event_body(type_, data, org_path=org_path, user_ids=ids)
+        session, events_channel(), event_body(type_, data, org_path=org_path, user_ids=ids)
     )

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from dispatch.registry import schemas, service
 from fleet.deps import CurrentPrincipal, Session
+from fleet.registry import schemas, service
 from fleet.schemas import ERROR_RESPONSES, Id, Page, PageParams, page_params
 
 router = APIRouter(responses=ERROR_RESPONSES)

@@ -1,34 +1,26 @@
-"""Registry rules: who sees which vehicle or driver, what may change, and the audit of it."""
+"""Registry rules: which vehicles and drivers a caller lists or reads, what may change, and the
+audit of it. Who may see a vehicle is fleet/registry/visibility.py's."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
-from dispatch.registry import schemas
-from dispatch.registry.models import Driver, Vehicle
 from fleet import audit
 from fleet.clock import local_today
 from fleet.errors import Conflict, Invalid
 from fleet.geo import point_from_db, point_to_db
 from fleet.identity.models import Org
-from fleet.identity.principal import (
-    Principal,
-    ancestor_at,
-    hidden,
-    ltree_array,
-    scope_clause,
-    territory_of,
-    under,
-)
+from fleet.identity.principal import Principal, hidden, scope_clause, territory_of, under
 from fleet.identity.service import get_org, load_org
 from fleet.identity.users import load_user
 from fleet.paging import fetch_page
+from fleet.registry import schemas
+from fleet.registry.models import Driver, Vehicle
+from fleet.registry.visibility import VEHICLE_READ, UnitOrg, vehicle_visibility
 
-VEHICLE_READ = ("admin", "dispatcher", "auditor", "approver")
 VEHICLE_WRITE = ("admin", "dispatcher")
 VEHICLE_CREATE = ("admin",)
 DRIVER_READ = ("admin", "dispatcher", "auditor")
@@ -42,9 +34,6 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     "awaiting_disposal": ("in_service", "scrapped"),
     "scrapped": (),
 }
-_POOL_DEPTH = {"city": 2, "county": 3}  # ltree depth of the pool's owner (region=1)
-
-UnitOrg = aliased(Org, name="unit_org")
 
 
 def vehicle_out(v: Vehicle) -> schemas.VehicleOut:
@@ -54,23 +43,6 @@ def vehicle_out(v: Vehicle) -> schemas.VehicleOut:
 
 def driver_out(d: Driver) -> schemas.DriverOut:
     return schemas.DriverOut.model_validate(d)
-
-
-def vehicle_visibility(principal: Principal, roles: tuple[str, ...]) -> ColumnElement[bool]:
-    """Vehicles of units in scope, plus, for dispatchers, the pools shared with their scope."""
-    paths = principal.require(roles)
-    own = scope_clause(paths, UnitOrg.path, UnitOrg.system_path)
-    disp = principal.paths(("dispatcher",))
-    if "dispatcher" not in roles or not disp:
-        return own
-    arr = ltree_array(disp)
-    pooled = or_(
-        *(
-            and_(Vehicle.shared_pool == pool, ancestor_at(UnitOrg.path, depth).op("@>")(arr))
-            for pool, depth in _POOL_DEPTH.items()
-        )
-    )
-    return or_(own, pooled)
 
 
 def _vehicle_query(principal: Principal, roles: tuple[str, ...]) -> Select[Vehicle]:

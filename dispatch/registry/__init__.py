@@ -1,1 +1,0 @@
-"""Vehicles and drivers: the registry the dispatch business works on."""
