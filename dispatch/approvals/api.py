@@ -9,7 +9,8 @@ from pydantic import Field
 
 from dispatch.approvals import progress, schemas, service
 from dispatch.trips import schemas as trip_schemas
-from dispatch.trips.service import read_trip, trip_out
+from dispatch.trips.schemas import trip_out
+from dispatch.trips.service import read_trip
 from fleet.deps import CurrentPrincipal, Session
 from fleet.schemas import ERROR_RESPONSES, Id, Out, Page, PageParams, page_params
 

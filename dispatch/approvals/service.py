@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dispatch import notify
 from dispatch.approvals import schemas
 from dispatch.approvals.models import ApprovalChain, ApprovalStep
-from dispatch.assignments.service import release_assignment
+from dispatch.assignments.booking import release_assignment
 from dispatch.trips.access import load_trip
 from dispatch.trips.models import TripRequest
 from dispatch.trips.state import require_state, transition

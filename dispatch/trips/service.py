@@ -5,15 +5,14 @@ from __future__ import annotations
 import itertools
 import math
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dispatch import notify
 from dispatch.approvals import service as approvals
+from dispatch.assignments.booking import release_assignment
 from dispatch.assignments.models import Assignment
-from dispatch.assignments.service import release_assignment
 from dispatch.standards.service import allowed_body_types
 from dispatch.trips import repository, schemas
 from dispatch.trips.access import load_trip
@@ -22,7 +21,7 @@ from dispatch.trips.state import BEFORE_DEPARTURE, require_state, transition
 from fleet import audit
 from fleet.errors import Forbidden, Invalid
 from fleet.fields import limits
-from fleet.geo import point_from_db, point_to_db
+from fleet.geo import point_to_db
 from fleet.identity.models import Org
 from fleet.identity.principal import Principal, territory_of
 from fleet.identity.service import get_org, load_org
@@ -50,22 +49,6 @@ def planned_km(points: list[tuple[float, float]], round_trip: bool) -> float:
     """Planned road km: great-circle legs × circuity, doubled for wait-and-return."""
     legs = sum(great_circle_km(a, b) for a, b in itertools.pairwise(points))
     return round(legs * CIRCUITY * (2 if round_trip else 1), 2)
-
-
-def trip_out(trip: TripRequest) -> schemas.TripOut:
-    origin = point_from_db(trip.origin) or {}
-    dest = point_from_db(trip.destination) or {}
-    data: dict[str, Any] = {
-        name: getattr(trip, name)
-        for name in schemas.TripOut.model_fields
-        if name not in ("origin", "destination", "stops")
-    }
-    return schemas.TripOut(
-        **data,
-        origin=schemas.Place(**origin, address=trip.origin_address),
-        destination=schemas.Place(**dest, address=trip.destination_address),
-        stops=[schemas.Place(**s) for s in trip.stops],
-    )
 
 
 async def derive_kind(
