@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import math
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -19,6 +18,7 @@ from dispatch.trips.access import load_trip
 from dispatch.trips.models import TripRequest
 from dispatch.trips.state import BEFORE_DEPARTURE, require_state, transition
 from fleet import audit
+from fleet.distance import great_circle_m
 from fleet.errors import Forbidden, Invalid
 from fleet.fields import limits
 from fleet.geo import point_to_db
@@ -31,23 +31,12 @@ REQUEST = ("requester",)
 CANCEL_AS_STAFF = ("dispatcher", "admin")
 # Road distance ≈ great-circle distance × circuity (typical for Chinese road networks, 1.2–1.4).
 CIRCUITY = 1.3
-EARTH_RADIUS_KM = 6371.0088
 MAX_TRIP = timedelta(days=14)
-
-
-def great_circle_km(a: tuple[float, float], b: tuple[float, float]) -> float:
-    """Haversine distance in km between two (lat, lon) points."""
-    lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
-    h = (
-        math.sin((lat2 - lat1) / 2) ** 2
-        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
-    )
-    return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(h))
 
 
 def planned_km(points: list[tuple[float, float]], round_trip: bool) -> float:
     """Planned road km: great-circle legs × circuity, doubled for wait-and-return."""
-    legs = sum(great_circle_km(a, b) for a, b in itertools.pairwise(points))
+    legs = sum(great_circle_m(*a, *b) for a, b in itertools.pairwise(points)) / 1000
     return round(legs * CIRCUITY * (2 if round_trip else 1), 2)
 
 
