@@ -43,9 +43,8 @@ async def list_chains(session: AsyncSession, principal: Principal) -> list[Appro
 async def upsert_chain(
     session: AsyncSession, principal: Principal, body: schemas.ChainIn
 ) -> ApprovalChain:
-    """Create or replace the chain of (org, kind): the org's level decides who may (an admin
-    bound at that org or above; NULL, the region default: a region admin). A lower level's
-    chain overrides the ones above it for its subtree (the most specific chain wins)."""
+    """Create or replace the chain of (org, kind), as an admin at that org or above (NULL, the
+    region default: a region admin); the most specific chain wins for its subtree."""
     await config_org(session, principal, body.org_id)
     cond = (
         ApprovalChain.org_id.is_(None)

@@ -137,9 +137,8 @@ async def close_open_steps(session: AsyncSession, trip_id: int) -> None:
 
 
 async def _trip_to_decide(session: AsyncSession, principal: Principal, trip_id: int) -> TripRequest:
-    """Authorise before revealing: the approver role first (403 before any lookup), then the
-    trip as the caller may see it (404 like a missing one), locked for the decision; only then
-    its state (409) and the caller's right to decide this step (403)."""
+    """Authorise before revealing: the role (403), then the trip as visible (404), locked;
+    its state (409) and the caller's right to this step (403) come after."""
     principal.require(APPROVE)
     return await load_trip(session, principal, trip_id, lock=True)
 

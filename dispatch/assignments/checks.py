@@ -26,8 +26,7 @@ async def trip_to_dispatch(
     session: AsyncSession, principal: Principal, trip_id: int, roles: tuple[str, ...] = DISPATCH
 ) -> tuple[TripRequest, Org]:
     """The locked trip and its unit, for a dispatcher (or `roles`) covering the requesting unit:
-    403 without the role, 404 when the trip is not visible to the caller (as a missing one),
-    403 when it is visible (say, served by their pool) but its unit is not theirs."""
+    403 without the role, 404 when not visible (as missing), 403 when visible but not theirs."""
     principal.require(roles)
     trip = await load_trip(session, principal, trip_id, lock=True)
     unit = await get_org(session, trip.unit_id)
