@@ -27,6 +27,8 @@ LEVEL_KINDS: dict[str, tuple[str, ...]] = {
 }
 # How notifications name a level (zh-CN, as every notification text is).
 LEVEL_NAMES = {"unit": "单位", "county": "县（区）平台", "city": "市级平台", "region": "自治区平台"}
+# The org an approver is bound to, in `approvers` (callers may add its columns).
+BINDING_ORG = aliased(Org, name="binding_org")
 
 
 def level_above(level: str) -> str:
@@ -47,7 +49,7 @@ def approvers(
 ) -> Select[int]:
     """Active approvers bound at or above the unit who may decide a step of `level` (None:
     any level); `level` and `unit_path` may be columns of an enclosing query (the inbox)."""
-    org = aliased(Org, name="binding_org")
+    org = BINDING_ORG
     path = cast(unit_path, Ltree()) if isinstance(unit_path, str) else unit_path
     stmt = (
         select(RoleBinding.user_id)

@@ -17,11 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dispatch.approvals import schemas
 from dispatch.approvals.chains import resolve_chain
-from dispatch.approvals.levels import kind_decides
+from dispatch.approvals.levels import BINDING_ORG, approvers, kind_decides
 from dispatch.approvals.models import ApprovalStep
 from dispatch.trips.models import TripRequest
 from dispatch.trips.service import read_trip
-from fleet.identity.models import Org, RoleBinding, User
+from fleet.identity.models import Org, User
 from fleet.identity.principal import Principal
 from fleet.types import Ltree
 
@@ -56,16 +56,11 @@ async def _ancestors(session: AsyncSession, unit: Org) -> list[Org]:
 
 async def _approvers(session: AsyncSession, unit: Org) -> list[_Binding]:
     """Active approvers bound to the unit or above it, most specific binding first."""
+    org = BINDING_ORG
     rows = await session.execute(
-        select(User.id, User.display_name, Org.name, Org.kind)
-        .join(RoleBinding, RoleBinding.user_id == User.id)
-        .join(Org, Org.id == RoleBinding.org_id)
-        .where(
-            RoleBinding.role == "approver",
-            User.active,
-            Org.path.op("@>")(cast(unit.path, Ltree())),
-        )
-        .order_by(func.nlevel(Org.path).desc(), User.id)
+        approvers(unit.path, None)
+        .add_columns(User.display_name, org.name, org.kind)
+        .order_by(func.nlevel(org.path).desc(), User.id)
     )
     return [_Binding(int(r[0]), r[1], r[2], r[3]) for r in rows.all()]
 
