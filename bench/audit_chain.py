@@ -22,8 +22,9 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import httpx
 
-from bench.dbutil import database_exists, drop_database, percentile, recreate_database
+from bench.dbutil import percentile
 from fleet.config import get_settings
+from fleet.db import database_exists, drop_database, recreate_database
 
 DB = "audit_bench"
 

@@ -58,8 +58,8 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from bench.dbutil import database_exists, drop_database, recreate_database
 from fleet.config import Settings, get_settings
+from fleet.db import database_exists, drop_database, recreate_database
 
 PREFIX = "autoassign_bench_"
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")

@@ -36,8 +36,9 @@ import asyncpg
 from playwright.sync_api import sync_playwright
 
 from fleet.config import get_settings
+from fleet.db import drop_database
 from telematics import bus
-from tests.conftest import drop_database, prepare_database
+from tests.conftest import prepare_database
 from tests.web import fleetdata
 from tests.web.conftest import ARTIFACTS, free_port, launch_chromium, run_async, start_server
 

@@ -32,6 +32,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import SecretStr
 
 from fleet.config import Settings, get_settings
+from fleet.db import drop_database, recreate_database
 from telematics.broker import Broker
 from telematics.credentials import derived_secret
 
@@ -56,16 +57,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-async def _recreate(settings: Settings, name: str, *, drop_only: bool = False) -> None:
-    conn = await asyncpg.connect(settings.db.owner().dsn(name="postgres"))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if not drop_only:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
 
 
 async def _seed(dsn: str, vehicles: int) -> None:
@@ -97,7 +88,7 @@ def rig(db_name: str, vehicles: int = 1_000) -> Iterator[Rig]:
     settings = get_settings().model_copy(deep=True)
     settings.db.name = db_name
     settings.seed.terminal_key = SecretStr(TERMINAL_KEY)
-    asyncio.run(_recreate(settings, db_name))
+    asyncio.run(recreate_database(db_name, settings.db))
     tmp = tempfile.TemporaryDirectory(prefix="fleet-bench-mq-")
     broker = Broker(
         var_dir=Path(tmp.name),
@@ -119,7 +110,7 @@ def rig(db_name: str, vehicles: int = 1_000) -> Iterator[Rig]:
         with contextlib.suppress(Exception):
             broker.stop()
         tmp.cleanup()
-        asyncio.run(_recreate(settings, db_name, drop_only=True))
+        asyncio.run(drop_database(db_name, settings.db))
 
 
 def terminal_ids(n: int) -> list[str]:

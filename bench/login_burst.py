@@ -33,10 +33,11 @@ import asyncpg
 import httpx
 from argon2 import PasswordHasher
 
-from bench.dbutil import database_exists, drop_database, percentile, recreate_database
+from bench.dbutil import percentile
 from bench.ingest_common import FLEET_BIN, free_port, machine, table
 from fleet.cli import migrate
 from fleet.config import get_settings
+from fleet.db import database_exists, drop_database, recreate_database
 
 DB = "login_bench"
 MARKER = "bench_login_ready"

@@ -56,9 +56,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bench import private_use_baseline
-from bench.dbutil import database_exists, drop_database, recreate_database
 from dispatch import supervision
 from fleet.config import get_settings
+from fleet.db import database_exists, drop_database, recreate_database
 
 PREFIX = "privateuse_bench_"
 # History alerts are created "at" this time, so a run can delete what it raised and keep them.

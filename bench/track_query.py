@@ -33,8 +33,9 @@ from datetime import UTC, date, datetime, timedelta
 import asyncpg
 import orjson
 
-from bench.dbutil import admin, database_exists, drop_database, percentile, recreate_database
+from bench.dbutil import percentile
 from fleet.config import get_settings
+from fleet.db import create_database, database_exists, drop_database, recreate_database
 from fleet.registry.visibility import VehicleRef
 from telematics.track import fetch_track, track_geojson
 
@@ -69,7 +70,7 @@ async def generate(vehicles: int, days: int, interval_s: int) -> None:
     if not await database_exists(DB):
         from fleet.cli import migrate
 
-        await admin(f'CREATE DATABASE "{DB}"')
+        await create_database(DB)
         await asyncio.to_thread(migrate, settings.db.model_copy(update={"name": DB}))
     conn = await asyncpg.connect(settings.db.owner().dsn(name=DB), command_timeout=None)
     try:

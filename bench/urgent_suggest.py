@@ -29,8 +29,8 @@ import asyncpg
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
-from bench.dbutil import database_exists, drop_database, recreate_database
 from fleet.config import get_settings
+from fleet.db import database_exists, drop_database, recreate_database
 
 DB = "urgent_bench"
 PASSWORD = "bench-password-1"

@@ -34,6 +34,7 @@ import orjson
 from redis.asyncio import Redis
 
 from fleet.audit import Actor, record
+from fleet.distance import great_circle_m
 from fleet.holidays import calendar
 from fleet.logging import get_logger
 from telematics import bus
@@ -47,7 +48,6 @@ from telematics.rules import (
     run_point_rules,
 )
 from telematics.segment import Pt, Segment, Segmenter, SegState
-from telematics.track import haversine_m
 
 log = get_logger("derive")
 DERIVE = Actor("derive")
@@ -268,7 +268,7 @@ class Deriver:
                 day = r["ts"].astimezone(self.tz).date()
                 m = mileage.setdefault((vid, day), _MileageDelta())
                 if prev is not None:
-                    m.track_m += haversine_m(prev[0], prev[1], r["lat"], r["lon"])
+                    m.track_m += great_circle_m(prev[0], prev[1], r["lat"], r["lon"])
                 prev = (r["lat"], r["lon"])
                 m.points += 1
                 odo = r["odometer_km"]

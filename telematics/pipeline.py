@@ -22,7 +22,6 @@ a redelivered duplicate).
 
 from __future__ import annotations
 
-import math
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -34,6 +33,7 @@ import msgspec
 import orjson
 from pydantic import ValidationError
 
+from fleet.distance import great_circle_m
 from telematics import flags as F
 from telematics.schemas import (
     MAX_ARRAY_PINGS,
@@ -319,14 +319,6 @@ async def screen(batch: Batch, ctx: Context) -> None:
     batch.items = kept
 
 
-def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance (haversine, mean Earth radius), metres."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * 6_371_008.8 * math.asin(min(1.0, math.sqrt(a)))
-
-
 # After this many consecutive "jumps" from the same reference the vehicle really is elsewhere
 # (terminal moved, long gap): the new place becomes the reference.
 _RELOCATE_AFTER = 3
@@ -360,7 +352,7 @@ async def flag(batch: Batch, ctx: Context) -> None:
             continue
         if ref is not None and ts > ref.ts:
             dt = max(ts - ref.ts, 1.0)
-            if distance_m(ref.lat, ref.lon, p.lat, p.lon) / dt > limit_ms:
+            if great_circle_m(ref.lat, ref.lon, p.lat, p.lon) / dt > limit_ms:
                 f |= F.JUMP
                 ref.jumps += 1
                 if ref.jumps >= _RELOCATE_AFTER:
@@ -408,7 +400,7 @@ def _flag_late_sequences(batch: Batch, late: set[int], limit_ms: float) -> None:
             and prev.ping is not None
         ):
             dt = max(item.epoch - prev.epoch, 1.0)
-            d = distance_m(prev.ping.lat, prev.ping.lon, p.lat, p.lon)
+            d = great_circle_m(prev.ping.lat, prev.ping.lon, p.lat, p.lon)
             if d / dt > limit_ms:
                 item.flags |= F.JUMP
                 continue

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from telematics.track import haversine_m
+from fleet.distance import great_circle_m
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,9 @@ class Segmenter:
             if st.last_ts is not None and t <= st.last_ts:
                 continue
             step = (
-                0.0 if st.last_ts is None else haversine_m(st.last_lat, st.last_lon, p.lat, p.lon)
+                0.0
+                if st.last_ts is None
+                else great_circle_m(st.last_lat, st.last_lon, p.lat, p.lon)
             )
             moving = self.moving(p)
             if st.mode is None:
@@ -144,7 +146,7 @@ class Segmenter:
                     st.move_max_kmh = max(st.move_max_kmh, p.speed_kmh or 0.0)
                     st.move_points += 1
                     st.still_ts = None
-                    away = haversine_m(st.start_lat, st.start_lon, p.lat, p.lon)
+                    away = great_circle_m(st.start_lat, st.start_lon, p.lat, p.lon)
                     if away >= self.trip_min_distance_m:
                         begin = st.move_ts
                         out[("stop", st.start_ts)] = self._segment(

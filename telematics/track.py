@@ -24,11 +24,11 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fleet.distance import great_circle_m
 from fleet.errors import Invalid
 from fleet.registry.visibility import VehicleRef
 
 MAX_RANGE = timedelta(days=31)
-EARTH_RADIUS_M = 6_371_008.8
 
 _TRACK_SQL = (
     "SELECT ts, ST_X(geom) AS lon, ST_Y(geom) AS lat, speed_kmh, heading_deg, acc, flags"
@@ -69,13 +69,6 @@ def check_range(start: datetime, end: datetime, *, max_range: timedelta = MAX_RA
         raise Invalid(f"range longer than {max_range.days} days", field="end")
 
 
-def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
-
-
 async def raw_connection(session: AsyncSession) -> asyncpg.Connection:
     """The asyncpg connection under the session's transaction (same snapshot, no ORM)."""
     conn = await session.connection()
@@ -96,7 +89,7 @@ async def fetch_track(
     if len(rows) <= max_points:
         dist = 0.0
         for a, b in itertools.pairwise(rows):
-            dist += haversine_m(a["lat"], a["lon"], b["lat"], b["lon"])
+            dist += great_circle_m(a["lat"], a["lon"], b["lat"], b["lon"])
         line = [[round(r["lon"], 6), round(r["lat"], 6)] for r in rows]
         return Track(vehicle_id, start, end, list(rows), len(rows), dist, False, line)
     # Long range: bounded payload. ~1 degree of latitude is 111 km; tolerance in degrees.

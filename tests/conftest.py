@@ -36,32 +36,12 @@ os.environ["FLEET_SEED__DEMO_PASSWORD"] = "test-password-1"
 os.environ["FLEET_SEED__TERMINAL_KEY"] = "test-terminal-key"
 
 from fleet.config import Settings, get_settings
+from fleet.db import recreate_database
 
 get_settings.cache_clear()
 
 TEST_VEHICLES = 800
 DEMO_PASSWORD = "test-password-1"
-
-
-def _admin_dsn() -> str:
-    return get_settings().db.owner().dsn(name="postgres")
-
-
-async def recreate_database(name: str) -> None:
-    conn = await asyncpg.connect(_admin_dsn())
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
-async def drop_database(name: str) -> None:
-    conn = await asyncpg.connect(_admin_dsn())
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 async def _seed(dsn: str) -> None:

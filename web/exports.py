@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
+from dispatch.trips import schemas as trip_schemas
 from dispatch.trips import service as trip_service
 from fleet.config import Settings, get_settings
 from fleet.deps import CurrentPrincipal, Session
@@ -88,7 +89,7 @@ async def export_trips(
             limit=PAGE,
             offset=len(rows),
         )
-        rows.extend(trip_service.trip_out(t).model_dump() for t in page)
+        rows.extend(trip_schemas.trip_out(t).model_dump() for t in page)
         if not page or len(rows) >= total:
             break
     return file_response(fmt, "trips", TRIP_COLUMNS, rows, ZoneInfo(settings.timezone))

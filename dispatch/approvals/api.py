@@ -7,9 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from pydantic import Field
 
-from dispatch.approvals import progress, schemas, service
+from dispatch.approvals import chains, progress, reading, schemas, service
 from dispatch.trips import schemas as trip_schemas
-from dispatch.trips.service import read_trip, trip_out
+from dispatch.trips.schemas import trip_out
+from dispatch.trips.service import read_trip
 from fleet.deps import CurrentPrincipal, Session
 from fleet.schemas import ERROR_RESPONSES, Id, Out, Page, PageParams, page_params
 
@@ -27,7 +28,7 @@ class InboxItem(Out):
 async def list_chains(session: Session, principal: CurrentPrincipal) -> list[schemas.ChainOut]:
     """Approval chains per org and request kind (most specific org wins)."""
     return [
-        schemas.ChainOut.model_validate(c) for c in await service.list_chains(session, principal)
+        schemas.ChainOut.model_validate(c) for c in await chains.list_chains(session, principal)
     ]
 
 
@@ -36,13 +37,13 @@ async def save_chain(
     body: schemas.ChainIn, session: Session, principal: CurrentPrincipal
 ) -> schemas.ChainOut:
     """Create or replace the chain of one (org, kind)."""
-    return schemas.ChainOut.model_validate(await service.upsert_chain(session, principal, body))
+    return schemas.ChainOut.model_validate(await chains.upsert_chain(session, principal, body))
 
 
 @router.get("/approvals/inbox", response_model=Page[InboxItem])
 async def inbox(session: Session, principal: CurrentPrincipal, paging: Paging) -> Page[InboxItem]:
     """Requests waiting for the caller's decision, oldest deadline first."""
-    rows, total = await service.inbox(session, principal, limit=paging.limit, offset=paging.offset)
+    rows, total = await reading.inbox(session, principal, limit=paging.limit, offset=paging.offset)
     names = await progress.display_names(session, {t.requester_id for _, t in rows})
     items = [
         InboxItem(
@@ -61,7 +62,7 @@ async def trip_steps(
 ) -> list[schemas.StepOut]:
     """Every approval step of the trip, all rounds."""
     await read_trip(session, principal, trip_id)
-    return [schemas.StepOut.model_validate(s) for s in await service.steps_of(session, trip_id)]
+    return [schemas.StepOut.model_validate(s) for s in await reading.steps_of(session, trip_id)]
 
 
 @router.get("/trips/{trip_id}/approval-chain", response_model=schemas.ChainProgressOut)

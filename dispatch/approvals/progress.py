@@ -3,8 +3,8 @@
 The requester and the approvers both read the same view: every level of the current round
 (or, before submission, the levels the configured chain will ask for), which level is
 deciding now, and who can decide each level, by name and the org they approve for, never by
-id. Who qualifies is `service.LEVEL_KINDS`, the rule `_may_act` enforces, so the view cannot
-promise a decider the API would refuse.
+id. Who qualifies is `levels.kind_decides`, the rule `levels.approvers` puts in SQL, so the
+view cannot promise a decider the API would refuse.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ from sqlalchemy import cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dispatch.approvals import schemas
+from dispatch.approvals.chains import resolve_chain
+from dispatch.approvals.levels import BINDING_ORG, approvers, kind_decides
 from dispatch.approvals.models import ApprovalStep
-from dispatch.approvals.service import LEVEL_KINDS, resolve_chain
 from dispatch.trips.models import TripRequest
 from dispatch.trips.service import read_trip
-from fleet.identity.models import Org, RoleBinding, User
+from fleet.identity.models import Org, User
 from fleet.identity.principal import Principal
 from fleet.types import Ltree
 
@@ -55,16 +56,11 @@ async def _ancestors(session: AsyncSession, unit: Org) -> list[Org]:
 
 async def _approvers(session: AsyncSession, unit: Org) -> list[_Binding]:
     """Active approvers bound to the unit or above it, most specific binding first."""
+    org = BINDING_ORG
     rows = await session.execute(
-        select(User.id, User.display_name, Org.name, Org.kind)
-        .join(RoleBinding, RoleBinding.user_id == User.id)
-        .join(Org, Org.id == RoleBinding.org_id)
-        .where(
-            RoleBinding.role == "approver",
-            User.active,
-            Org.path.op("@>")(cast(unit.path, Ltree())),
-        )
-        .order_by(func.nlevel(Org.path).desc(), User.id)
+        approvers(unit.path, None)
+        .add_columns(User.display_name, org.name, org.kind)
+        .order_by(func.nlevel(org.path).desc(), User.id)
     )
     return [_Binding(int(r[0]), r[1], r[2], r[3]) for r in rows.all()]
 
@@ -96,11 +92,10 @@ async def display_names(session: AsyncSession, user_ids: set[int]) -> dict[int, 
 def _deciders(
     level: str, bindings: Sequence[_Binding], requester_id: int
 ) -> list[schemas.PersonOut]:
-    kinds = LEVEL_KINDS[level]
     seen: set[int] = set()
     out: list[schemas.PersonOut] = []
     for b in bindings:
-        if b.org_kind in kinds and b.user_id != requester_id and b.user_id not in seen:
+        if kind_decides(level, b.org_kind) and b.user_id != requester_id and b.user_id not in seen:
             seen.add(b.user_id)
             out.append(schemas.PersonOut(name=b.name, org=b.org))
     return out
@@ -134,8 +129,7 @@ async def progress(session: AsyncSession, trip: TripRequest) -> schemas.ChainPro
     )
 
     def scope(level: str) -> str:
-        kinds = LEVEL_KINDS[level]
-        return next((o.name for o in ancestors if o.kind in kinds), unit.name)
+        return next((o.name for o in ancestors if kind_decides(level, o.kind)), unit.name)
 
     entries: list[tuple[int, str, ApprovalStep | None]] = [(s.seq, s.level, s) for s in steps]
     entries = entries or [(i, lv, None) for i, lv in enumerate(planned, 1)]

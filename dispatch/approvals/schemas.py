@@ -7,10 +7,10 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
+from dispatch.approvals.levels import Level
 from fleet.fields import TEXT, Text
 from fleet.schemas import Id, Out, Strict
 
-Level = Literal["unit", "county", "city", "region"]
 Kind = Literal["in_county", "cross_county", "cross_city", "emergency"]
 
 

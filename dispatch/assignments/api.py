@@ -6,9 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from dispatch.assignments import schemas, service
+from dispatch.assignments import booking, driver, planning, schemas
+from dispatch.assignments.booking import assignment_out
 from dispatch.trips import schemas as trip_schemas
-from dispatch.trips.service import read_trip, trip_out
+from dispatch.trips.schemas import trip_out
+from dispatch.trips.service import read_trip
 from fleet.deps import CurrentPrincipal, Session
 from fleet.fields import Instant
 from fleet.schemas import ERROR_RESPONSES, JSON_INT_MAX, Id, Page, PageParams, page_params
@@ -30,7 +32,7 @@ async def queue(
     """Approved or reassigned requests in the caller's scope waiting for a vehicle, earliest
     departure first. A plain list (the console's contract); the queue's full length is in
     the `X-Total-Count` header, so a client sees when a page does not hold everything."""
-    rows, total = await service.queue_page(
+    rows, total = await planning.queue_page(
         session,
         principal,
         departure_from=departure_from,
@@ -50,7 +52,7 @@ async def planning_input(
     departure_to: Instant | None = None,
 ) -> schemas.PlanningInput:
     """The optimizer's input: requests waiting, candidate vehicles (incl. shared pools), drivers."""
-    return await service.planning_input(
+    return await planning.planning_input(
         session, principal, departure_from=departure_from, departure_to=departure_to
     )
 
@@ -62,7 +64,7 @@ async def apply_batch(
     body: schemas.BatchIn, session: Session, principal: CurrentPrincipal
 ) -> list[schemas.ProposalResult]:
     """Apply a list of (trip, vehicle, driver) proposals with the manual checks, item by item."""
-    return await service.apply_assignments(session, principal, body.items, source=body.source)
+    return await booking.apply_assignments(session, principal, body.items, source=body.source)
 
 
 @router.post(
@@ -75,8 +77,8 @@ async def assign(
     trip_id: Id, body: schemas.AssignIn, session: Session, principal: CurrentPrincipal
 ) -> schemas.AssignmentOut:
     """Book a vehicle and a driver for the trip (派车)."""
-    a = await service.assign(session, principal, trip_id, body.vehicle_id, body.driver_id)
-    return service.assignment_out(a)
+    a = await booking.assign(session, principal, trip_id, body.vehicle_id, body.driver_id)
+    return assignment_out(a)
 
 
 @router.get(
@@ -86,7 +88,7 @@ async def trip_assignments(
     trip_id: Id, session: Session, principal: CurrentPrincipal
 ) -> list[schemas.AssignmentOut]:
     await read_trip(session, principal, trip_id)
-    return [service.assignment_out(a) for a in await service.trip_assignments(session, trip_id)]
+    return [assignment_out(a) for a in await booking.trip_assignments(session, trip_id)]
 
 
 @router.post(
@@ -96,7 +98,7 @@ async def vehicle_failed(
     trip_id: Id, body: trip_schemas.ReasonIn, session: Session, principal: CurrentPrincipal
 ) -> trip_schemas.TripOut:
     """The booked vehicle cannot go: release it; the trip waits for reassignment."""
-    return trip_out(await service.vehicle_failed(session, principal, trip_id, body.reason))
+    return trip_out(await booking.vehicle_failed(session, principal, trip_id, body.reason))
 
 
 @router.post("/trips/{trip_id}/settle", response_model=trip_schemas.TripOut, tags=["dispatch"])
@@ -104,7 +106,7 @@ async def settle(
     trip_id: Id, body: schemas.SettleIn, session: Session, principal: CurrentPrincipal
 ) -> trip_schemas.TripOut:
     """Close a completed trip's accounts (结算)."""
-    return trip_out(await service.settle(session, principal, trip_id, body.note))
+    return trip_out(await booking.settle(session, principal, trip_id, body.note))
 
 
 @router.get("/me/assignments", response_model=Page[schemas.MyAssignmentOut], tags=["driver"])
@@ -115,7 +117,7 @@ async def my_assignments(
     state: schemas.AssignmentState | None = None,
 ) -> Page[schemas.MyAssignmentOut]:
     """The calling driver's assignments, newest first."""
-    items, total = await service.list_mine(
+    items, total = await driver.list_mine(
         session, principal, state=state, limit=paging.limit, offset=paging.offset
     )
     return Page(items=items, total=total, **paging.model_dump())
@@ -127,7 +129,7 @@ async def my_assignments(
 async def accept(
     assignment_id: Id, session: Session, principal: CurrentPrincipal
 ) -> schemas.AssignmentOut:
-    return service.assignment_out(await service.accept(session, principal, assignment_id))
+    return assignment_out(await driver.accept(session, principal, assignment_id))
 
 
 @router.post(
@@ -137,9 +139,7 @@ async def decline(
     assignment_id: Id, body: schemas.DeclineIn, session: Session, principal: CurrentPrincipal
 ) -> schemas.AssignmentOut:
     """Decline with a reason: the trip goes back to dispatch (state reassigned)."""
-    return service.assignment_out(
-        await service.decline(session, principal, assignment_id, body.reason)
-    )
+    return assignment_out(await driver.decline(session, principal, assignment_id, body.reason))
 
 
 @router.post(
@@ -148,7 +148,7 @@ async def decline(
 async def depart(
     assignment_id: Id, body: schemas.DepartIn, session: Session, principal: CurrentPrincipal
 ) -> schemas.AssignmentOut:
-    return service.assignment_out(await service.depart(session, principal, assignment_id, body))
+    return assignment_out(await driver.depart(session, principal, assignment_id, body))
 
 
 @router.post(
@@ -157,7 +157,7 @@ async def depart(
 async def arrive(
     assignment_id: Id, body: schemas.ArriveIn, session: Session, principal: CurrentPrincipal
 ) -> schemas.AssignmentOut:
-    return service.assignment_out(await service.arrive(session, principal, assignment_id, body))
+    return assignment_out(await driver.arrive(session, principal, assignment_id, body))
 
 
 @router.post(
@@ -167,4 +167,4 @@ async def complete(
     assignment_id: Id, body: schemas.CompleteIn, session: Session, principal: CurrentPrincipal
 ) -> schemas.AssignmentOut:
     """Return the vehicle (收车): odometer, tolls, parking, fuel/charging cost, notes."""
-    return service.assignment_out(await service.complete(session, principal, assignment_id, body))
+    return assignment_out(await driver.complete(session, principal, assignment_id, body))

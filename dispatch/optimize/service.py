@@ -18,16 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from dispatch.assignments import schemas as assignment_schemas
-from dispatch.assignments.models import ACTIVE, Assignment
-from dispatch.assignments.service import (
-    apply_assignments,
-    candidate_vehicles,
-    check_driver,
-    check_vehicle,
-    pending_requests,
-    usable_driver,
-    usable_vehicle,
-)
+from dispatch.assignments.booking import apply_assignments
+from dispatch.assignments.checks import check_driver, check_vehicle, usable_driver, usable_vehicle
+from dispatch.assignments.planning import candidate_vehicles, pending_requests
+from dispatch.assignments.repository import active_bookings
 from dispatch.optimize import problem, schemas
 from dispatch.optimize.models import OptimizerRun
 from dispatch.trips.access import load_trip
@@ -141,27 +135,14 @@ async def create(
     )
     vehicle_ids = [v.id for v in vehicles]
     driver_ids = [d.id for d in drivers]
-    rows = (
-        await session.execute(
-            select(
-                Assignment.id,
-                Assignment.vehicle_id,
-                Assignment.driver_id,
-                Assignment.starts_at,
-                Assignment.ends_at,
-            ).where(
-                Assignment.state.in_(ACTIVE),
-                Assignment.starts_at < last_end,
-                Assignment.ends_at > start,
-                or_(Assignment.vehicle_id.in_(vehicle_ids), Assignment.driver_id.in_(driver_ids)),
-            )
-        )
-    ).all()
+    rows = await active_bookings(
+        session, start, last_end, vehicle_ids=vehicle_ids, driver_ids=driver_ids
+    )
     v_busy: dict[int, list[tuple[int, datetime, datetime]]] = {}
     d_busy: dict[int, set[int]] = {}
-    for aid, vid, did, s, e in rows:
-        v_busy.setdefault(int(vid), []).append((int(aid), s, e))
-        d_busy.setdefault(int(did), set()).add(int(aid))
+    for b in rows:
+        v_busy.setdefault(b.vehicle_id, []).append((b.id, b.starts_at, b.ends_at))
+        d_busy.setdefault(b.driver_id, set()).add(b.id)
     zones = await _county_zones(session, {t.unit_id for t in trips} | {v.unit_id for v in vehicles})
     snapshot = problem.build_snapshot(
         [

@@ -14,11 +14,11 @@ that time has no feasible insertion at all (it is counted as excluded, with its 
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timedelta
 from typing import Any
 
 from dispatch.optimize import problem
+from fleet.distance import great_circle_m
 
 # Pickup may start up to this late (an urgent trip waits for the nearest car rather than
 # getting none); the booking itself stays [departure, return).
@@ -34,16 +34,6 @@ _REASON = {
     "no_allowed_body_type": "body_type_not_allowed",
     "not_enough_seats": "not_enough_seats",
 }
-
-
-def great_circle_km(a: tuple[float, float], b: tuple[float, float]) -> float:
-    """Straight-line distance between two (lat, lon) points, km."""
-    la1, lo1, la2, lo2 = map(math.radians, (*a, *b))
-    h = (
-        math.sin((la2 - la1) / 2) ** 2
-        + math.cos(la1) * math.cos(la2) * math.sin((lo2 - lo1) / 2) ** 2
-    )
-    return 2 * 6371.0088 * math.asin(min(1.0, math.sqrt(h)))
 
 
 def trip_request(
@@ -107,7 +97,7 @@ def rank_snapshot(snap: dict[str, Any], limit: int, time_limit_s: float = 0.8) -
                 "late_min": round(late_min, 1),
                 "score": round(added_km + LATE_KM_PER_MIN * late_min, 2),
                 "pickup_at": (origin + timedelta(seconds=pickup.start)).isoformat(),
-                "distance_km": round(great_circle_km((start[0], start[1]), tuple(r["pickup"])), 2),
+                "distance_km": round(great_circle_m(start[0], start[1], *r["pickup"]) / 1000, 2),
                 "bookings_before": before,
                 "bookings_after": len(v["busy"]) - before,
             }

@@ -24,12 +24,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dispatch.assignments import rules
-from dispatch.assignments.models import ACTIVE, Assignment
-from dispatch.assignments.service import ASSIGNABLE, candidate_vehicles
+from dispatch.assignments.checks import ASSIGNABLE
+from dispatch.assignments.planning import candidate_vehicles
+from dispatch.assignments.repository import active_bookings, overlaps
 from dispatch.optimize import problem, schemas, suggest
 from dispatch.optimize.service import DISPATCH, candidate_drivers, lending_units
 from dispatch.optimize.worker import make_executor
@@ -229,33 +230,21 @@ async def suggest_for_trip(
     )
     margin = timedelta(hours=BOOKING_MARGIN_H)
     vehicle_ids = [v.id for v, _, _ in vehicles]
-    bookings = (
-        await session.execute(
-            select(
-                Assignment.id,
-                Assignment.vehicle_id,
-                Assignment.driver_id,
-                Assignment.starts_at,
-                Assignment.ends_at,
-            ).where(
-                Assignment.state.in_(ACTIVE),
-                Assignment.ends_at > max(now, trip.departure_at - margin),
-                Assignment.starts_at < trip.return_at + margin,
-                or_(
-                    Assignment.vehicle_id.in_(vehicle_ids),
-                    Assignment.driver_id.in_([d.id for d in drivers]),
-                ),
-            )
-        )
-    ).all()
+    bookings = await active_bookings(
+        session,
+        max(now, trip.departure_at - margin),
+        trip.return_at + margin,
+        vehicle_ids=vehicle_ids,
+        driver_ids=[d.id for d in drivers],
+    )
     v_busy: dict[int, list[tuple[int, datetime, datetime]]] = {}
     v_clash: set[int] = set()
     d_clash: set[int] = set()
-    for aid, vid, did, s, e in bookings:
-        v_busy.setdefault(int(vid), []).append((int(aid), s, e))
-        if s < trip.return_at and e > trip.departure_at:  # the database's overlap rule
-            v_clash.add(int(vid))
-            d_clash.add(int(did))
+    for b in bookings:
+        v_busy.setdefault(b.vehicle_id, []).append((b.id, b.starts_at, b.ends_at))
+        if overlaps(b.starts_at, b.ends_at, trip.departure_at, trip.return_at):
+            v_clash.add(b.vehicle_id)
+            d_clash.add(b.driver_id)
     pick = _driver_picker([d for d in drivers if d.id not in d_clash], lenders)
     live: dict[int, tuple[float, float, datetime]] = {}
     if trip.departure_at <= now + timedelta(hours=LIVE_WITHIN_H) and vehicle_ids:

@@ -21,7 +21,7 @@ async def create_trip(
 ) -> schemas.TripOut:
     """File a trip request (用车申请) as a draft, or submit it at once with `submit: true`."""
     trip = await service.create_trip(session, principal, body)
-    return service.trip_out(trip)
+    return schemas.trip_out(trip)
 
 
 @router.get("/trips", response_model=Page[schemas.TripOut])
@@ -51,12 +51,12 @@ async def list_trips(
         limit=paging.limit,
         offset=paging.offset,
     )
-    return Page(items=[service.trip_out(t) for t in rows], total=total, **paging.model_dump())
+    return Page(items=[schemas.trip_out(t) for t in rows], total=total, **paging.model_dump())
 
 
 @router.get("/trips/{trip_id}", response_model=schemas.TripOut)
 async def get_trip(trip_id: Id, session: Session, principal: CurrentPrincipal) -> schemas.TripOut:
-    return service.trip_out(await service.read_trip(session, principal, trip_id))
+    return schemas.trip_out(await service.read_trip(session, principal, trip_id))
 
 
 @router.put("/trips/{trip_id}", response_model=schemas.TripOut)
@@ -64,13 +64,13 @@ async def update_trip(
     trip_id: Id, body: schemas.TripIn, session: Session, principal: CurrentPrincipal
 ) -> schemas.TripOut:
     """Replace a draft (e.g. after it was returned for changes)."""
-    return service.trip_out(await service.update_draft(session, principal, trip_id, body))
+    return schemas.trip_out(await service.update_draft(session, principal, trip_id, body))
 
 
 @router.post("/trips/{trip_id}/submit", response_model=schemas.TripOut)
 async def submit(trip_id: Id, session: Session, principal: CurrentPrincipal) -> schemas.TripOut:
     """Send a draft into its approval chain."""
-    return service.trip_out(await service.submit(session, principal, trip_id))
+    return schemas.trip_out(await service.submit(session, principal, trip_id))
 
 
 @router.post("/trips/{trip_id}/cancel", response_model=schemas.TripOut)
@@ -78,7 +78,7 @@ async def cancel(
     trip_id: Id, body: schemas.ReasonIn, session: Session, principal: CurrentPrincipal
 ) -> schemas.TripOut:
     """Cancel before departure (requester, or a dispatcher/admin of the unit)."""
-    return service.trip_out(await service.cancel(session, principal, trip_id, body.reason))
+    return schemas.trip_out(await service.cancel(session, principal, trip_id, body.reason))
 
 
 @router.get("/trips/{trip_id}/history", response_model=list[schemas.HistoryOut])

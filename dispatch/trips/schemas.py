@@ -1,14 +1,18 @@
-"""Trip request edge schemas."""
+"""Trip request edge schemas, and `trip_out`: a stored trip in its edge shape."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
 from fleet.fields import TEXT, Instant, Text, TripTime, Whole
+from fleet.geo import point_from_db
 from fleet.schemas import Id, Out, Strict
+
+if TYPE_CHECKING:
+    from dispatch.trips.models import TripRequest
 
 TripNature = Literal[
     "official",
@@ -121,3 +125,20 @@ class HistoryOut(Out):
     from_state: str | None
     to_state: str | None
     reason: str | None
+
+
+def trip_out(trip: TripRequest) -> TripOut:
+    """The trip as the API shows it: points as lat/lon places, stops as places."""
+    origin = point_from_db(trip.origin) or {}
+    dest = point_from_db(trip.destination) or {}
+    data: dict[str, Any] = {
+        name: getattr(trip, name)
+        for name in TripOut.model_fields
+        if name not in ("origin", "destination", "stops")
+    }
+    return TripOut(
+        **data,
+        origin=Place(**origin, address=trip.origin_address),
+        destination=Place(**dest, address=trip.destination_address),
+        stops=[Place(**s) for s in trip.stops],
+    )

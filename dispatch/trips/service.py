@@ -3,26 +3,25 @@
 from __future__ import annotations
 
 import itertools
-import math
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dispatch import notify
 from dispatch.approvals import service as approvals
+from dispatch.assignments.booking import release_assignment
 from dispatch.assignments.models import Assignment
-from dispatch.assignments.service import release_assignment
 from dispatch.standards.service import allowed_body_types
 from dispatch.trips import repository, schemas
 from dispatch.trips.access import load_trip
 from dispatch.trips.models import TripRequest
 from dispatch.trips.state import BEFORE_DEPARTURE, require_state, transition
 from fleet import audit
+from fleet.distance import great_circle_m
 from fleet.errors import Forbidden, Invalid
 from fleet.fields import limits
-from fleet.geo import point_from_db, point_to_db
+from fleet.geo import point_to_db
 from fleet.identity.models import Org
 from fleet.identity.principal import Principal, territory_of
 from fleet.identity.service import get_org, load_org
@@ -32,40 +31,13 @@ REQUEST = ("requester",)
 CANCEL_AS_STAFF = ("dispatcher", "admin")
 # Road distance ≈ great-circle distance × circuity (typical for Chinese road networks, 1.2–1.4).
 CIRCUITY = 1.3
-EARTH_RADIUS_KM = 6371.0088
 MAX_TRIP = timedelta(days=14)
-
-
-def great_circle_km(a: tuple[float, float], b: tuple[float, float]) -> float:
-    """Haversine distance in km between two (lat, lon) points."""
-    lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
-    h = (
-        math.sin((lat2 - lat1) / 2) ** 2
-        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
-    )
-    return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(h))
 
 
 def planned_km(points: list[tuple[float, float]], round_trip: bool) -> float:
     """Planned road km: great-circle legs × circuity, doubled for wait-and-return."""
-    legs = sum(great_circle_km(a, b) for a, b in itertools.pairwise(points))
+    legs = sum(great_circle_m(*a, *b) for a, b in itertools.pairwise(points)) / 1000
     return round(legs * CIRCUITY * (2 if round_trip else 1), 2)
-
-
-def trip_out(trip: TripRequest) -> schemas.TripOut:
-    origin = point_from_db(trip.origin) or {}
-    dest = point_from_db(trip.destination) or {}
-    data: dict[str, Any] = {
-        name: getattr(trip, name)
-        for name in schemas.TripOut.model_fields
-        if name not in ("origin", "destination", "stops")
-    }
-    return schemas.TripOut(
-        **data,
-        origin=schemas.Place(**origin, address=trip.origin_address),
-        destination=schemas.Place(**dest, address=trip.destination_address),
-        stops=[schemas.Place(**s) for s in trip.stops],
-    )
 
 
 async def derive_kind(

@@ -14,8 +14,8 @@ import asyncpg
 import httpx
 
 from fleet.config import get_settings
-from fleet.db import make_engine, make_sessionmaker
-from tests.conftest import DEMO_PASSWORD, drop_database, prepare_database
+from fleet.db import drop_database, make_engine, make_sessionmaker
+from tests.conftest import DEMO_PASSWORD, prepare_database
 
 DB = f"{get_settings().db.name}_dispatch_conc"
 API = "/api/v1"

@@ -26,7 +26,8 @@ from fleet import anchors as A
 from fleet import audit
 from fleet.anchor_worker import run_worker, sign_head
 from fleet.config import ROOT, Settings
-from tests.conftest import drop_database, prepare_database
+from fleet.db import drop_database, recreate_database
+from tests.conftest import prepare_database
 
 
 async def _write_entries(settings: Settings, n: int) -> None:
@@ -47,14 +48,6 @@ async def _anchor_once(settings: Settings) -> A.Checkpoint:
     cp, breaks = await run_worker(settings, stop=asyncio.Event(), once=True)
     assert breaks == [] and cp is not None
     return cp
-
-
-async def _admin(settings: Settings, sql: str) -> None:
-    conn = await asyncpg.connect(settings.db.owner().dsn(name="postgres"))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +74,7 @@ def _copy(anchored: Settings, suffix: str) -> Settings:
     """A copy of the anchored database (its own name, the same chain and checkpoints)."""
     copy = anchored.model_copy(deep=True)
     copy.db.name = f"{anchored.db.name}_{suffix}"
-    asyncio.run(_admin(anchored, f'DROP DATABASE IF EXISTS "{copy.db.name}" WITH (FORCE)'))
-    asyncio.run(_admin(anchored, f'CREATE DATABASE "{copy.db.name}" TEMPLATE "{anchored.db.name}"'))
+    asyncio.run(recreate_database(copy.db.name, anchored.db, template=anchored.db.name))
     return copy
 
 

@@ -9,7 +9,7 @@ import asyncpg
 
 from fleet.cli import migrate
 from fleet.config import Settings
-from tests.conftest import drop_database, recreate_database
+from fleet.db import drop_database, recreate_database
 
 
 async def _tables(dsn: str) -> set[str]:

@@ -47,9 +47,10 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from fleet.config import Settings, get_settings
+from fleet.db import create_database, drop_database
 from telematics.broker import Broker
 from telematics.credentials import derived_secret
-from tests.conftest import TEST_VEHICLES, _seed, drop_database, prepare_database
+from tests.conftest import TEST_VEHICLES, _seed, prepare_database
 
 TERMINAL_KEY = "test-terminal-key"
 FLEET_BIN = str(Path(sys.executable).with_name("fleet"))
@@ -379,14 +380,7 @@ def private_pg(mq_settings: Settings) -> Iterator[tuple[PrivatePostgres, Setting
         s = mq_settings.model_copy(deep=True)
         s.db.host, s.db.port, s.db.name = "127.0.0.1", server.port, "fleet_restart"
 
-        async def create() -> None:
-            conn = await asyncpg.connect(s.db.owner().dsn(name="postgres"))
-            try:
-                await conn.execute('CREATE DATABASE "fleet_restart"')
-            finally:
-                await conn.close()
-
-        asyncio.run(create())
+        asyncio.run(create_database("fleet_restart", s.db))
         migrate(s.db)
         asyncio.run(_seed(s.db.owner().dsn()))
         yield server, s

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from fleet.config import Settings
-from telematics.pipeline import distance_m
+from fleet.distance import great_circle_m
 from telematics.simulator import Place, SimConfig, Vehicle, road_path, run_simulation
 
 from .conftest import IngestProcs, wait_rows
@@ -21,8 +21,8 @@ def test_road_path_bends_and_ends_where_asked() -> None:
     path = road_path(rng, a, b)
     assert path[0] == a and path[-1] == b
     assert len(path) > 10  # a bend every ~1.5 km over ~35 km
-    straight = distance_m(a[1], a[0], b[1], b[0])
-    along = sum(distance_m(p[1], p[0], q[1], q[0]) for p, q in itertools.pairwise(path))
+    straight = great_circle_m(a[1], a[0], b[1], b[0])
+    along = sum(great_circle_m(p[1], p[0], q[1], q[0]) for p, q in itertools.pairwise(path))
     assert straight < along < 1.6 * straight  # longer than a straight line, still plausible
 
 

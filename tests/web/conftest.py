@@ -21,7 +21,8 @@ import pytest
 from playwright.sync_api import Browser, Playwright, sync_playwright
 
 from fleet.config import ROOT, Settings, get_settings
-from tests.conftest import DEMO_PASSWORD, drop_database, prepare_database
+from fleet.db import drop_database
+from tests.conftest import DEMO_PASSWORD, prepare_database
 from tests.web import fleetdata
 
 T = TypeVar("T")

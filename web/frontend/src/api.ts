@@ -181,7 +181,7 @@ export const api = {
   /** approve {comment?} · reject/return {reason} · assign {vehicle_id, driver_id} · settle. */
   tripAction: (id: number, action: string, body: Record<string, unknown> = {}) =>
     post<Trip>(`/trips/${id}/${action}`, body),
-  inbox: () => get<Page<{ step: { id: number; level: string; due_at: string | null }; trip: Trip; requester: string }>>("/approvals/inbox", { limit: 200 }),
+  inbox: () => get<Page<{ step: { id: number; level: ApprovalLevel; due_at: string | null }; trip: Trip; requester: string }>>("/approvals/inbox", { limit: 200 }),
   /** The trip's approval chain: levels, the current one, who can decide each (names, not ids). */
   approvalChain: (id: number) => get<ApprovalChain>(`/trips/${id}/approval-chain`),
   queue: () => get<Trip[]>("/dispatch/queue"),
@@ -344,9 +344,11 @@ export interface ChainPerson {
   name: string;
   org: string;
 }
+/** The approval levels, lowest first: `dispatch.approvals.levels.Level` (tests/dispatch/test_levels.py holds them equal). */
+export type ApprovalLevel = "unit" | "county" | "city" | "region";
 export interface ChainLevel {
   seq: number;
-  level: "unit" | "county" | "city" | "region";
+  level: ApprovalLevel;
   scope: string;
   state: "planned" | "waiting" | "pending" | "approved" | "rejected" | "returned" | "cancelled";
   current: boolean;
@@ -368,7 +370,7 @@ export interface ApprovalChain {
   unit: string;
   destination_county: string | null;
   current_seq: number | null;
-  current_level: string | null;
+  current_level: ApprovalLevel | null;
   levels: ChainLevel[];
 }
 export interface Suggestion {

@@ -1,0 +1,19 @@
+"""Great-circle distance, the one formula for trips, tracks, ingest and suggestions.
+
+Pure math, apart from `fleet.geo` (PostGIS conversions): the ingest and the solver's spawned
+children import it without loading shapely or geoalchemy2.
+"""
+
+from __future__ import annotations
+
+import math
+
+EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG), metres
+
+
+def great_circle_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance (haversine, mean Earth radius) between two WGS-84 points, metres."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
