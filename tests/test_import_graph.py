@@ -27,19 +27,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "dispatch": frozenset({"telematics", "fleet", "optimizer"}),
     "web": frozenset({"dispatch", "telematics", "fleet", "optimizer"}),
 }
-# Circles known and being broken elsewhere; each entry names where. Nothing else may circle.
-KNOWN_CYCLES: tuple[frozenset[str], ...] = (
-    # issue 10 item 3: trips/service → approvals/service → assignments/service →
-    # trips/service (dodged today by a function-level import); the lead removes this entry
-    # when that branch is merged.
-    frozenset(
-        {
-            "dispatch.trips.service",
-            "dispatch.approvals.service",
-            "dispatch.assignments.service",
-        }
-    ),
-)
+# No circle is excused (issue 10 item 3 broke the last one: trips → approvals → assignments).
+KNOWN_CYCLES: tuple[frozenset[str], ...] = ()
 
 
 def _module_files() -> dict[str, Path]:
