@@ -15,7 +15,6 @@ from fleet.errors import Invalid
 from fleet.fields import Day, Instant
 from fleet.schemas import ERROR_RESPONSES, Id, Page, PageParams, page_params
 from telematics import alerts as alert_service
-from telematics import track as track_service
 from telematics.api_schemas import (
     AlertAction,
     AlertDetail,
@@ -26,6 +25,7 @@ from telematics.api_schemas import (
     StopOut,
     TripOut,
 )
+from telematics.positions import track as track_service
 from telematics.scope import TRACK_READ, visibility_sql, visible_vehicle
 
 router = APIRouter(responses=ERROR_RESPONSES)

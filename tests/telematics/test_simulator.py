@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from fleet.config import Settings
-from telematics.pipeline import distance_m
+from telematics.ingest.pipeline import distance_m
 from telematics.simulator import Place, SimConfig, Vehicle, road_path, run_simulation
 
 from .conftest import IngestProcs, wait_rows

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from telematics.track import haversine_m
+from telematics.positions.track import haversine_m
 
 
 @dataclass(frozen=True)

@@ -37,17 +37,17 @@ from fleet.audit import Actor, record
 from fleet.holidays import calendar
 from fleet.logging import get_logger
 from telematics import bus
-from telematics.derive_config import DeriveSettings
-from telematics.flags import UNRELIABLE
-from telematics.rules import (
+from telematics.derive.config import DeriveSettings
+from telematics.derive.segment import Pt, Segment, Segmenter, SegState
+from telematics.positions.flags import UNRELIABLE
+from telematics.positions.track import haversine_m
+from telematics.rules.base import (
     AlertDraft,
     RulePoint,
     in_working_hours,
     point_rules,
     run_point_rules,
 )
-from telematics.segment import Pt, Segment, Segmenter, SegState
-from telematics.track import haversine_m
 
 log = get_logger("derive")
 DERIVE = Actor("derive")

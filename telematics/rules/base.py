@@ -9,7 +9,7 @@ alert idempotent across re-runs. Evidence is a GeoJSON FeatureCollection of the 
 points with the thresholds as foreign members, ready to open on the map.
 
 Fleet-wide checks (not back at the depot overnight, terminal offline while in service) are
-SQL statements in ``telematics.derive``. Working days come from the official calendar
+SQL statements in ``telematics.derive.worker``. Working days come from the official calendar
 (``fleet.holidays``: the `holidays` table, held in process and refreshed by the derive cycle).
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from fleet.holidays import calendar
-from telematics.derive_config import DeriveSettings
+from telematics.derive.config import DeriveSettings
 
 # ---- calendar --------------------------------------------------------------------------
 
