@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from telematics.derive.config import DeriveSettings
+from telematics.derive.cycle import Deriver
 from telematics.derive.segment import Pt, Segmenter, SegState
-from telematics.derive.worker import Deriver
+from telematics.rules.thresholds import DeriveSettings
 
 # A Monday inside working hours in Asia/Shanghai (10:00 local), so no off-hours alerts.
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)

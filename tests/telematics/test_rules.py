@@ -12,8 +12,8 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fleet.holidays import calendar
-from telematics.derive.worker import Deriver
-from telematics.rules.base import holiday_name, is_workday, off_hours
+from telematics.derive.cycle import Deriver
+from telematics.rules.working_time import holiday_name, is_workday, off_hours
 from tests.telematics.test_derive import a_vehicle, cfg, insert_positions, offset, raw, run_until
 
 BASE = (22.817, 108.366)
