@@ -24,6 +24,7 @@ from fleet import audit
 from fleet.identity.principal import Principal
 from fleet.logging import get_logger
 from fleet.schemas import Out
+from telematics.rules.moving import MOVING_MIN_SPEED_KMH, moving_sql
 
 log = get_logger("dispatch.supervision")
 SUPERVISION = audit.Actor("supervision")
@@ -33,7 +34,8 @@ SUPERVISION = audit.Actor("supervision")
 class Rules:
     """Thresholds; units in the names."""
 
-    moving_speed_kmh: float = 10.0  # a ping at or above this (ignition not off) is "moving"
+    # what "moving" means, shared with telematics (a ping at or above it, ignition not off)
+    moving_speed_kmh: float = MOVING_MIN_SPEED_KMH
     private_min_km: float = 1.0  # an uncovered movement this long is suspected private use…
     private_min_minutes: float = 3.0  # …or one lasting this long
     episode_gap_minutes: float = 10.0  # moving pings further apart start a new episode
@@ -51,8 +53,8 @@ class CheckReport:
 
 
 # Pings of `p` that count as movement no booking covers (the rule of 公车私用嫌疑).
-_UNCOVERED_MOVING = """
-          p.fix IS NOT FALSE AND p.acc IS NOT FALSE AND p.speed_kmh >= :speed
+_UNCOVERED_MOVING = f"""
+          p.fix IS NOT FALSE AND {moving_sql("p", speed_param=":speed")}
           AND NOT EXISTS (
               SELECT 1 FROM trip_assignments a
               WHERE a.vehicle_id = p.vehicle_id
