@@ -5,7 +5,6 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dispatch.supervision import Rules
 from telematics.rules.moving import MOVING_MIN_SPEED_KMH, is_moving, moving_sql
 from telematics.rules.thresholds import DeriveSettings
 
@@ -34,7 +33,6 @@ async def test_python_and_sql_forms_agree(conn: AsyncConnection) -> None:
     assert not is_moving(120.0, False)
 
 
-def test_one_threshold_for_telematics_and_dispatch() -> None:
+def test_the_derive_worker_reads_the_shared_threshold() -> None:
     cfg = DeriveSettings(_env_file=None)  # type: ignore[call-arg]
     assert cfg.motion_speed_kmh == MOVING_MIN_SPEED_KMH
-    assert Rules().moving_speed_kmh == MOVING_MIN_SPEED_KMH
