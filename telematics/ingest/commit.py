@@ -128,7 +128,7 @@ def publisher(redis: Any) -> Callable[[Sequence[Item]], Awaitable[None]]:
 
 def transport_hooks(redis: Any, actor: str) -> Hooks:
     """The hooks every transport runs: live publish first, then terminal alarms -> alerts."""
-    from telematics.rules.terminal_alarms import AlarmAlerts
+    from telematics.ingest.alarms import AlarmAlerts
 
     alarms = AlarmAlerts(actor, redis)
     hooks = Hooks(in_transaction=[alarms.in_transaction], post_commit=[alarms.post_commit])

@@ -7,10 +7,12 @@ Adding a rule touches its own file, its test and this list. Two kinds run in the
 - fleet checks (``FLEET_CHECKS``): one SQL statement each over ``latest_positions`` and
   ``vehicles``, run once per cycle after the points, in this order.
 
-Terminal alarms (``terminal_alarms``: the terminal's own alarm bits, SOS first) are raised by
-the ingest as the pings arrive, not by the derive cycle. Rules that need trips as well as
-positions (private use, overtime, destination deviation) live on the side that knows trips,
-in ``dispatch.supervision``; what "moving" means is shared from ``telematics.rules.moving``.
+Terminal alarms (the terminal's own alarm bits, SOS first) are not rules of the platform but
+the terminal's, turned into alerts by the ingest as the pings arrive
+(``telematics.ingest.alarms``). Rules that need trips as well as positions (private use,
+overtime, destination deviation) live on the side that knows trips, in
+``dispatch.supervision.catalog``; what "moving" means is shared from
+``telematics.rules.moving``.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 // Emergency (SOS) alarms on the console: a terminal's emergency bit becomes an alert of kind
-// "sos" (telematics/rules/terminal_alarms.py), pushed live. The console sounds a distinct
+// "sos" (telematics/ingest/alarms.py), pushed live. The console sounds a distinct
 // two-tone alarm and shows a red banner until someone dismisses it; the alert feed marks it
 // apart. Another issue
 // reworks alarm triage; this stays small on purpose.
