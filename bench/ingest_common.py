@@ -1,6 +1,6 @@
 """Shared set-up of the ingest benchmarks: throw-away database, private broker, publishers.
 
-The broker is the project's broker configuration (telematics.broker.Broker, same template,
+The broker is the project's broker configuration (telematics.broker.mosquitto.Broker, same template,
 same limits) started on a free port with its own runtime directory, so a benchmark never
 disturbs a running demo on 1884; the database is a throw-away one, dropped at the end.
 """
@@ -33,8 +33,8 @@ from pydantic import SecretStr
 
 from fleet.config import Settings, get_settings
 from fleet.db import drop_database, recreate_database
-from telematics.broker import Broker
-from telematics.credentials import derived_secret
+from telematics.broker.credentials import derived_secret
+from telematics.broker.mosquitto import Broker
 
 TERMINAL_KEY = "bench-terminal-key"
 FLEET_BIN = str(Path(sys.executable).with_name("fleet"))

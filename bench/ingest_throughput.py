@@ -42,7 +42,7 @@ from bench.ingest_common import (
     terminal_ids,
 )
 from fleet.config import Settings
-from telematics.ingest import subscriptions
+from telematics.ingest.mqtt import subscriptions
 
 
 def payloads(tids: list[str], per_terminal: int, t0: datetime) -> list[tuple[str, int, bytes]]:

@@ -36,7 +36,7 @@ from bench.jt808_load import (
     provision,
     raise_fd_limit,
 )
-from telematics.ingest import subscriptions
+from telematics.ingest.mqtt import subscriptions
 from telematics.jt808 import messages as M
 
 

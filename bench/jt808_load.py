@@ -24,7 +24,7 @@ import asyncpg
 
 from bench.ingest_common import FLEET_BIN, free_port
 from fleet.config import Settings
-from telematics.credentials import hash_code
+from telematics.broker.credentials import hash_code
 from telematics.jt808 import messages as M
 from telematics.jt808.codec import FrameError, Splitter, build, parse, phone_bcd
 

@@ -24,7 +24,7 @@ after loading, set logged, attached — as ``bench.track_query`` does), rows in 
 Then the worker's rounds are replayed on a virtual clock: round k runs at T0 + k × interval
 over ``[previous round − lookback, now)`` (the first over ``[T0 − 2 × lookback, T0)``, as the
 worker's first round after start), each in its own transaction through
-``dispatch.supervision.run_checks`` (private use, overtime, deviation), committed, then the
+``dispatch.supervision.catalog.run_checks`` (private use, overtime, deviation), committed, then the
 live-bus publications flushed. Each variant (the code as it was before the region-scale
 work, and the current code) runs the same rounds from an empty alerts table. Correctness:
 after the rounds, the vehicles with a private_use alert are exactly the ``private`` and
@@ -56,9 +56,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bench import private_use_baseline
-from dispatch import supervision
+from dispatch.supervision import catalog, private_use
+from dispatch.supervision.base import CheckReport, Rules
 from fleet.config import get_settings
 from fleet.db import database_exists, drop_database, recreate_database
+from telematics.rules.moving import MOVING_MIN_SPEED_KMH
 
 PREFIX = "privateuse_bench_"
 # History alerts are created "at" this time, so a run can delete what it raised and keep them.
@@ -354,7 +356,7 @@ class Round:
 
 
 Detector = Callable[
-    [AsyncSession, datetime, datetime, supervision.Rules, supervision.CheckReport], Awaitable[None]
+    [AsyncSession, datetime, datetime, datetime, Rules, CheckReport], Awaitable[None]
 ]
 
 
@@ -369,7 +371,7 @@ async def _run_rounds(data: Data, clock: Clock, variant: str, detector: Detector
     factory = make_sessionmaker(engine)
     postmaster = _postmaster_pid()
     rounds: list[Round] = []
-    original = supervision.detect_private_use
+    original = catalog.RULES
     private_s = 0.0
 
     async def timed(*args: object) -> None:
@@ -378,7 +380,7 @@ async def _run_rounds(data: Data, clock: Clock, variant: str, detector: Detector
         await detector(*args)  # type: ignore[arg-type]
         private_s = time.perf_counter() - t
 
-    supervision.detect_private_use = timed  # type: ignore[assignment]
+    catalog.RULES = tuple(timed if r is private_use.detect else r for r in original)
     try:
         async with unit_of_work(factory) as session:
             # Only what earlier runs raised; the history stays.
@@ -392,10 +394,10 @@ async def _run_rounds(data: Data, clock: Clock, variant: str, detector: Detector
                 counts = (
                     await session.execute(
                         text(
-                            "SELECT count(*), count(*) FILTER (WHERE speed_kmh >= 10)"
+                            "SELECT count(*), count(*) FILTER (WHERE speed_kmh >= :moving)"
                             " FROM positions WHERE ts >= :s AND ts < :u"
                         ),
-                        {"s": since, "u": now},
+                        {"s": since, "u": now, "moving": MOVING_MIN_SPEED_KMH},
                     )
                 ).one()
                 before = await _alert_state(session)
@@ -409,7 +411,7 @@ async def _run_rounds(data: Data, clock: Clock, variant: str, detector: Detector
                 if pid != backend:  # the pool handed out another connection
                     cpu0 += _proc_cpu_s(pid) - _proc_cpu_s(backend)
                     backend = pid
-                report = await supervision.run_checks(session, since, now, now=now)
+                report = await catalog.run_checks(session, since, now, now=now)
             await notify.flush_pending()
             wall = time.perf_counter() - t
             cpu1 = _proc_cpu_s(backend) + (_proc_cpu_s(postmaster, True) if postmaster else 0)
@@ -433,7 +435,7 @@ async def _run_rounds(data: Data, clock: Clock, variant: str, detector: Detector
             )
             last = now
     finally:
-        supervision.detect_private_use = original
+        catalog.RULES = original
         await engine.dispose()
     return rounds
 
@@ -521,7 +523,7 @@ def _machine() -> str:
 
 VARIANTS: dict[str, Detector] = {
     "before": private_use_baseline.detect_private_use,
-    "current": supervision.detect_private_use,
+    "current": private_use.detect,
 }
 
 
@@ -681,7 +683,7 @@ def main() -> None:
             )
         if args.explain:
             lookback = timedelta(minutes=data.lookback_min)
-            rules = supervision.Rules()
+            rules = Rules()
             params: dict[str, object] = {
                 "since": clock.t0 - 2 * lookback,
                 "until": clock.t0,
@@ -693,7 +695,7 @@ def main() -> None:
             }
             for v, sql, jit in (
                 ("before", private_use_baseline.SQL.text, True),
-                ("current", supervision._PRIVATE_USE.text, False),
+                ("current", private_use._PRIVATE_USE.text, False),
             ):
                 if v in variants:
                     _echo(f"\n{v}, round 1 window:\n")

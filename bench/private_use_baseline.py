@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dispatch import supervision
+from dispatch.supervision.base import CheckReport, Rules, announce
 
 SQL = text(
     """
@@ -98,8 +98,9 @@ async def detect_private_use(
     session: AsyncSession,
     since: datetime,
     until: datetime,
-    rules: supervision.Rules,
-    report: supervision.CheckReport,
+    now: datetime,
+    rules: Rules,
+    report: CheckReport,
 ) -> None:
     """Movement with no trip covering it (公车私用嫌疑): one set-based statement finds the
     episodes, extends alerts an overlapping earlier window already raised, inserts the rest."""
@@ -120,7 +121,7 @@ async def detect_private_use(
     for r in list(rows):
         report.alert_ids.append(int(r["id"]))
         report.private_use += 1
-        await supervision._announce(
+        await announce(
             session,
             r["unit_path"],
             id=int(r["id"]),

@@ -20,7 +20,7 @@ from paho.mqtt.properties import Properties
 
 from bench.ingest_common import TERMINAL_KEY
 from fleet.config import Settings
-from telematics.credentials import derived_secret
+from telematics.broker.credentials import derived_secret
 
 
 class Rogues:

@@ -11,10 +11,10 @@ day partitions are filled inside PostgreSQL with INSERT … SELECT over generate
 interleaved in time order as the ingest writes them (all vehicles at t, then t + interval),
 so one vehicle-day is spread over many heap pages as in production. The primary key is
 built after loading and the partition is then attached. The measured call is the track API's
-own code path: ``telematics.track.fetch_track`` (partition pruning + PK range scan) and the
-GeoJSON shaping, on random vehicles and days. "cold" = first read of that vehicle-day (not
-in PostgreSQL's shared buffers; the OS page cache is not dropped), "warm" = the same queries
-again.
+own code path: ``telematics.positions.track.fetch_track`` (partition pruning + PK range
+scan) and the GeoJSON shaping, on random vehicles and days. "cold" = first read of that
+vehicle-day (not in PostgreSQL's shared buffers; the OS page cache is not dropped), "warm" =
+the same queries again.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from bench.dbutil import percentile
 from fleet.config import get_settings
 from fleet.db import create_database, database_exists, drop_database, recreate_database
 from fleet.registry.visibility import VehicleRef
-from telematics.track import fetch_track, track_geojson
+from telematics.positions.track import fetch_track, track_geojson
 
 DB = "fleet_live_trackbench"
 FIRST_DAY = date(2026, 1, 5)
@@ -195,7 +195,7 @@ async def measure_latest(vehicles: int, repeats: int) -> dict[str, float]:
     from fleet.db import make_engine, make_sessionmaker
     from fleet.identity.principal import Principal
     from fleet.registry.visibility import TRACK_READ, visibility_sql
-    from telematics.track import latest_geojson
+    from telematics.positions.track import latest_geojson
 
     settings = get_settings().model_copy(deep=True)
     settings.db.name = LATEST_DB
@@ -362,9 +362,9 @@ def _drop_os_cache() -> None:
 
 
 def compare_repack(args: argparse.Namespace, seed: int) -> None:
-    """Repack day 2 through `telematics.maintenance` (what the nightly worker runs); then
+    """Repack day 2 through `telematics.positions.maintenance` (what the nightly worker runs); then
     cold/warm single-partition reads of day 3 (arrival order) and day 2 (repacked)."""
-    from telematics.maintenance import repack_due
+    from telematics.positions.maintenance import repack_due
 
     if args.days < 3:
         sys.exit("--compare-repack needs --days 3 or more")

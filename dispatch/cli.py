@@ -94,7 +94,7 @@ async def run_worker(interval_s: float, once: bool, lookback_min: float) -> None
     from dispatch.costs.service import remind_due
     from dispatch.holiday_notice import coverage_calendar, notify_missing_years
     from dispatch.notifications.retention import RetentionSettings, prune_if_due
-    from dispatch.supervision import run_checks
+    from dispatch.supervision.catalog import run_checks
     from fleet.config import get_settings
     from fleet.db import make_engine, make_sessionmaker, unit_of_work
     from fleet.holidays.calendar import warn_missing

@@ -22,7 +22,7 @@ from fleet import boundaries
 from fleet.divisions import Division, province_divisions
 from fleet.identity.security import hash_password
 from fleet.registry.vin import check_digit as vin_check_digit
-from telematics.credentials import derived_secret, hash_secret
+from telematics.broker.credentials import derived_secret, hash_secret
 
 # Plate letters of Guangxi's cities (桂A 南宁 ... 桂R 贵港); the region's own units use 桂A.
 PLATE_LETTER = {

@@ -16,6 +16,7 @@ import typer
 
 from fleet.audit_cli import audit_app
 from fleet.config import ROOT, DbSettings, get_settings
+from fleet.db import create_database, drop_database
 
 db_app = typer.Typer(help="Databases, migrations and partitions.", no_args_is_help=True)
 
@@ -25,27 +26,6 @@ def _echo(msg: str) -> None:
 
 
 # ---- database ---------------------------------------------------------------------------
-
-
-async def _create_database(name: str) -> bool:
-    db = get_settings().db.owner()
-    conn = await asyncpg.connect(db.dsn(name="postgres"))
-    try:
-        if await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-            return False
-        await conn.execute(f'CREATE DATABASE "{name}"')
-        return True
-    finally:
-        await conn.close()
-
-
-async def _drop_database(name: str) -> None:
-    db = get_settings().db.owner()
-    conn = await asyncpg.connect(db.dsn(name="postgres"))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 def migrate(db: DbSettings, target: str = "heads") -> None:
@@ -94,7 +74,7 @@ def db_init(
     """Create the database if missing, run all migrations, create position partitions."""
     settings = get_settings()
     name = name or settings.db.name
-    if asyncio.run(_create_database(name)):
+    if asyncio.run(create_database(name)):
         _echo(f"created database {name}")
     db = settings.db.model_copy(update={"name": name})
     migrate(db)
@@ -177,7 +157,7 @@ def db_reset(
 
     settings = get_settings()
     name = settings.db.name
-    asyncio.run(_drop_database(name))
+    asyncio.run(drop_database(name))
     retired = retire(settings.audit, name)
     if retired is not None:
         _echo(f"the old chain's checkpoints are kept in {retired}")

@@ -16,7 +16,6 @@ from fleet.fields import Day, Instant
 from fleet.registry.visibility import TRACK_READ, visibility_sql, visible_vehicle
 from fleet.schemas import ERROR_RESPONSES, Id, Page, PageParams, page_params
 from telematics import alerts as alert_service
-from telematics import track as track_service
 from telematics.api_schemas import (
     AlertAction,
     AlertDetail,
@@ -27,6 +26,7 @@ from telematics.api_schemas import (
     StopOut,
     TripOut,
 )
+from telematics.positions import track as track_service
 
 router = APIRouter(responses=ERROR_RESPONSES)
 Paging = Annotated[PageParams, Depends(page_params)]

@@ -31,7 +31,7 @@ def broker_start() -> None:
 
     Idempotent: if the broker is already running this only re-syncs and reloads it.
     """
-    from telematics.broker import Broker, BrokerError
+    from telematics.broker.mosquitto import Broker, BrokerError
 
     settings = get_settings()
     b = Broker.from_settings(settings)
@@ -61,7 +61,7 @@ def broker_restart(
     resubscribes would match nobody and be dropped. Terminals are refused (and keep their
     pings) until a probe shows an ingest subscribed, or --gate-s passes.
     """
-    from telematics.broker import Broker, BrokerError
+    from telematics.broker.mosquitto import Broker, BrokerError
 
     settings = get_settings()
     b = Broker.from_settings(settings)
@@ -76,7 +76,7 @@ def broker_restart(
 @broker_app.command("stop")
 def broker_stop() -> None:
     """Stop the broker (SIGTERM; it writes its persistence file first)."""
-    from telematics.broker import Broker
+    from telematics.broker.mosquitto import Broker
 
     b = Broker.from_settings(get_settings())
     _echo("broker stopped" if b.stop() else "broker was not running")
@@ -85,7 +85,7 @@ def broker_stop() -> None:
 @broker_app.command("status")
 def broker_status() -> None:
     """Show whether the broker runs and listens; exit 1 if it does not."""
-    from telematics.broker import Broker
+    from telematics.broker.mosquitto import Broker
 
     b = Broker.from_settings(get_settings())
     s = b.status()
@@ -103,7 +103,7 @@ def broker_sync() -> None:
 
     Run after seeding and whenever terminals are added, deactivated or re-keyed.
     """
-    from telematics.broker import Broker, BrokerError
+    from telematics.broker.mosquitto import Broker, BrokerError
 
     settings = get_settings()
     b = Broker.from_settings(settings)
@@ -129,8 +129,8 @@ def broker_monitor(
     from pathlib import Path
 
     from fleet.logging import configure
-    from telematics.broker import Broker
-    from telematics.refusals import MonitorSettings, run_forever
+    from telematics.broker.mosquitto import Broker
+    from telematics.broker.refusals import MonitorSettings, run_forever
 
     configure("INFO")
     settings = get_settings()
@@ -158,7 +158,7 @@ def broker_refusals(
     import asyncpg
     import orjson
 
-    from telematics.refusals import REASONS, summary
+    from telematics.broker.refusals import REASONS, summary
 
     async def load() -> list[dict[str, object]]:
         conn = await asyncpg.connect(get_settings().db.dsn())
@@ -201,8 +201,8 @@ def ingest(
     --client-id (e.g. fleet-ingest-2) and keep it across restarts (persistent session).
     """
     from fleet.logging import configure
-    from telematics.ingest import run
-    from telematics.schemas import IngestSettings
+    from telematics.ingest.mqtt import run
+    from telematics.ingest.schemas import IngestSettings
 
     configure(log_level.upper())
     cfg = IngestSettings()

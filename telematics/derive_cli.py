@@ -36,8 +36,8 @@ def run(
     trips, stops, daily mileage and raises supervision alerts (thresholds: FLEET_DERIVE__*)."""
     from fleet.config import get_settings
     from fleet.logging import configure
-    from telematics.derive import run_forever
-    from telematics.derive_config import get_derive_settings
+    from telematics.derive.worker import run_forever
+    from telematics.rules.thresholds import get_derive_settings
 
     configure()
     settings = get_settings()
@@ -71,8 +71,8 @@ def reprocess(
 
     from fleet.config import get_settings
     from fleet.holidays import calendar
-    from telematics.derive import Deriver
-    from telematics.derive_config import get_derive_settings
+    from telematics.derive.cycle import Deriver
+    from telematics.rules.thresholds import get_derive_settings
 
     settings = get_settings()
     lo = since if since.tzinfo else since.replace(tzinfo=UTC)

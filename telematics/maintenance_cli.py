@@ -31,7 +31,7 @@ def status() -> None:
     import asyncpg
 
     from fleet.config import get_settings
-    from telematics.maintenance import day_partitions
+    from telematics.positions.maintenance import day_partitions
 
     async def go() -> None:
         conn = await asyncpg.connect(get_settings().db.dsn())
@@ -69,7 +69,7 @@ def repack(
     """
     from fleet.config import get_settings
     from fleet.logging import configure
-    from telematics.maintenance import RepackUnavailable, repack_due
+    from telematics.positions.maintenance import RepackUnavailable, repack_due
 
     configure("WARNING")
     try:
@@ -110,7 +110,7 @@ def maintain(
     """Worker: every --interval, repack the closed days that are due (one at a time)."""
     from fleet.config import get_settings
     from fleet.logging import configure, get_logger
-    from telematics.maintenance import RepackUnavailable, repack_due
+    from telematics.positions.maintenance import RepackUnavailable, repack_due
 
     configure("INFO")
     log = get_logger("telematics.maintenance")

@@ -30,8 +30,8 @@ import orjson
 
 from fleet.config import Settings
 from fleet.logging import get_logger
-from telematics.credentials import derived_secret
-from telematics.schemas import MAX_ARRAY_PINGS, MAX_MESSAGE_BYTES
+from telematics.broker.credentials import derived_secret
+from telematics.ingest.schemas import MAX_ARRAY_PINGS, MAX_MESSAGE_BYTES
 
 log = get_logger("telematics.simulator")
 

@@ -22,7 +22,7 @@ from tests import shifted
 # thread, and the database fixtures the others need must be made before it starts.
 BEFORE_MIDNIGHT = (
     "tests/fleet/test_local_day.py",
-    "tests/telematics/test_rules.py::test_calendar_holidays_and_adjusted_working_days",
+    "tests/telematics/rules/test_working_time.py::test_calendar_holidays_and_adjusted_working_days",
     "tests/web/test_browser.py::test_trip_flow_through_the_ui",
 )
 AFTER_MIDNIGHT = (

@@ -17,9 +17,9 @@ from collections import Counter
 from functools import partial
 from typing import TYPE_CHECKING
 
-from telematics.commit import Committer
-from telematics.pipeline import Batch, Context, Item, check
-from telematics.schemas import IngestSettings
+from telematics.ingest.commit import Committer
+from telematics.ingest.pipeline import Batch, Context, Item, check
+from telematics.ingest.schemas import IngestSettings
 
 if TYPE_CHECKING:
     from telematics.jt808.session import Ack, Connection

@@ -24,9 +24,9 @@ def jt808(
     """
     from fleet.config import get_settings
     from fleet.logging import configure
+    from telematics.ingest.schemas import IngestSettings
     from telematics.jt808.config import Jt808Settings
     from telematics.jt808.server import run
-    from telematics.schemas import IngestSettings
 
     configure(log_level.upper())
     cfg = Jt808Settings()

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from fleet.logging import get_logger
+from telematics.ingest.pipeline import Item
 from telematics.jt808 import messages as M
 from telematics.jt808 import repository as repo
-from telematics.pipeline import Item
 
 if TYPE_CHECKING:
     from telematics.jt808.server import Gateway

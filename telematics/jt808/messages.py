@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from telematics.schemas import ValidPing
+from telematics.ingest.schemas import ValidPing
 
 # message ids
 GENERAL_REPLY = 0x0001

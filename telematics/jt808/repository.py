@@ -1,6 +1,6 @@
 """The gateway's SQL (asyncpg): JT/T 808 terminals, registration, links, commands.
 
-Positions go through the shared store (telematics/store.py); this is everything else the
+Positions go through the shared store (telematics/ingest/store.py); this is everything else the
 gateway reads or writes. Each function runs in the transaction its caller opened, or in
 its own when given a pool.
 """

@@ -33,9 +33,11 @@ import asyncpg
 from fleet.audit import Actor
 from fleet.config import Settings
 from fleet.logging import get_logger
-from telematics import store
-from telematics.commit import Committer, redis_or_none, transport_hooks
-from telematics.credentials import hash_code, new_code, verify_code, verify_secret
+from telematics.broker.credentials import hash_code, new_code, verify_code, verify_secret
+from telematics.ingest import store
+from telematics.ingest.commit import Committer, redis_or_none, transport_hooks
+from telematics.ingest.pipeline import Context
+from telematics.ingest.schemas import IngestSettings
 from telematics.jt808 import messages as M
 from telematics.jt808 import repository as repo
 from telematics.jt808.batcher import Batcher
@@ -44,8 +46,6 @@ from telematics.jt808.commands import CommandRelay
 from telematics.jt808.config import Jt808Settings
 from telematics.jt808.links import LinkBook
 from telematics.jt808.session import Connection
-from telematics.pipeline import Context
-from telematics.schemas import IngestSettings
 
 log = get_logger("jt808")
 

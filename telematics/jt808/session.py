@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fleet.logging import get_logger
+from telematics.ingest.pipeline import Encoded, Item
 from telematics.jt808 import messages as M
 from telematics.jt808.codec import ENCRYPTION, FrameError, Header, Splitter, build, parse
 from telematics.jt808.repository import TerminalRecord
-from telematics.pipeline import Encoded, Item
 
 if TYPE_CHECKING:
     from telematics.jt808.server import Gateway

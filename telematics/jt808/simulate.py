@@ -27,7 +27,7 @@ import asyncpg
 from fleet.audit import Actor, record
 from fleet.config import Settings
 from fleet.logging import get_logger
-from telematics.credentials import derived_secret
+from telematics.broker.credentials import derived_secret
 from telematics.jt808 import messages as M
 from telematics.jt808.config import Jt808Settings
 from telematics.jt808.repository import TERMINAL_CHANGED

@@ -17,7 +17,7 @@ from fleet.identity.principal import Principal, hidden, scope_clause
 from fleet.identity.service import load_org
 from fleet.paging import fetch_page
 from fleet.registry.visibility import visible_vehicle
-from telematics.credentials import hash_secret, new_secret
+from telematics.broker.credentials import hash_secret, new_secret
 from telematics.registry import schemas
 from telematics.registry.models import Geofence, Terminal
 

@@ -8,7 +8,9 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dispatch.supervision import run_checks
+from dispatch.supervision.base import Rules
+from dispatch.supervision.catalog import run_checks
+from telematics.rules.moving import MOVING_MIN_SPEED_KMH
 from tests.conftest import Login
 from tests.dispatch.conftest import API, EventTap, World, approved_trip, make_vehicle
 
@@ -248,3 +250,8 @@ async def test_overtime_and_destination_deviation(
     assert ev["destination"]["lat"] == dest[0]
     r = await client.get(f"{API}/trips/{trip['id']}/track-summary", headers=disp)
     assert r.json()["closest_approach_km"] > 5 and r.json()["odometer_km"] == 30
+
+
+def test_private_use_moves_as_telematics_does() -> None:
+    """One meaning of "moving" (telematics.rules.moving) for the segmenter and private use."""
+    assert Rules().moving_speed_kmh == MOVING_MIN_SPEED_KMH

@@ -118,7 +118,7 @@ async def test_partitions_come_from_the_definer_function(conn: AsyncConnection) 
 
 
 async def test_the_ingest_staging_table_is_allowed(conn: AsyncConnection) -> None:
-    from telematics.store import _TEMP_TABLE
+    from telematics.ingest.store import _TEMP_TABLE
 
     await conn.execute(text(_TEMP_TABLE))
     await conn.execute(text("SELECT count(*) FROM ingest_batch"))

@@ -166,7 +166,7 @@ async def test_driver_crud(client: httpx.AsyncClient, login: Login) -> None:
 async def test_terminal_secret_is_returned_once_and_stored_hashed(
     client: httpx.AsyncClient, login: Login, session: AsyncSession
 ) -> None:
-    from telematics.credentials import verify_secret
+    from telematics.broker.credentials import verify_secret
 
     admin = await login("admin")
     r = await client.post(

@@ -5,7 +5,7 @@ Reusable by every telematics test (T2's too):
 - `mq_db` (session): a throw-away database `<FLEET_DB__NAME>_mq`, migrated and seeded like
   the main test DB (same terminal ids and passwords), because the ingest is another process
   and must see committed rows. Dropped at the end.
-- `mqtt_broker` (session): the project's broker configuration (telematics.broker.Broker)
+- `mqtt_broker` (session): the project's broker configuration (telematics.broker.mosquitto.Broker)
   rendered into a temporary directory, listening on a free port, passwords synced from
   `mq_db`. Stopped at the end.
 - `mq_settings` (session): Settings pointing at `mq_db` and `mqtt_broker`.
@@ -48,8 +48,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from fleet.config import Settings, get_settings
 from fleet.db import create_database, drop_database
-from telematics.broker import Broker
-from telematics.credentials import derived_secret
+from telematics.broker.credentials import derived_secret
+from telematics.broker.mosquitto import Broker
 from tests.conftest import TEST_VEHICLES, _seed, prepare_database
 
 TERMINAL_KEY = "test-terminal-key"

@@ -12,7 +12,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from fleet.config import Settings
-from telematics.broker import MAX_QUEUED, Broker
+from telematics.broker.mosquitto import MAX_QUEUED, Broker
 
 from .conftest import Publisher
 
@@ -72,7 +72,7 @@ def test_anonymous_and_wrong_password_refused(mq_settings: Settings, terminals: 
 
 
 def _pw(tid: str) -> str:
-    from telematics.credentials import derived_secret
+    from telematics.broker.credentials import derived_secret
 
     return derived_secret("test-terminal-key", tid)
 

@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from telematics.derive import Deriver
-from telematics.derive_config import DeriveSettings
-from telematics.segment import Pt, Segmenter, SegState
+from telematics.derive.cycle import Deriver
+from telematics.derive.segment import Pt, Segmenter, SegState
+from telematics.rules.thresholds import DeriveSettings
 
 # A Monday inside working hours in Asia/Shanghai (10:00 local), so no off-hours alerts.
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)

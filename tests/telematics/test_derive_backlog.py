@@ -21,8 +21,8 @@ import asyncpg
 import orjson
 
 from fleet.config import Settings
-from telematics.derive import Deriver
-from telematics.derive_config import DeriveSettings
+from telematics.derive.cycle import Deriver
+from telematics.rules.thresholds import DeriveSettings
 
 from .conftest import IngestProcs, wait_rows
 from .test_ingest import ping

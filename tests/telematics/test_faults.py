@@ -22,7 +22,7 @@ from typing import Any
 import asyncpg
 
 from fleet.config import Settings
-from telematics.broker import Broker
+from telematics.broker.mosquitto import Broker
 
 from .conftest import IngestProcs, PrivatePostgres, Publisher, wait_rows
 from .test_ingest import ping

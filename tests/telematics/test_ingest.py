@@ -10,7 +10,7 @@ import asyncpg
 import orjson
 
 from fleet.config import Settings
-from telematics import flags as F
+from telematics.positions import flags as F
 
 from .conftest import IngestProcs, wait_rows
 
@@ -240,7 +240,7 @@ async def test_two_ingests_share_the_load(
 async def test_alarm_bits_in_mqtt_pings_become_alerts_too(
     mq_settings: Settings, ingest_procs: IngestProcs, terminals: Any, publisher: Any
 ) -> None:
-    """The alarm hook is shared by every transport (telematics/alarms.py): an MQTT ping's
+    """The alarm hook is shared by every transport (telematics/ingest/alarms.py): an MQTT ping's
     `alarm` field (JT/T 808 bits) raises the same alerts as the JT/T 808 gateway."""
     (tid,) = terminals(1)
     ingest_procs.start()

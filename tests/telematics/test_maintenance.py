@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from fleet.config import Settings
-from telematics.maintenance import DayPartition, due, repack_due
+from telematics.positions.maintenance import DayPartition, due, repack_due
 from tests.telematics.conftest import FLEET_BIN
 
 VEHICLES = 20

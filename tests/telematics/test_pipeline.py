@@ -11,9 +11,9 @@ import msgspec
 import orjson
 from pydantic import ValidationError
 
-from telematics import flags as F
-from telematics.pipeline import Context, Delivery, TerminalInfo, position_message, prepare
-from telematics.schemas import ONE_PING, IngestSettings, Ping, ValidPing
+from telematics.ingest.pipeline import Context, Delivery, TerminalInfo, position_message, prepare
+from telematics.ingest.schemas import ONE_PING, IngestSettings, Ping, ValidPing
+from telematics.positions import flags as F
 
 
 class Directory:

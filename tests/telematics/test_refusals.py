@@ -23,10 +23,10 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from fleet.config import Settings
-from telematics.broker import MAX_PACKET_SIZE, Broker
-from telematics.credentials import derived_secret
-from telematics.refusals import MonitorSettings, parse_line, scan
-from telematics.schemas import MAX_ARRAY_PINGS, MAX_MESSAGE_BYTES
+from telematics.broker.credentials import derived_secret
+from telematics.broker.mosquitto import MAX_PACKET_SIZE, Broker
+from telematics.broker.refusals import MonitorSettings, parse_line, scan
+from telematics.ingest.schemas import MAX_ARRAY_PINGS, MAX_MESSAGE_BYTES
 from telematics.simulator import backlog_arrays
 
 from .conftest import FLEET_BIN, TERMINAL_KEY, IngestProcs, wait_rows

@@ -25,7 +25,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from fleet.config import Settings
-from telematics.credentials import derived_secret
+from telematics.broker.credentials import derived_secret
 
 from .conftest import TERMINAL_KEY, IngestProcs, wait_rows
 from .test_ingest import now, ping

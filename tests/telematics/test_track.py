@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from telematics.derive import Deriver
+from telematics.derive.cycle import Deriver
 from tests.conftest import Login
 from tests.telematics.test_derive import (
     T0,

@@ -21,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.config import Settings
-from telematics.credentials import hash_secret
+from telematics.broker.credentials import hash_secret
 from tests.conftest import bearer, make_user
 from tests.web.authz_cases import (
     MISSING,

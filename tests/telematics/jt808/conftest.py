@@ -26,7 +26,7 @@ import asyncpg
 import pytest
 
 from fleet.config import Settings
-from telematics.credentials import hash_code
+from telematics.broker.credentials import hash_code
 from tests.telematics.conftest import FLEET_BIN, free_port
 from tests.telematics.jt808 import frames as F
 

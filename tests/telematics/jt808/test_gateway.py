@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from fleet.config import Settings
-from telematics.credentials import hash_secret
+from telematics.broker.credentials import hash_secret
 from tests.telematics.jt808 import frames as F
 from tests.telematics.jt808.test_codec import (
     AUTHENTICATE,

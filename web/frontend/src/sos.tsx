@@ -1,6 +1,7 @@
 // Emergency (SOS) alarms on the console: a terminal's emergency bit becomes an alert of kind
-// "sos" (telematics/alarms.py), pushed live. The console sounds a distinct two-tone alarm and
-// shows a red banner until someone dismisses it; the alert feed marks it apart. Another issue
+// "sos" (telematics/ingest/alarms.py), pushed live. The console sounds a distinct
+// two-tone alarm and shows a red banner until someone dismisses it; the alert feed marks it
+// apart. Another issue
 // reworks alarm triage; this stays small on purpose.
 import { useEffect, useState } from "preact/hooks";
 import type { LiveMessage } from "./live";

@@ -16,8 +16,8 @@ from typing import Any
 
 import asyncpg
 
-from telematics import flags as F
-from telematics.pipeline import Batch, InTransactionHook, Item, TerminalInfo
+from telematics.ingest.pipeline import Batch, InTransactionHook, Item, TerminalInfo
+from telematics.positions import flags as F
 
 # Errors after which the same batch is simply retried (connection lost, server restarting,
 # our backend terminated, lock conflicts between two ingest processes).

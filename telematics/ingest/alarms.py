@@ -27,7 +27,7 @@ import orjson
 
 from fleet.audit import Actor, record
 from fleet.logging import get_logger
-from telematics.pipeline import Item
+from telematics.ingest.pipeline import Item
 
 log = get_logger("telematics.alarms")
 

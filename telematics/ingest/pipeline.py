@@ -1,13 +1,13 @@
 """The ingest pipeline: an explicit, ordered tuple of small stages over one batch.
 
     decode -> validate -> identify -> screen -> flag        (PRE_COMMIT_STAGES, here)
-    store (one transaction)                                 (telematics/store.py)
-    ack to the broker, then post-commit hooks: publish, derive...   (telematics/ingest.py)
+    store (one transaction)                                 (telematics/ingest/store.py)
+    ack to the broker, then post-commit hooks: publish, derive...   (telematics/ingest/mqtt.py)
 
 Every transport shares it: MQTT deliveries enter at `decode` (`prepare`); the JT/T 808
 gateway decodes its binary frames itself and hands the items to the same
 validate -> identify -> screen -> flag (`CHECK_STAGES`, `check`), then the same store and
-post-commit hooks (telematics/commit.py).
+post-commit hooks (telematics/ingest/commit.py).
 
 Each stage takes the batch and moves items forward or rejects them with a reason; a
 failing item never stops the others, and no stage raises for bad input. Rejections are
@@ -34,8 +34,7 @@ import orjson
 from pydantic import ValidationError
 
 from fleet.distance import great_circle_m
-from telematics import flags as F
-from telematics.schemas import (
+from telematics.ingest.schemas import (
     MAX_ARRAY_PINGS,
     MAX_MESSAGE_BYTES,
     ONE_PING,
@@ -44,6 +43,7 @@ from telematics.schemas import (
     Ping,
     ValidPing,
 )
+from telematics.positions import flags as F
 
 
 @dataclass(slots=True)
@@ -325,7 +325,7 @@ _RELOCATE_AFTER = 3
 
 
 async def flag(batch: Batch, ctx: Context) -> None:
-    """Valid but suspect points: stored with flags, never dropped (telematics/flags.py)."""
+    """Valid but suspect points: stored with flags, never dropped (telematics.positions.flags)."""
     s = ctx.settings
     limit_ms = s.jump_speed_kmh / 3.6
     no_fix = F.INVALID_FIX | F.NULL_ISLAND

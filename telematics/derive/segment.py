@@ -1,7 +1,7 @@
 """Trip and stop segmentation from ignition (acc) and motion: a pure, resumable state machine.
 
-A point "moves" when the ignition is not reported off and its speed reaches
-``motion_speed_kmh``. A stop becomes a trip once the vehicle has moved
+A point "moves" as ``telematics.rules.moving`` defines it, at ``motion_speed_kmh`` (by default
+the shared ``MOVING_MIN_SPEED_KMH``). A stop becomes a trip once the vehicle has moved
 ``trip_min_distance_m`` away from where it stood (GPS drift in a car park never does); a trip
 ends when the ignition goes off, or after ``stop_min_s`` without motion (a red light does not
 end it). The state is a small JSON document stored per vehicle, so the worker resumes where
@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fleet.distance import great_circle_m
+from telematics.rules.moving import is_moving
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ class Segmenter:
         self.trip_min_distance_m = trip_min_distance_m
 
     def moving(self, p: Pt) -> bool:
-        return p.acc is not False and (p.speed_kmh or 0.0) >= self.motion_speed_kmh
+        return is_moving(p.speed_kmh, p.acc, min_speed_kmh=self.motion_speed_kmh)
 
     def feed(self, st: SegState, points: list[Pt]) -> list[Segment]:
         """Advance the state over points (ascending ts, newer than st.last_ts).

@@ -1,7 +1,10 @@
 """Thresholds of derived state and supervision rules (env ``FLEET_DERIVE__<NAME>``).
 
-Kept in telematics rather than the shared Settings: only the derive worker and its tests
-read them. Every default is the value an operator would start with.
+Kept in telematics rather than the shared Settings: only the derive worker, its rules and
+their tests read them. One env section for the worker and the rules it runs; it lives beside
+the rules (which read it) so that ``telematics.derive`` sits above ``telematics.rules`` and
+never the other way round. Every default is the value an operator would start with; what
+"moving" means is not set here but in ``telematics.rules.moving`` (shared with dispatch).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fleet.config import ROOT
+from telematics.rules.moving import MOVING_MIN_SPEED_KMH
 
 
 class SpeedLimits(BaseModel):
@@ -46,7 +50,7 @@ class DeriveSettings(BaseSettings):
     )
     # status and segmentation
     offline_after_s: float = Field(600.0, gt=0)
-    motion_speed_kmh: float = Field(5.0, ge=0)
+    motion_speed_kmh: float = Field(MOVING_MIN_SPEED_KMH, ge=0)
     stop_min_s: float = Field(180.0, gt=0, description="standing still this long ends a trip")
     trip_min_distance_m: float = Field(200.0, ge=0, description="displacement that starts a trip")
     # rules

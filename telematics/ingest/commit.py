@@ -20,8 +20,8 @@ import asyncpg
 
 from fleet.config import Settings
 from fleet.logging import get_logger
-from telematics import store
-from telematics.pipeline import Batch, Hooks, Item, position_message
+from telematics.ingest import store
+from telematics.ingest.pipeline import Batch, Hooks, Item, position_message
 
 log = get_logger("telematics.commit")
 
@@ -128,7 +128,7 @@ def publisher(redis: Any) -> Callable[[Sequence[Item]], Awaitable[None]]:
 
 def transport_hooks(redis: Any, actor: str) -> Hooks:
     """The hooks every transport runs: live publish first, then terminal alarms -> alerts."""
-    from telematics.alarms import AlarmAlerts
+    from telematics.ingest.alarms import AlarmAlerts
 
     alarms = AlarmAlerts(actor, redis)
     hooks = Hooks(in_transaction=[alarms.in_transaction], post_commit=[alarms.post_commit])

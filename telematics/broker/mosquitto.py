@@ -31,8 +31,8 @@ import asyncpg
 
 from fleet.config import ROOT, Settings
 from fleet.logging import get_logger
-from telematics.credentials import hash_secret
-from telematics.schemas import MAX_ARRAY_PINGS, MAX_MESSAGE_BYTES
+from telematics.broker.credentials import hash_secret
+from telematics.ingest.schemas import MAX_ARRAY_PINGS, MAX_MESSAGE_BYTES
 
 log = get_logger("telematics.broker")
 

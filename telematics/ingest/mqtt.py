@@ -35,10 +35,10 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from fleet.config import Settings
 from fleet.logging import get_logger
-from telematics import store
-from telematics.commit import Committer, redis_or_none, transport_hooks
-from telematics.pipeline import Batch, Context, Delivery, Hooks, prepare
-from telematics.schemas import MAX_ARRAY_PINGS, MAX_MESSAGE_BYTES, IngestSettings
+from telematics.ingest import store
+from telematics.ingest.commit import Committer, redis_or_none, transport_hooks
+from telematics.ingest.pipeline import Batch, Context, Delivery, Hooks, prepare
+from telematics.ingest.schemas import MAX_ARRAY_PINGS, MAX_MESSAGE_BYTES, IngestSettings
 
 log = get_logger("telematics.ingest")
 

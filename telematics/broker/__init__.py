@@ -1,0 +1,1 @@
+"""The project's Mosquitto broker: config and ACLs, terminal credentials, refusal monitor."""

@@ -1,0 +1,1 @@
+"""The derive worker: status, trips/stops, daily mileage and point-rule alerts from positions."""

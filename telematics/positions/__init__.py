@@ -1,0 +1,1 @@
+"""Stored positions: their flag bits, track/trip/stop/mileage queries, partition maintenance."""

@@ -1,0 +1,1 @@
+"""Supervision rules on positions (运行监管): one file per rule, registered in ``catalog``."""
