@@ -4,14 +4,13 @@ import type { Map as MLMap } from "maplibre-gl";
 import maplibregl from "maplibre-gl";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { type Alert, api, type Driver, type Proposal, type ProposalItem, type Suggestion, type Trip } from "../api";
+import { type Filters, useLiveMap } from "../console/useLiveMap";
 import { useUser } from "../session";
 import { Fleet, type VehicleState } from "../fleet";
 import { t, term, useLang } from "../i18n";
-import { type FromWorker, SNAP_FIELDS, STATUS_CODES, type ToWorker } from "../fleetProtocol";
-import { afterClose, inject, injectState, type LiveState, liveUrl, onState, setExternal, subscribe } from "../live";
-import { chooseTiles, createMap, currentTiles, uiConfig, whenBaseReady } from "../map/base";
-import { displayCrs, fromMap, geojsonToMap, toMap } from "../map/coords";
-import { addVehicleLayers, ClusterLabels, setSelected } from "../map/vehicles";
+import type { LiveMessage } from "../live";
+import { chooseTiles, currentTiles, uiConfig } from "../map/base";
+import { geojsonToMap, toMap } from "../map/coords";
 import { Link } from "../router";
 import { fmtDateTime, fmtShort, fmtTime, shanghaiDay, shanghaiMidnight } from "../time";
 import { ErrorText, Modal, OrgName, StateTag, STATUS_COLORS, STATUSES, StatusDot, useAsync, type VStatus } from "../ui";
@@ -20,284 +19,37 @@ import { TerminalSection } from "./terminalPanel";
 
 const BODY_TYPES = ["sedan", "suv", "mpv", "minibus", "bus"];
 
-interface FleetStats {
-  frames: number; // requestAnimationFrame callbacks
-  renders: number; // MapLibre render events
-  latencies: number[]; // ms, newest ping ts -> first frame drawing it
-  arrivals: number[]; // ms, newest ping ts in a websocket batch -> its arrival in the page
-  redrawMs: number[]; // ms the worker spent on each map update (filters, clustering, GeoJSON text)
-  positions: number; // positions received
-  batches: number;
-  shown: number;
-  total: number;
-  features: number; // features in the vehicle source (clusters + single vehicles of the view)
-  viewSeq: number; // views posted to the worker (one per zoom, pan end, and 4/s while panning)
-  drawnView: { seq: number; at: number }; // the view of the data last drawn, and when (performance.now())
-}
-
-interface Filters {
-  q: string;
-  unit: string;
-  body: string;
-  statuses: Set<VStatus>;
-}
-
-declare global {
-  interface Window {
-    __fleetStats?: FleetStats;
-  }
-}
-
 export function ConsolePage() {
   useLang();
   const mapEl = useRef<HTMLDivElement>(null);
-  const mapRef = useRef<MLMap | null>(null);
   const fleet = useMemo(() => new Fleet(), []);
-  const [loaded, setLoaded] = useState(false);
-  const [live, setLive] = useState<LiveState>("closed");
   const [filters, setFilters] = useState<Filters>({ q: "", unit: "", body: "", statuses: new Set(STATUSES) });
-  const filtersRef = useRef(filters);
-  filtersRef.current = filters;
-  const [counts, setCounts] = useState<Record<VStatus, number>>({ moving: 0, parked: 0, on_trip: 0, offline: 0, alarm: 0 });
-  const [shown, setShown] = useState(0);
-  const [units, setUnits] = useState<[string, string][]>([]);
   const [selected, setSelectedId] = useState<number | null>(null);
-  const selectedRef = useRef<number | null>(null);
-  selectedRef.current = selected;
   const [tab, setTab] = useState<"queue" | "proposal" | "alerts">("queue");
   const [alertBump, setAlertBump] = useState(0);
   // Alerts acknowledged or closed since the list was fetched (id -> new status), from live
   // events: the open-alerts list drops them at once, before its re-fetch answers.
   const [alertChanges, setAlertChanges] = useState<Record<number, string>>({});
   const [sos, setSos] = useState<SosAlert[]>([]); // emergency alarms not yet dismissed here
-  const [tick, setTick] = useState(0);
-  const [loadError, setLoadError] = useState<unknown>(null);
-  const workerRef = useRef<Worker | null>(null);
-
-  // Map, index, live feed and a redraw at most once a second.
-  useEffect(() => {
-    const map = createMap(mapEl.current!);
-    mapRef.current = map;
-    let alive = true;
-    const stats: FleetStats = { frames: 0, renders: 0, latencies: [], arrivals: [], redrawMs: [], positions: 0, batches: 0, shown: 0, total: 0, features: 0, viewSeq: 0, drawnView: { seq: 0, at: 0 } };
-    window.__fleetStats = stats;
-    // Handles for the browser tests and bench/console_load.py (read-only use).
-    (window as unknown as { __fleet: Fleet; __map: MLMap }).__fleet = fleet;
-    (window as unknown as { __fleet: Fleet; __map: MLMap }).__map = map;
-    let pendingTs = 0; // newest ping ts in data handed to the map but not yet painted
-    let pendingView = -1; // view seq of data handed to the map but not yet painted
-    let awaitingDraw = false; // a frame was handed to the map and has not finished loading
-    const urls: string[] = []; // blob URLs handed to the map, oldest first
-    let raf = 0;
-    const countFrames = () => {
-      stats.frames++;
-      raf = requestAnimationFrame(countFrames);
-    };
-    raf = requestAnimationFrame(countFrames);
-    map.on("render", () => {
-      stats.renders++;
-    });
-    // "Drawn" = the first render after the vehicle tiles were rebuilt from the newest data.
-    // MapLibre reports the source loaded already when its worker has read the data
-    // ("metadata", before the tiles are rebuilt); the tiles follow the "content" event.
-    let rebuilt = false;
-    map.on("sourcedata", (e) => {
-      if (e.sourceId !== "vehicles") return;
-      if (e.sourceDataType === "metadata") rebuilt = false;
-      if (e.sourceDataType === "content") rebuilt = true;
-      if (!e.isSourceLoaded) return;
-      if (urls.length > 1) {
-        // Nothing is loading: every blob URL but the newest was read or skipped by now.
-        // (Revoking one earlier can pull it from under a fetch in MapLibre's worker.)
-        for (const u of urls.splice(0, urls.length - 1)) URL.revokeObjectURL(u);
-      }
-      if (!rebuilt) return;
-      if (awaitingDraw) {
-        awaitingDraw = false;
-        const ack: ToWorker = { type: "drawn" };
-        workerRef.current?.postMessage(ack);
-      }
-      if (pendingView >= 0) {
-        const seq = pendingView;
-        pendingView = -1;
-        map.once("render", () => (stats.drawnView = { seq, at: performance.now() }));
-      }
-      if (pendingTs) {
-        const ts = pendingTs;
-        pendingTs = 0;
-        map.once("render", () => {
-          stats.latencies.push(Date.now() - ts);
-          if (stats.latencies.length > 5000) stats.latencies.splice(0, 1000);
-        });
-      }
-    });
-
-    // The live feed runs in a worker (fleetWorker.ts): it owns the websocket, clusters the
-    // fleet and sends the features of the current view as a GeoJSON Blob (MapLibre's worker
-    // parses it from a blob: URL), plus once a second a snapshot for the lists and panels.
-    const worker = new Worker(new URL("../fleetWorker.ts", import.meta.url), { type: "module" });
-    workerRef.current = worker;
-    setExternal(true);
-    worker.onmessage = (ev: MessageEvent<FromWorker>) => {
-      const m = ev.data;
-      if (m.type === "need_url") {
-        liveUrl()
-          .catch(() => null)
-          .then((url) => {
-            const reply: ToWorker = { type: "live_url", url };
-            workerRef.current?.postMessage(reply);
-          });
-        return;
-      }
-      if (m.type === "state") {
-        if (m.code !== undefined) afterClose(m.code); // 4403: reload with the new scope
-        return injectState(m.state);
-      }
-      if (m.type === "event") return inject(m.msg);
-      if (!alive || !map.getSource("vehicles")) return;
-      if (m.type === "features") {
-        const url = URL.createObjectURL(m.geojson);
-        (map.getSource("vehicles") as maplibregl.GeoJSONSource).setData(url);
-        awaitingDraw = true;
-        rebuilt = false;
-        urls.push(url);
-        if (m.newestTs) {
-          pendingTs = m.newestTs;
-          stats.redrawMs.push(m.buildMs);
-          if (stats.redrawMs.length > 2000) stats.redrawMs.splice(0, 500);
-        }
-        pendingView = m.view;
-        stats.features = m.features;
-        return;
-      }
-      for (const a of m.arrivals) stats.arrivals.push(a);
-      if (stats.arrivals.length > 20000) stats.arrivals.splice(0, 5000);
-      stats.positions += m.positions;
-      stats.batches++;
-      fleet.applySnapshot(m.snapshot, SNAP_FIELDS, STATUS_CODES);
-      stats.shown = m.shown;
-      stats.total = fleet.byId.size;
-      setCounts(m.counts);
-      setShown(m.shown);
-      const sel = selectedRef.current != null ? fleet.byId.get(selectedRef.current) : null;
-      setSelected(map, sel?.lon != null && sel.lat != null ? toMap(sel.lon, sel.lat) : null);
-      setTick((n) => n + 1);
-    };
-
-    // The worker only sends what the view needs: tell it where the map is, at once on a zoom
-    // or the end of a pan, and a few times a second while panning.
-    let viewTimer = 0;
-    let lastView = 0;
-    const postView = () => {
-      window.clearTimeout(viewTimer);
-      viewTimer = 0;
-      lastView = performance.now();
-      const b = map.getBounds();
-      const seq = ++stats.viewSeq;
-      const msg: ToWorker = { type: "view", view: { bbox: [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()], zoom: map.getZoom(), seq } };
-      worker.postMessage(msg);
-    };
-    map.on("moveend", postView);
-    map.on("move", () => {
-      if (!viewTimer) viewTimer = window.setTimeout(postView, Math.max(0, 250 - (performance.now() - lastView)));
-    });
-
-    whenBaseReady(map, () => {
-      addVehicleLayers(map);
-      new ClusterLabels(map);
-      map.on("click", "v-cluster", (e) => {
-        const f = e.features?.[0];
-        if (!f) return;
-        // The worker put each cluster's expansion zoom on it (supercluster's getClusterExpansionZoom).
-        const z = Number(f.properties.expand ?? map.getZoom() + 2);
-        map.easeTo({ center: (f.geometry as GeoJSON.Point).coordinates as [number, number], zoom: z + 0.2 });
-      });
-      map.on("click", "v-point", (e) => {
-        const id = e.features?.[0]?.properties?.id;
-        if (typeof id === "number") setSelectedId(id);
-      });
-      for (const l of ["v-cluster", "v-point"]) {
-        map.on("mouseenter", l, () => (map.getCanvas().style.cursor = "pointer"));
-        map.on("mouseleave", l, () => (map.getCanvas().style.cursor = ""));
-      }
-      (async () => {
-        const idx = await api.fleetIndex();
-        if (!alive) return;
-        fleet.offlineAfterMs = (uiConfig()?.offline_after_s ?? 600) * 1000;
-        fleet.load(idx);
-        setUnits(Object.entries(idx.units).sort((a, b) => a[1].localeCompare(b[1], "zh-CN")));
-        const [latest, open] = await Promise.all([
-          api.latestPositions().catch((e) => (setLoadError(e), null)),
-          api.alerts({ status: "open", limit: 500 }).catch(() => null),
-        ]);
-        const alarms = open ? open.items.map((a) => a.vehicle_id).filter((x): x is number => x != null) : [];
-        if (latest) fleet.applyLatest(latest);
-        fleet.markAlarms(alarms);
-        const msg: ToWorker = {
-          type: "init",
-          index: idx,
-          latest,
-          alarms,
-          offlineAfterMs: fleet.offlineAfterMs,
-          crs: displayCrs(),
-        };
-        worker.postMessage(msg);
-        postFilter(worker, filtersRef.current);
-        setLoaded(true);
-        fitToFleet(map, fleet);
-        postView();
-      })().catch((e) => setLoadError(e));
-    });
-
-    const unsub = subscribe((m) => {
-      const known = fleet.applyEvent(m);
-      const emergency = sosOf(m, (id) => fleet.byId.get(id)?.plate);
-      if (emergency) {
-        setSos((xs) => (xs.some((x) => x.id === emergency.id) ? xs : [emergency, ...xs]));
-        playSos();
-      }
-      if (m.type === "alert") {
-        const d = m.data as { id?: number; status?: string };
-        if (typeof d.id === "number" && d.status && d.status !== "open") setSos((xs) => xs.filter((x) => x.id !== d.id));
-        if (typeof d.id === "number" && d.status && d.status !== "open") {
-          const id = d.id;
-          const status = d.status;
-          setAlertChanges((c) => ({ ...c, [id]: status }));
-          setAlertBump((n) => n + 1);
-        } else if (known) setAlertBump((n) => n + 1);
-      }
-      if (m.type === "trip") {
+  const onEvent = (m: LiveMessage, known: boolean) => {
+    const emergency = sosOf(m, (id) => fleet.byId.get(id)?.plate);
+    if (emergency) {
+      setSos((xs) => (xs.some((x) => x.id === emergency.id) ? xs : [emergency, ...xs]));
+      playSos();
+    }
+    if (m.type === "alert") {
+      const d = m.data as { id?: number; status?: string };
+      if (typeof d.id === "number" && d.status && d.status !== "open") setSos((xs) => xs.filter((x) => x.id !== d.id));
+      if (typeof d.id === "number" && d.status && d.status !== "open") {
+        const id = d.id;
+        const status = d.status;
+        setAlertChanges((c) => ({ ...c, [id]: status }));
         setAlertBump((n) => n + 1);
-        const d = m.data as { trip_id?: number; to?: string; vehicle_id?: number };
-        // Departure and completion events name the booked vehicle (dispatch/trips/state.py).
-        if (d.trip_id && d.vehicle_id && (d.to === "departed" || d.to === "completed")) {
-          const tripId = d.to === "departed" ? d.trip_id : null;
-          fleet.setTrip(d.vehicle_id, tripId, null);
-          const tm: ToWorker = { type: "trip", vehicleId: d.vehicle_id, tripId };
-          worker.postMessage(tm);
-        }
-      }
-    });
-    const unstate = onState(setLive);
-    return () => {
-      alive = false;
-      const stop: ToWorker = { type: "stop" };
-      worker.postMessage(stop);
-      workerRef.current = null;
-      setExternal(false);
-      for (const u of urls) URL.revokeObjectURL(u);
-      window.clearTimeout(viewTimer);
-      cancelAnimationFrame(raf);
-      unsub();
-      unstate();
-      map.remove();
-    };
-  }, []);
-
-  // Filters are applied in the worker, which redraws at once.
-  useEffect(() => {
-    if (workerRef.current) postFilter(workerRef.current, filters);
-  }, [filters]);
+      } else if (known) setAlertBump((n) => n + 1);
+    }
+    if (m.type === "trip") setAlertBump((n) => n + 1);
+  };
+  const { map: mapRef, loaded, loadError, live, counts, shown, units, tick } = useLiveMap(mapEl, fleet, { filters, selected, onSelect: setSelectedId, onEvent });
 
   const matches = useMemo(() => {
     const q = filters.q.trim().toUpperCase();
@@ -467,22 +219,6 @@ function VehiclePanel(props: { v: VehicleState; fleet: Fleet; map: MLMap | null;
       </div>
     </div>
   );
-}
-
-/** A county dispatcher starts on their county, not on the whole region. */
-function postFilter(worker: Worker, f: Filters) {
-  const m: ToWorker = { type: "filter", q: f.q, unit: f.unit ? Number(f.unit) : 0, body: f.body, statuses: [...f.statuses] };
-  worker.postMessage(m);
-}
-
-function fitToFleet(map: MLMap, fleet: Fleet) {
-  let w = 180, so = 90, e = -180, n = -90, k = 0;
-  for (const v of fleet.byId.values()) {
-    if (v.lon == null || v.lat == null) continue;
-    const [x, y] = toMap(v.lon, v.lat);
-    w = Math.min(w, x); e = Math.max(e, x); so = Math.min(so, y); n = Math.max(n, y); k++;
-  }
-  if (k > 0) map.fitBounds([[w, so], [e, n]], { padding: 80, maxZoom: 12, duration: 0 });
 }
 
 function drawTrack(map: MLMap, fc: GeoJSON.FeatureCollection) {
@@ -793,4 +529,3 @@ function AckModal(props: { alert: Alert; onClose: () => void; onDone: () => void
   );
 }
 
-export { fromMap };
