@@ -1,7 +1,7 @@
 // Dispatcher console: live fleet map, filters, queue of approved requests, optimizer proposal,
 // alerts feed and a vehicle panel.
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { type Alert, api, type Driver, type Proposal, type ProposalItem, type Suggestion, type Trip } from "../api";
+import { type Alert, api, type Proposal, type ProposalItem } from "../api";
 import { type Filters, useLiveMap } from "../console/useLiveMap";
 import { useUser } from "../session";
 import { Fleet, type VehicleState } from "../fleet";
@@ -10,8 +10,9 @@ import type { LiveMessage } from "../live";
 import { chooseTiles, currentTiles, uiConfig } from "../map/base";
 import { toMap } from "../map/coords";
 import { fmtDateTime, fmtShort, fmtTime, shanghaiDay } from "../time";
-import { ErrorText, Modal, OrgName, StateTag, STATUS_COLORS, STATUSES, StatusDot, useAsync, type VStatus } from "../ui";
+import { ErrorText, Modal, StateTag, STATUS_COLORS, STATUSES, StatusDot, useAsync, type VStatus } from "../ui";
 import { playSos, SosBanner, type SosAlert, sosOf } from "../sos";
+import { QueuePanel } from "../console/queuePanel";
 import { VehiclePanel } from "../console/vehiclePanel";
 
 const BODY_TYPES = ["sedan", "suv", "mpv", "minibus", "bus"];
@@ -162,138 +163,6 @@ export function ConsolePage() {
         {tab === "alerts" && <AlertsPanel bump={alertBump} changes={alertChanges} fleet={fleet} onFocus={(id) => { const v = fleet.byId.get(id); if (v) focus(v); }} />}
       </aside>
     </div>
-  );
-}
-
-function QueuePanel(props: { fleet: Fleet; bump: number }) {
-  const q = useAsync(() => api.queue(), [props.bump]);
-  const [assigning, setAssigning] = useState<Trip | null>(null);
-  const [suggesting, setSuggesting] = useState<Trip | null>(null);
-  return (
-    <div class="scroll" data-testid="queue">
-      {q.loading && !q.data && <div class="empty">{t("loading")}</div>}
-      <ErrorText error={q.error} />
-      {q.data && q.data.length === 0 && <div class="empty">{t("empty")}</div>}
-      {q.data?.map((trip) => (
-        <div class="list-item" key={trip.id} data-testid="queue-item" data-trip={trip.id}>
-          <div class="title">
-            <span>#{trip.id} <OrgName id={trip.unit_id} /></span>
-            <StateTag state={trip.state} />
-          </div>
-          <div class="meta">
-            <span>{fmtShort(trip.departure_at)} → {fmtShort(trip.return_at)}</span>
-            <span>{trip.passengers} 人</span>
-            <span>{trip.allowed_body_types.map((b) => t(`bt_${b}` as never)).join("/")}</span>
-          </div>
-          <div class="meta"><span>{trip.origin?.address} → {trip.destination?.address}</span></div>
-          <div class="row" style={{ marginTop: 6 }}>
-            <button class="btn small primary" onClick={() => setAssigning(trip)} data-testid="assign-open">{t("assign")}</button>
-            {(trip.urgency === "urgent" || trip.urgency === "emergency") && (
-              <button class="btn small" onClick={() => setSuggesting(trip)} data-testid="suggest-open">{t("suggest")}</button>
-            )}
-          </div>
-        </div>
-      ))}
-      {assigning && <AssignModal trip={assigning} fleet={props.fleet} onClose={() => setAssigning(null)} onDone={() => { setAssigning(null); q.reload(); }} />}
-      {suggesting && <SuggestModal trip={suggesting} onClose={() => setSuggesting(null)} onDone={() => { setSuggesting(null); q.reload(); }} />}
-    </div>
-  );
-}
-
-/** Urgent dispatch: the ranked vehicles + drivers for one trip; one click books a suggestion
- * through the manual assignment (so every manual check applies). */
-function SuggestModal(props: { trip: Trip; onClose: () => void; onDone: () => void }) {
-  const s = useAsync(() => api.suggestions(props.trip.id, 5), [props.trip.id]);
-  const [err, setErr] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
-  const assign = async (sg: Suggestion) => {
-    setErr(null);
-    setBusy(true);
-    try {
-      await api.tripAction(props.trip.id, "assign", { vehicle_id: sg.vehicle.id, driver_id: sg.driver.id });
-      props.onDone();
-    } catch (e) {
-      setErr(e);
-      s.reload();
-    } finally {
-      setBusy(false);
-    }
-  };
-  const d = s.data;
-  return (
-    <Modal title={`${t("suggest")} · #${props.trip.id} ${term(props.trip.urgency)}`} onClose={props.onClose}
-      footer={<button class="btn" onClick={props.onClose}>{t("cancel")}</button>}>
-      {s.loading && !d && <div class="empty">{t("loading")}</div>}
-      <ErrorText error={s.error} />
-      {d && (
-        <div class="small muted" data-testid="suggest-counts">
-          {t("suggest_eligible")} {d.eligible} / {d.vehicles_visible}
-          {Object.keys(d.excluded).length > 0 && <> · {t("suggest_excluded")}: {Object.entries(d.excluded).map(([k, n]) => `${term(k)} ${n}`).join(", ")}</>}
-        </div>
-      )}
-      {d && d.suggestions.length === 0 && <div class="empty">{t("suggest_none")}</div>}
-      {d?.suggestions.map((sg) => (
-        <div class="list-item" key={sg.vehicle.id} data-testid="suggestion" data-vehicle={sg.vehicle.id} title={sg.why}>
-          <div class="title">
-            <span>{sg.rank}. <b>{sg.vehicle.plate}</b> · {t(`bt_${sg.vehicle.body_type}` as never)} · {sg.vehicle.unit_name}</span>
-            <button class="btn small primary" disabled={busy} onClick={() => assign(sg)} data-testid="suggest-assign">{t("suggest_assign")}</button>
-          </div>
-          <div class="meta">
-            <span>{sg.vehicle.distance_km.toFixed(1)} km ({sg.vehicle.start === "live" ? t("start_live") : t("start_depot")})</span>
-            <span>{t("driver")} {sg.driver.name} · {sg.driver.licence_class}</span>
-          </div>
-          <div class="meta">
-            <span>{t("added_km")} +{sg.added_km.toFixed(1)} km</span>
-            <span>{t("pickup_plan")} {fmtTime(sg.pickup_at).slice(0, 5)} {sg.late_min >= 0.5 ? `(${t("late_by")} ${sg.late_min.toFixed(0)} min)` : `(${t("on_time")})`}</span>
-          </div>
-          <div class="meta small muted">{sg.why}</div>
-        </div>
-      ))}
-      <ErrorText error={err} />
-    </Modal>
-  );
-}
-
-function AssignModal(props: { trip: Trip; fleet: Fleet; onClose: () => void; onDone: () => void }) {
-  const [plate, setPlate] = useState("");
-  const [driverId, setDriverId] = useState("");
-  const [err, setErr] = useState<unknown>(null);
-  const drivers = useAsync(() => api.drivers({ limit: 200 }), []);
-  const candidates = useMemo(() => {
-    const out: VehicleState[] = [];
-    const p = plate.trim().toUpperCase();
-    for (const v of props.fleet.byId.values()) {
-      if (p && !v.plate.toUpperCase().includes(p)) continue;
-      out.push(v);
-      if (out.length >= 30) break;
-    }
-    return out;
-  }, [plate]);
-  const chosen = [...props.fleet.byId.values()].find((v) => v.plate === plate.trim());
-  const submit = async () => {
-    setErr(null);
-    try {
-      await api.tripAction(props.trip.id, "assign", { vehicle_id: chosen?.id, driver_id: Number(driverId) });
-      props.onDone();
-    } catch (e) {
-      setErr(e);
-    }
-  };
-  return (
-    <Modal title={`${t("assign_manual")} · #${props.trip.id}`} onClose={props.onClose}
-      footer={<><button class="btn" onClick={props.onClose}>{t("cancel")}</button><button class="btn primary" disabled={!chosen || !driverId} onClick={submit} data-testid="assign-submit">{t("confirm")}</button></>}>
-      <label class="field">{t("choose_vehicle")}
-        <input class="input" list="assign-plates" value={plate} data-testid="assign-plate" onInput={(e) => setPlate((e.target as HTMLInputElement).value)} placeholder="桂A…" />
-        <datalist id="assign-plates">{candidates.map((v) => <option key={v.id} value={v.plate}>{v.unit} · {t(`bt_${v.body_type}` as never)}</option>)}</datalist>
-      </label>
-      <label class="field">{t("choose_driver")}
-        <select class="input" value={driverId} data-testid="assign-driver" onChange={(e) => setDriverId((e.target as HTMLSelectElement).value)}>
-          <option value="">—</option>
-          {drivers.data?.items.map((d: Driver) => <option key={d.id} value={d.id}>{d.name} · {d.licence_class}</option>)}
-        </select>
-      </label>
-      <ErrorText error={err} />
-    </Modal>
   );
 }
 
