@@ -31,6 +31,32 @@ export function ErrorText(props: { error: unknown }) {
   return <div class="error-text">{msg}</div>;
 }
 
+export interface Action {
+  busy: boolean; // an action is running (its button disables)
+  error: unknown; // the last one's failure, for ErrorText
+  setError: (e: unknown) => void;
+  /** Run `f` with `busy` set and the last error cleared; a failure becomes `error`. */
+  run: (f: () => Promise<void>) => Promise<void>;
+}
+
+/** What a button starts: a busy flag and the error to show. */
+export function useAction(): Action {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const run = async (f: () => Promise<void>) => {
+    setBusy(true);
+    setError(null);
+    try {
+      await f();
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return { busy, error, setError, run };
+}
+
 export interface Async<T> {
   data: T | null;
   error: unknown;

@@ -6,14 +6,13 @@ import type { Fleet } from "../fleet";
 import { t, term } from "../i18n";
 import { useUser } from "../session";
 import { fmtTime, shanghaiDay } from "../time";
-import { ErrorText, StateTag, useAsync } from "../ui";
+import { ErrorText, StateTag, useAction, useAsync } from "../ui";
 
 export function ProposalPanel(props: { fleet: Fleet }) {
   const user = useUser();
   const orgId = user?.roles.find((r) => r.role === "dispatcher")?.org_id ?? user?.org_id ?? 0;
   const [p, setP] = useState<Proposal | null>(null);
-  const [err, setErr] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
+  const { busy, error: err, setError: setErr, run } = useAction();
   const [result, setResult] = useState<string | null>(null);
   const input = useAsync(() => api.planningInput(), []);
   // Poll a queued/running proposal once a second (bounded by the solver's own time limit).
@@ -22,17 +21,6 @@ export function ProposalPanel(props: { fleet: Fleet }) {
     const h = window.setTimeout(() => api.proposal(p.id).then(setP, setErr), 1000);
     return () => window.clearTimeout(h);
   }, [p]);
-  const run = async (f: () => Promise<void>) => {
-    setBusy(true);
-    setErr(null);
-    try {
-      await f();
-    } catch (e) {
-      setErr(e);
-    } finally {
-      setBusy(false);
-    }
-  };
   const compute = () => run(async () => {
     setResult(null);
     setP(await api.createProposal({ org_id: orgId, day: shanghaiDay(), time_limit_s: 10 }));

@@ -5,7 +5,7 @@ import { api, type Driver, type Suggestion, type Trip } from "../api";
 import type { Fleet, VehicleState } from "../fleet";
 import { t, term } from "../i18n";
 import { fmtShort, fmtTime } from "../time";
-import { ErrorText, Modal, OrgName, StateTag, useAsync } from "../ui";
+import { ErrorText, Modal, OrgName, StateTag, useAction, useAsync } from "../ui";
 
 export function QueuePanel(props: { fleet: Fleet; bump: number }) {
   const q = useAsync(() => api.queue(), [props.bump]);
@@ -46,21 +46,16 @@ export function QueuePanel(props: { fleet: Fleet; bump: number }) {
  * through the manual assignment (so every manual check applies). */
 function SuggestModal(props: { trip: Trip; onClose: () => void; onDone: () => void }) {
   const s = useAsync(() => api.suggestions(props.trip.id, 5), [props.trip.id]);
-  const [err, setErr] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
-  const assign = async (sg: Suggestion) => {
-    setErr(null);
-    setBusy(true);
-    try {
-      await api.tripAction(props.trip.id, "assign", { vehicle_id: sg.vehicle.id, driver_id: sg.driver.id });
+  const { busy, error: err, run } = useAction();
+  const assign = (sg: Suggestion) =>
+    run(async () => {
+      // Refused: the ranking is asked for again (it may have changed meanwhile).
+      await api.tripAction(props.trip.id, "assign", { vehicle_id: sg.vehicle.id, driver_id: sg.driver.id }).catch((e) => {
+        s.reload();
+        throw e;
+      });
       props.onDone();
-    } catch (e) {
-      setErr(e);
-      s.reload();
-    } finally {
-      setBusy(false);
-    }
-  };
+    });
   const d = s.data;
   return (
     <Modal title={`${t("suggest")} · #${props.trip.id} ${term(props.trip.urgency)}`} onClose={props.onClose}
@@ -99,7 +94,7 @@ function SuggestModal(props: { trip: Trip; onClose: () => void; onDone: () => vo
 function AssignModal(props: { trip: Trip; fleet: Fleet; onClose: () => void; onDone: () => void }) {
   const [plate, setPlate] = useState("");
   const [driverId, setDriverId] = useState("");
-  const [err, setErr] = useState<unknown>(null);
+  const { error: err, run } = useAction();
   const drivers = useAsync(() => api.drivers({ limit: 200 }), []);
   const candidates = useMemo(() => {
     const out: VehicleState[] = [];
@@ -112,15 +107,11 @@ function AssignModal(props: { trip: Trip; fleet: Fleet; onClose: () => void; onD
     return out;
   }, [plate]);
   const chosen = [...props.fleet.byId.values()].find((v) => v.plate === plate.trim());
-  const submit = async () => {
-    setErr(null);
-    try {
+  const submit = () =>
+    run(async () => {
       await api.tripAction(props.trip.id, "assign", { vehicle_id: chosen?.id, driver_id: Number(driverId) });
       props.onDone();
-    } catch (e) {
-      setErr(e);
-    }
-  };
+    });
   return (
     <Modal title={`${t("assign_manual")} · #${props.trip.id}`} onClose={props.onClose}
       footer={<><button class="btn" onClick={props.onClose}>{t("cancel")}</button><button class="btn primary" disabled={!chosen || !driverId} onClick={submit} data-testid="assign-submit">{t("confirm")}</button></>}>

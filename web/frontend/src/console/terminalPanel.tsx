@@ -8,14 +8,13 @@ import { t, term } from "../i18n";
 import { subscribe } from "../live";
 import { roles } from "../session";
 import { fmtDateTime, fmtTime } from "../time";
-import { ErrorText, useAsync } from "../ui";
+import { ErrorText, useAction, useAsync } from "../ui";
 
 export function TerminalSection(props: { vehicleId: number }) {
   const link = useAsync(() => api.vehicleTerminal(props.vehicleId), [props.vehicleId]);
   const [text, setText] = useState("");
   const [urgent, setUrgent] = useState(false);
-  const [busy, setBusy] = useState(false);
-  const [err, setErr] = useState<unknown>(null);
+  const { busy, error: err, run } = useAction();
   const mine = roles();
   const canSend = mine.has("dispatcher") || mine.has("admin");
 
@@ -29,19 +28,12 @@ export function TerminalSection(props: { vehicleId: number }) {
     [props.vehicleId],
   );
 
-  const send = async (body: { kind: "text" | "position_query"; text?: string; urgent?: boolean }) => {
-    setBusy(true);
-    setErr(null);
-    try {
+  const send = (body: { kind: "text" | "position_query"; text?: string; urgent?: boolean }) =>
+    run(async () => {
       await api.sendTerminalCommand(props.vehicleId, body);
       if (body.kind === "text") setText("");
       link.reload();
-    } catch (e) {
-      setErr(e);
-    } finally {
-      setBusy(false);
-    }
-  };
+    });
 
   const l = link.data;
   return (
