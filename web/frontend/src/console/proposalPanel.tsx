@@ -5,7 +5,7 @@ import { api, type Proposal, type ProposalItem } from "../api";
 import type { Fleet } from "../fleet";
 import { t, term } from "../i18n";
 import { useUser } from "../session";
-import { fmtTime, shanghaiDay } from "../time";
+import { fmtHourMinute, shanghaiDay } from "../time";
 import { ErrorText, StateTag, useAction, useAsync } from "../ui";
 
 export function ProposalPanel(props: { fleet: Fleet }) {
@@ -75,7 +75,7 @@ export function ProposalPanel(props: { fleet: Fleet }) {
                   <td>{it.trip_id}</td>
                   <td><button class="linkbtn" disabled={p.state !== "done"} onClick={() => changePlate(it)}>{it.plate}</button>{it.edited ? " ✎" : ""}</td>
                   <td>{it.driver_name}</td>
-                  <td class="num">{fmtTime(it.pickup_at).slice(0, 5)}</td>
+                  <td class="num">{fmtHourMinute(it.pickup_at)}</td>
                   <td>
                     {p.state === "done" && (
                       <button class={`btn small ${it.dropped ? "" : "danger"}`} onClick={() => edit([{ trip_id: it.trip_id, drop: !it.dropped }])}>

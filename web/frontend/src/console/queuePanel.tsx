@@ -4,7 +4,7 @@ import { useMemo, useState } from "preact/hooks";
 import { api, type Driver, type Suggestion, type Trip } from "../api";
 import type { Fleet, VehicleState } from "../fleet";
 import { t, term } from "../i18n";
-import { fmtShort, fmtTime } from "../time";
+import { fmtHourMinute, fmtShort } from "../time";
 import { ErrorText, Modal, OrgName, StateTag, useAction, useAsync } from "../ui";
 
 export function QueuePanel(props: { fleet: Fleet; bump: number }) {
@@ -81,7 +81,7 @@ function SuggestModal(props: { trip: Trip; onClose: () => void; onDone: () => vo
           </div>
           <div class="meta">
             <span>{t("added_km")} +{sg.added_km.toFixed(1)} km</span>
-            <span>{t("pickup_plan")} {fmtTime(sg.pickup_at).slice(0, 5)} {sg.late_min >= 0.5 ? `(${t("late_by")} ${sg.late_min.toFixed(0)} min)` : `(${t("on_time")})`}</span>
+            <span>{t("pickup_plan")} {fmtHourMinute(sg.pickup_at)} {sg.late_min >= 0.5 ? `(${t("late_by")} ${sg.late_min.toFixed(0)} min)` : `(${t("on_time")})`}</span>
           </div>
           <div class="meta small muted">{sg.why}</div>
         </div>

@@ -7,7 +7,7 @@ import { api, type TerminalCommand } from "../api";
 import { t, term } from "../i18n";
 import { subscribe } from "../live";
 import { roles } from "../session";
-import { fmtDateTime, fmtTime } from "../time";
+import { fmtDateTime, fmtHourMinute } from "../time";
 import { ErrorText, useAction, useAsync } from "../ui";
 
 export function TerminalSection(props: { vehicleId: number }) {
@@ -65,7 +65,7 @@ export function TerminalSection(props: { vehicleId: number }) {
       {l && l.commands.length === 0 && l.commands_supported && <div class="small muted">{t("commands_none")}</div>}
       {l?.commands.slice(0, 5).map((c: TerminalCommand) => (
         <div class="small command" key={c.id} data-testid="terminal-command" data-status={c.status}>
-          <span class="muted">{fmtTime(c.created_at).slice(0, 5)}</span>{" "}
+          <span class="muted">{fmtHourMinute(c.created_at)}</span>{" "}
           <b>{c.kind === "text" ? `“${c.text}”` : term("position_query")}</b>{" · "}
           <span class={`cmd-${c.status}`}>{t(`cmd_${c.status}` as never)}</span>
           {c.reply?.lat != null && c.reply.lon != null && (
