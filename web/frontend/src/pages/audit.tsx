@@ -1,7 +1,7 @@
 // Auditor pages (read-only): search trips and alerts, replay a trip or a vehicle-day track
 // with planned vs actual and the findings' evidence, exports.
 import { useEffect, useMemo, useState } from "preact/hooks";
-import { type Alert, api, type Driver, get, type Org, type TrackGeoJSON, type Vehicle } from "../api";
+import { type Alert, api, type Driver, get, type Org, type Page, type TrackGeoJSON, type Vehicle } from "../api";
 import { download, withQuery } from "../download";
 import { t, term, useLang } from "../i18n";
 import { Link, navigate } from "../router";
@@ -44,19 +44,16 @@ function OrgPicker(props: { value: Org | null; onChange: (o: Org | null) => void
   );
 }
 
-async function vehicleByPlate(plate: string): Promise<Vehicle | null> {
-  if (!plate.trim()) return null;
-  const p = await api.vehicles({ q: plate.trim(), limit: 1 });
-  if (!p.items[0]) throw new Error(`${t("plate")}: ${plate.trim()} — ${t("empty")}`);
+/** The first hit of a search (null for an empty one); none is an error naming what was sought. */
+async function firstHit<T>(what: string, q: string, search: (q: { q: string; limit: number }) => Promise<Page<T>>): Promise<T | null> {
+  if (!q.trim()) return null;
+  const p = await search({ q: q.trim(), limit: 1 });
+  if (!p.items[0]) throw new Error(`${what}: ${q.trim()} — ${t("empty")}`);
   return p.items[0];
 }
 
-async function driverByName(name: string): Promise<Driver | null> {
-  if (!name.trim()) return null;
-  const p = await api.drivers({ q: name.trim(), limit: 1 });
-  if (!p.items[0]) throw new Error(`${t("driver")}: ${name.trim()} — ${t("empty")}`);
-  return p.items[0];
-}
+const vehicleByPlate = (plate: string): Promise<Vehicle | null> => firstHit(t("plate"), plate, api.vehicles);
+const driverByName = (name: string): Promise<Driver | null> => firstHit(t("driver"), name, api.drivers);
 
 export function AuditPage() {
   useLang();
