@@ -1,7 +1,7 @@
 // The console's vehicle list: search by plate, unit, body type and status (the map follows the
 // same filters, applied in the worker), and the first 100 vehicles that match.
 import { useMemo } from "preact/hooks";
-import type { Fleet, VehicleState } from "../fleet";
+import { type Fleet, passesFilter, type VehicleFilter, type VehicleState } from "../fleet";
 import { t } from "../i18n";
 import { fmtShort } from "../time";
 import { ErrorText, STATUSES, StatusDot, type VStatus } from "../ui";
@@ -13,15 +13,11 @@ export function VehicleList(props: { fleet: Fleet; live: LiveMap; filters: Filte
   const { fleet, filters, selected, onFilters: setFilters, onFocus: focus } = props;
   const { loaded, loadError, counts, shown, units, tick } = props.live;
   const matches = useMemo(() => {
-    const q = filters.q.trim().toUpperCase();
+    const f: VehicleFilter = { q: filters.q.trim().toUpperCase(), unit: Number(filters.unit || 0), body: filters.body, statuses: filters.statuses };
     const out: VehicleState[] = [];
-    const unit = Number(filters.unit || 0);
     const now = Date.now();
     for (const v of fleet.byId.values()) {
-      if (q && !v.plate.toUpperCase().includes(q)) continue;
-      if (unit && v.unit_id !== unit) continue;
-      if (filters.body && v.body_type !== filters.body) continue;
-      if (!filters.statuses.has(fleet.status(v, now))) continue;
+      if (!passesFilter(v, fleet.status(v, now), f)) continue;
       out.push(v);
       if (out.length >= 100) break;
     }
