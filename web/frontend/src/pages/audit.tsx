@@ -204,6 +204,16 @@ export function AuditPage() {
   );
 }
 
+/** The alerts found on a trip or a vehicle-day; a row shows its evidence on the map. */
+function FindingsCard(props: { alerts: Alert[]; onPick: (a: Alert) => void }) {
+  return (
+    <div class="card">
+      <header>{t("findings")} <span class="badge grey">{props.alerts.length}</span></header>
+      {props.alerts.length === 0 ? <div class="empty small">{t("empty")}</div> : <AlertTable items={props.alerts} onPick={props.onPick} />}
+    </div>
+  );
+}
+
 function AlertTable(props: { items: Alert[]; onPick?: (a: Alert) => void }) {
   return (
     <table class="table" data-testid="audit-alerts">
@@ -331,10 +341,7 @@ export function AuditTripPage(props: { id: number }) {
               </dl>
             </div>
           </div>
-          <div class="card">
-            <header>{t("findings")} <span class="badge grey">{alerts.length}</span></header>
-            {alerts.length === 0 ? <div class="empty small">{t("empty")}</div> : <AlertTable items={alerts} onPick={pickAlert} />}
-          </div>
+          <FindingsCard alerts={alerts} onPick={pickAlert} />
           <div class="card">
             <header>{t("ts_state")}</header>
             <div class="body small">
@@ -398,12 +405,7 @@ export function AuditVehicleDayPage(props: { id: number; day: string }) {
               </dl>
             </div>
           </div>
-          <div class="card">
-            <header>{t("findings")} <span class="badge grey">{alerts.length}</span></header>
-            {alerts.length === 0 ? <div class="empty small">{t("empty")}</div> : (
-              <AlertTable items={alerts} onPick={async (al) => setEvidence(((await fetchAlert(al.id).catch(() => null))?.evidence as GeoJSON.FeatureCollection | undefined) ?? null)} />
-            )}
-          </div>
+          <FindingsCard alerts={alerts} onPick={async (al) => setEvidence(((await fetchAlert(al.id).catch(() => null))?.evidence as GeoJSON.FeatureCollection | undefined) ?? null)} />
         </div>
       </div>
     </div>
