@@ -83,6 +83,17 @@ export function useAsync<T>(f: () => Promise<T>, deps: unknown[]): Async<T> {
   return { ...state, reload };
 }
 
+/** Loading (until the first answer: a reload keeps the data shown) and the error of `of`. */
+export function AsyncStatus(props: { of: Async<unknown> }) {
+  const a = props.of;
+  return (
+    <>
+      {a.loading && !a.data && <div class="empty">{t("loading")}</div>}
+      <ErrorText error={a.error} />
+    </>
+  );
+}
+
 const STATE_CLASS: Record<string, string> = {
   submitted: "warn", approved: "info", assigned: "purple", accepted: "purple", departed: "purple",
   arrived: "purple", completed: "ok", settled: "ok", rejected: "bad", cancelled: "", returned: "warn",

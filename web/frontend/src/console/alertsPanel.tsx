@@ -7,7 +7,7 @@ import { t, term } from "../i18n";
 import type { LiveMessage } from "../live";
 import { playSos, type SosAlert, sosOf } from "../sos";
 import { fmtDateTime, fmtTime } from "../time";
-import { ErrorText, Modal, StateTag, useAsync } from "../ui";
+import { AsyncStatus, ErrorText, Modal, StateTag, useAsync } from "../ui";
 
 export interface AlertFeed {
   bump: number; // bumps when the open alerts (or the queue) may have changed: lists re-fetch
@@ -54,8 +54,7 @@ export function AlertsPanel(props: { bump: number; changes: Record<number, strin
   const items = (a.data?.items ?? []).filter(still);
   return (
     <div class="scroll" data-testid="alerts">
-      {a.loading && !a.data && <div class="empty">{t("loading")}</div>}
-      <ErrorText error={a.error} />
+      <AsyncStatus of={a} />
       {a.data && items.length === 0 && <div class="empty">{t("empty")}</div>}
       {items.map((al) => (
         <div key={al.id} class={`list-item alert-item sev-${al.severity} kind-${al.kind}`} data-testid="alert-item" data-alert-id={al.id} onClick={() => al.vehicle_id && props.onFocus(al.vehicle_id)}>

@@ -5,7 +5,7 @@ import { api, type Driver, type Suggestion, type Trip } from "../api";
 import type { Fleet, VehicleState } from "../fleet";
 import { t, term } from "../i18n";
 import { fmtHourMinute, fmtShort } from "../time";
-import { ErrorText, Modal, OrgName, StateTag, useAction, useAsync } from "../ui";
+import { AsyncStatus, ErrorText, Modal, OrgName, StateTag, useAction, useAsync } from "../ui";
 
 export function QueuePanel(props: { fleet: Fleet; bump: number }) {
   const q = useAsync(() => api.queue(), [props.bump]);
@@ -13,8 +13,7 @@ export function QueuePanel(props: { fleet: Fleet; bump: number }) {
   const [suggesting, setSuggesting] = useState<Trip | null>(null);
   return (
     <div class="scroll" data-testid="queue">
-      {q.loading && !q.data && <div class="empty">{t("loading")}</div>}
-      <ErrorText error={q.error} />
+      <AsyncStatus of={q} />
       {q.data && q.data.length === 0 && <div class="empty">{t("empty")}</div>}
       {q.data?.map((trip) => (
         <div class="list-item" key={trip.id} data-testid="queue-item" data-trip={trip.id}>
@@ -60,8 +59,7 @@ function SuggestModal(props: { trip: Trip; onClose: () => void; onDone: () => vo
   return (
     <Modal title={`${t("suggest")} · #${props.trip.id} ${term(props.trip.urgency)}`} onClose={props.onClose}
       footer={<button class="btn" onClick={props.onClose}>{t("cancel")}</button>}>
-      {s.loading && !d && <div class="empty">{t("loading")}</div>}
-      <ErrorText error={s.error} />
+      <AsyncStatus of={s} />
       {d && (
         <div class="small muted" data-testid="suggest-counts">
           {t("suggest_eligible")} {d.eligible} / {d.vehicles_visible}
