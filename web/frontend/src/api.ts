@@ -305,7 +305,8 @@ export interface Place {
   lon: number;
   address: string;
 }
-export interface TripIn {
+/** What a requester asks for: filed as TripIn, read back in Trip. */
+interface TripAsk {
   passengers: number;
   nature: string;
   purpose: string;
@@ -315,24 +316,17 @@ export interface TripIn {
   return_at: string;
   round_trip: boolean;
   urgency: string;
+}
+export interface TripIn extends TripAsk {
   submit: boolean;
 }
-export interface Trip {
+export interface Trip extends TripAsk {
   id: number;
   state: string;
   state_reason?: string | null;
   requester_id: number;
   unit_id: number;
   serving_unit_id?: number | null;
-  passengers: number;
-  nature: string;
-  purpose: string;
-  origin: Place;
-  destination: Place;
-  departure_at: string;
-  return_at: string;
-  round_trip: boolean;
-  urgency: string;
   kind: string;
   allowed_body_types: string[];
   planned_km: number;

@@ -8,7 +8,7 @@
 // thousand features.
 /// <reference lib="webworker" />
 import Supercluster from "supercluster";
-import { Fleet } from "./fleet";
+import { Fleet, passesFilter, type VehicleFilter } from "./fleet";
 import { CLUSTER_MAX_ZOOM, CLUSTER_RADIUS, type FromWorker, SNAP_FIELDS, STATUS_CODES, type ToWorker, type View } from "./fleetProtocol";
 import type { LiveMessage } from "./live";
 import { CLOSE_SCOPE_CHANGED, reconnectDelay } from "./liveClose";
@@ -111,15 +111,13 @@ const ACK_TIMEOUT_MS = 5000;
 function refreshPoints(): { counts: Record<VStatus, number>; shown: number } {
   const now = Date.now();
   const counts: Record<VStatus, number> = { moving: 0, parked: 0, on_trip: 0, offline: 0, alarm: 0 };
-  const q = filter.q.trim().toUpperCase();
-  const statuses = new Set(filter.statuses);
+  const keep: VehicleFilter = { q: filter.q.trim().toUpperCase(), unit: filter.unit, body: filter.body, statuses: new Set(filter.statuses) };
   const out: Point[] = [];
   for (const v of fleet.byId.values()) {
     const s = fleet.status(v, now);
     counts[s]++;
     if (v.lon == null || v.lat == null) continue;
-    if (!statuses.has(s) || (filter.unit && v.unit_id !== filter.unit) || (filter.body && v.body_type !== filter.body)) continue;
-    if (q && !v.plate.toUpperCase().includes(q)) continue;
+    if (!passesFilter(v, s, keep)) continue;
     let f = pointById.get(v.id);
     if (!f) {
       f = { type: "Feature", id: v.id, geometry: { type: "Point", coordinates: [0, 0] }, properties: { id: v.id, s } };

@@ -1,5 +1,5 @@
 // A small dictionary: zh-CN by default, English on request; the choice is kept in localStorage.
-import { useEffect, useState } from "preact/hooks";
+import { useRerenderOn } from "./rerender";
 
 export type Lang = "zh-CN" | "en";
 const KEY = "fleet.lang";
@@ -589,12 +589,7 @@ export function term(code: string | null | undefined): string {
 
 /** Re-render a component when the language changes. */
 export function useLang(): Lang {
-  const [, set] = useState(0);
-  useEffect(() => {
-    const f = () => set((n) => n + 1);
-    listeners.add(f);
-    return () => listeners.delete(f);
-  }, []);
+  useRerenderOn(listeners);
   return current;
 }
 

@@ -69,12 +69,8 @@ let external = false;
 /** While a page feeds events itself (the console's worker owns the socket), do not connect. */
 export function setExternal(on: boolean): void {
   external = on;
-  if (on) {
-    window.clearTimeout(timer);
-    attempt++;
-    ws?.close();
-    ws = null;
-  } else if (wanted) void connect();
+  if (on) disconnect();
+  else if (wanted) void connect();
 }
 
 /** Deliver a message from an external feed to every subscriber. */
@@ -87,6 +83,14 @@ export function injectState(s: LiveState): void {
 }
 
 let attempt = 0; // bumps on every connect, so a late ticket of an abandoned attempt is dropped
+
+/** Close the socket and abandon a retry or a connect waiting for its ticket. */
+function disconnect() {
+  window.clearTimeout(timer);
+  attempt++;
+  ws?.close();
+  ws = null;
+}
 
 function retryLater(code: number) {
   retry = Math.min(retry + 1, 6);
@@ -144,10 +148,7 @@ export function subscribe(h: Handler): () => void {
     handlers.delete(h);
     if (handlers.size === 0) {
       wanted = false;
-      window.clearTimeout(timer);
-      attempt++;
-      ws?.close();
-      ws = null;
+      disconnect();
     }
   };
 }

@@ -1,5 +1,5 @@
 // History-API routing: the server answers every non-/api path with index.html.
-import { useEffect, useState } from "preact/hooks";
+import { useRerenderOn } from "./rerender";
 
 const listeners = new Set<() => void>();
 
@@ -13,12 +13,7 @@ export function navigate(to: string, replace = false): void {
 window.addEventListener("popstate", () => listeners.forEach((f) => f()));
 
 export function useLocation(): { path: string; query: URLSearchParams } {
-  const [, set] = useState(0);
-  useEffect(() => {
-    const f = () => set((n) => n + 1);
-    listeners.add(f);
-    return () => listeners.delete(f);
-  }, []);
+  useRerenderOn(listeners);
   return { path: location.pathname, query: new URLSearchParams(location.search) };
 }
 

@@ -1,6 +1,6 @@
 // The signed-in user, shared by every page.
-import { useEffect, useState } from "preact/hooks";
 import { api, type Me, type Role, setToken, token } from "./api";
+import { useRerenderOn } from "./rerender";
 
 let me: Me | null = null;
 const listeners = new Set<() => void>();
@@ -45,12 +45,7 @@ export function signOut(): void {
 }
 
 export function useUser(): Me | null {
-  const [, set] = useState(0);
-  useEffect(() => {
-    const f = () => set((n) => n + 1);
-    listeners.add(f);
-    return () => listeners.delete(f);
-  }, []);
+  useRerenderOn(listeners);
   return me;
 }
 

@@ -26,6 +26,8 @@ export const fmtDateTime = (v?: string | number | Date | null) => (v ? fmt("dt")
 export const fmtTime = (v?: string | number | Date | null) => (v ? fmt("t").format(toDate(v)) : "—");
 export const fmtShort = (v?: string | number | Date | null) => (v ? fmt("hm").format(toDate(v)) : "—");
 export const fmtDate = (v?: string | number | Date | null) => (v ? fmt("d").format(toDate(v)) : "—");
+/** HH:MM (a planned pickup, a command sent today). */
+export const fmtHourMinute = (v?: string | number | Date | null) => fmtTime(v).slice(0, 5);
 
 /** Today's date in Shanghai as YYYY-MM-DD. */
 export function shanghaiDay(d: Date = new Date()): string {

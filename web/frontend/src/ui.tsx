@@ -31,6 +31,32 @@ export function ErrorText(props: { error: unknown }) {
   return <div class="error-text">{msg}</div>;
 }
 
+export interface Action {
+  busy: boolean; // an action is running (its button disables)
+  error: unknown; // the last one's failure, for ErrorText
+  setError: (e: unknown) => void;
+  /** Run `f` with `busy` set and the last error cleared; a failure becomes `error`. */
+  run: (f: () => Promise<void>) => Promise<void>;
+}
+
+/** What a button starts: a busy flag and the error to show. */
+export function useAction(): Action {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const run = async (f: () => Promise<void>) => {
+    setBusy(true);
+    setError(null);
+    try {
+      await f();
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return { busy, error, setError, run };
+}
+
 export interface Async<T> {
   data: T | null;
   error: unknown;
@@ -55,6 +81,17 @@ export function useAsync<T>(f: () => Promise<T>, deps: unknown[]): Async<T> {
   }, [...deps, n]);
   const reload = useCallback(() => setN((x) => x + 1), []);
   return { ...state, reload };
+}
+
+/** Loading (until the first answer: a reload keeps the data shown) and the error of `of`. */
+export function AsyncStatus(props: { of: Async<unknown> }) {
+  const a = props.of;
+  return (
+    <>
+      {a.loading && !a.data && <div class="empty">{t("loading")}</div>}
+      <ErrorText error={a.error} />
+    </>
+  );
 }
 
 const STATE_CLASS: Record<string, string> = {

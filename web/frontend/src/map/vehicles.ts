@@ -51,10 +51,6 @@ export function addVehicleLayers(map: MLMap): void {
   });
 }
 
-export function setVehicles(map: MLMap, fc: GeoJSON.FeatureCollection): void {
-  (map.getSource("vehicles") as GeoJSONSource | undefined)?.setData(fc);
-}
-
 export function setSelected(map: MLMap, lonlat: [number, number] | null): void {
   (map.getSource("selected") as GeoJSONSource | undefined)?.setData({
     type: "FeatureCollection",

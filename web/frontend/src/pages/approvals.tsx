@@ -5,7 +5,7 @@ import { ApiError, api, type Trip } from "../api";
 import { t, term, useLang, type Key } from "../i18n";
 import { subscribe } from "../live";
 import { fmtDateTime, fmtShort } from "../time";
-import { ErrorText, OrgName, StateTag, useAsync } from "../ui";
+import { ErrorText, OrgName, StateTag, useAction, useAsync } from "../ui";
 import { ApprovalChainView } from "./chain";
 
 export function ApprovalsPage() {
@@ -14,19 +14,16 @@ export function ApprovalsPage() {
   const inbox = useAsync(() => api.inbox(), [bump]);
   const [sel, setSel] = useState<Trip | null>(null);
   const [reason, setReason] = useState("");
-  const [err, setErr] = useState<unknown>(null);
+  const { error: err, run } = useAction();
   useEffect(() => subscribe((m) => (m.type === "trip" || m.type === "notification") && setBump((n) => n + 1)), []);
   const act = async (action: "approve" | "reject" | "return") => {
     if (!sel) return;
-    setErr(null);
-    try {
+    await run(async () => {
       await api.tripAction(sel.id, action, action === "approve" ? { comment: reason || null } : { reason });
       setSel(null);
       setReason("");
       setBump((n) => n + 1);
-    } catch (e) {
-      setErr(e);
-    }
+    });
   };
   // An account without the approver role (an admin, say) may open this page: the API refuses
   // its inbox (403), which is said plainly rather than shown as an empty table.

@@ -1,7 +1,7 @@
 // Auditor pages (read-only): search trips and alerts, replay a trip or a vehicle-day track
 // with planned vs actual and the findings' evidence, exports.
 import { useEffect, useMemo, useState } from "preact/hooks";
-import { type Alert, api, type Driver, get, type Org, type TrackGeoJSON, type Vehicle } from "../api";
+import { type Alert, api, type Driver, get, type Org, type Page, type TrackGeoJSON, type Vehicle } from "../api";
 import { download, withQuery } from "../download";
 import { t, term, useLang } from "../i18n";
 import { Link, navigate } from "../router";
@@ -44,19 +44,16 @@ function OrgPicker(props: { value: Org | null; onChange: (o: Org | null) => void
   );
 }
 
-async function vehicleByPlate(plate: string): Promise<Vehicle | null> {
-  if (!plate.trim()) return null;
-  const p = await api.vehicles({ q: plate.trim(), limit: 1 });
-  if (!p.items[0]) throw new Error(`${t("plate")}: ${plate.trim()} — ${t("empty")}`);
+/** The first hit of a search (null for an empty one); none is an error naming what was sought. */
+async function firstHit<T>(what: string, q: string, search: (q: { q: string; limit: number }) => Promise<Page<T>>): Promise<T | null> {
+  if (!q.trim()) return null;
+  const p = await search({ q: q.trim(), limit: 1 });
+  if (!p.items[0]) throw new Error(`${what}: ${q.trim()} — ${t("empty")}`);
   return p.items[0];
 }
 
-async function driverByName(name: string): Promise<Driver | null> {
-  if (!name.trim()) return null;
-  const p = await api.drivers({ q: name.trim(), limit: 1 });
-  if (!p.items[0]) throw new Error(`${t("driver")}: ${name.trim()} — ${t("empty")}`);
-  return p.items[0];
-}
+const vehicleByPlate = (plate: string): Promise<Vehicle | null> => firstHit(t("plate"), plate, api.vehicles);
+const driverByName = (name: string): Promise<Driver | null> => firstHit(t("driver"), name, api.drivers);
 
 export function AuditPage() {
   useLang();
@@ -207,6 +204,16 @@ export function AuditPage() {
   );
 }
 
+/** The alerts found on a trip or a vehicle-day; a row shows its evidence on the map. */
+function FindingsCard(props: { alerts: Alert[]; onPick: (a: Alert) => void }) {
+  return (
+    <div class="card">
+      <header>{t("findings")} <span class="badge grey">{props.alerts.length}</span></header>
+      {props.alerts.length === 0 ? <div class="empty small">{t("empty")}</div> : <AlertTable items={props.alerts} onPick={props.onPick} />}
+    </div>
+  );
+}
+
 function AlertTable(props: { items: Alert[]; onPick?: (a: Alert) => void }) {
   return (
     <table class="table" data-testid="audit-alerts">
@@ -334,10 +341,7 @@ export function AuditTripPage(props: { id: number }) {
               </dl>
             </div>
           </div>
-          <div class="card">
-            <header>{t("findings")} <span class="badge grey">{alerts.length}</span></header>
-            {alerts.length === 0 ? <div class="empty small">{t("empty")}</div> : <AlertTable items={alerts} onPick={pickAlert} />}
-          </div>
+          <FindingsCard alerts={alerts} onPick={pickAlert} />
           <div class="card">
             <header>{t("ts_state")}</header>
             <div class="body small">
@@ -401,12 +405,7 @@ export function AuditVehicleDayPage(props: { id: number; day: string }) {
               </dl>
             </div>
           </div>
-          <div class="card">
-            <header>{t("findings")} <span class="badge grey">{alerts.length}</span></header>
-            {alerts.length === 0 ? <div class="empty small">{t("empty")}</div> : (
-              <AlertTable items={alerts} onPick={async (al) => setEvidence(((await fetchAlert(al.id).catch(() => null))?.evidence as GeoJSON.FeatureCollection | undefined) ?? null)} />
-            )}
-          </div>
+          <FindingsCard alerts={alerts} onPick={async (al) => setEvidence(((await fetchAlert(al.id).catch(() => null))?.evidence as GeoJSON.FeatureCollection | undefined) ?? null)} />
         </div>
       </div>
     </div>

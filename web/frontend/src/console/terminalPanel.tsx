@@ -7,15 +7,14 @@ import { api, type TerminalCommand } from "../api";
 import { t, term } from "../i18n";
 import { subscribe } from "../live";
 import { roles } from "../session";
-import { fmtDateTime, fmtTime } from "../time";
-import { ErrorText, useAsync } from "../ui";
+import { fmtDateTime, fmtHourMinute } from "../time";
+import { ErrorText, useAction, useAsync } from "../ui";
 
 export function TerminalSection(props: { vehicleId: number }) {
   const link = useAsync(() => api.vehicleTerminal(props.vehicleId), [props.vehicleId]);
   const [text, setText] = useState("");
   const [urgent, setUrgent] = useState(false);
-  const [busy, setBusy] = useState(false);
-  const [err, setErr] = useState<unknown>(null);
+  const { busy, error: err, run } = useAction();
   const mine = roles();
   const canSend = mine.has("dispatcher") || mine.has("admin");
 
@@ -29,19 +28,12 @@ export function TerminalSection(props: { vehicleId: number }) {
     [props.vehicleId],
   );
 
-  const send = async (body: { kind: "text" | "position_query"; text?: string; urgent?: boolean }) => {
-    setBusy(true);
-    setErr(null);
-    try {
+  const send = (body: { kind: "text" | "position_query"; text?: string; urgent?: boolean }) =>
+    run(async () => {
       await api.sendTerminalCommand(props.vehicleId, body);
       if (body.kind === "text") setText("");
       link.reload();
-    } catch (e) {
-      setErr(e);
-    } finally {
-      setBusy(false);
-    }
-  };
+    });
 
   const l = link.data;
   return (
@@ -73,7 +65,7 @@ export function TerminalSection(props: { vehicleId: number }) {
       {l && l.commands.length === 0 && l.commands_supported && <div class="small muted">{t("commands_none")}</div>}
       {l?.commands.slice(0, 5).map((c: TerminalCommand) => (
         <div class="small command" key={c.id} data-testid="terminal-command" data-status={c.status}>
-          <span class="muted">{fmtTime(c.created_at).slice(0, 5)}</span>{" "}
+          <span class="muted">{fmtHourMinute(c.created_at)}</span>{" "}
           <b>{c.kind === "text" ? `“${c.text}”` : term("position_query")}</b>{" · "}
           <span class={`cmd-${c.status}`}>{t(`cmd_${c.status}` as never)}</span>
           {c.reply?.lat != null && c.reply.lon != null && (
