@@ -4,6 +4,9 @@
 and can model the problem) -> OR-Tools routing with guided local search from that start,
 checked against every hard rule -> Plan with explanations. Pure: no database, no HTTP
 (unless the caller passes an HTTP matrix provider).
+
+Longer than 500 lines because the two entry points share the staged search (warm start,
+elimination, polishing, deadline bookkeeping); the OR-Tools model itself is in `model.py`.
 """
 
 from __future__ import annotations

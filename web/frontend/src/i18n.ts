@@ -1,4 +1,5 @@
 // A small dictionary: zh-CN by default, English on request; the choice is kept in localStorage.
+// Over 500 lines because it is data: one entry per UI string in both languages, no logic.
 import { useRerenderOn } from "./rerender";
 
 export type Lang = "zh-CN" | "en";
