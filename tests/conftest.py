@@ -34,6 +34,12 @@ if not os.environ.get("FLEET_REDIS__CHANNEL_PREFIX", "").startswith("fleet-test-
 os.environ["FLEET_AUTH__SECRET"] = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 os.environ["FLEET_SEED__DEMO_PASSWORD"] = "test-password-1"
 os.environ["FLEET_SEED__TERMINAL_KEY"] = "test-terminal-key"
+# `bearer()` below signs tokens without a login, hence without a server-side session; the
+# default refuses such tokens (tests/web/test_security.py proves it). Every request of the
+# suite comes from 127.0.0.1: the per-source failure budget is raised for the run, and the
+# tests of the throttle lower it for themselves.
+os.environ["FLEET_AUTH__ACCEPT_SESSIONLESS_TOKENS"] = "true"
+os.environ["FLEET_AUTH__SOURCE_FAILURES"] = "1000000"
 
 from fleet.config import Settings, get_settings
 
@@ -77,6 +83,9 @@ async def _seed(dsn: str) -> None:
                     seed=7,
                     demo_password=DEMO_PASSWORD,
                     terminal_key="test-terminal-key",
+                    # The suite logs in with the seeded password (tests/web/test_security.py
+                    # covers the change at first login on users of its own).
+                    must_change_password=False,
                 ),
             )
     finally:

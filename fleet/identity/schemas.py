@@ -39,6 +39,8 @@ class MeOut(Out):
     org_id: int
     locale: str
     roles: list[BindingOut]
+    # Set while the user must change their password before anything else.
+    password_change_required: Literal["initial", "expired"] | None = None
 
 
 class TokenOut(Out):
@@ -46,6 +48,21 @@ class TokenOut(Out):
     token_type: Literal["bearer"] = "bearer"
     expires_at: datetime
     user: MeOut
+
+
+class PasswordChangeIn(Strict):
+    current_password: str = Field(min_length=1, max_length=256)
+    new_password: str = Field(min_length=1, max_length=256)
+
+
+class SessionOut(Out):
+    id: str
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+    source: str | None
+    user_agent: str | None
+    current: bool
 
 
 class OrgIn(Strict):
