@@ -108,7 +108,10 @@ async def me(
 ) -> schemas.MeOut:
     """The caller and their roles (also while they must change their password)."""
     user = await users.read_user_self(session, credential.principal.user_id)
-    return service.me_out(user, settings.auth)
+    out = service.me_out(user, settings.auth)
+    # What admitted this request decides, so the page and the API never disagree.
+    out.password_change_required = credential.principal.password_change  # type: ignore[assignment]
+    return out
 
 
 @router.post("/auth/password", response_model=schemas.MeOut, tags=["auth"])

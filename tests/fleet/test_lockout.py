@@ -85,6 +85,7 @@ async def test_an_expired_lock_counts_from_one_again(
         text("UPDATE login_failures SET locked_until = now() - interval '1 s' WHERE username = :u"),
         {"u": name},
     )
+    await session.commit()  # into the test's transaction (a refused request rolls back its own)
     assert (await _login(client, name, "wrong-password-1")).status_code == 401
     assert (await _login(client, name, DEMO_PASSWORD)).status_code == 200
 
