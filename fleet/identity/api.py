@@ -92,6 +92,8 @@ async def logout(session: Session, credential: PendingCredential, response: Resp
     """End the caller's session: its access and refresh tokens stop working at once."""
     if credential.sid is not None:
         await sessions.end_session(session, uuid.UUID(credential.sid), "logout")
+        # Close the user's open websockets; those of their other sessions reconnect.
+        sessions.account_changed(session, credential.principal.user_id, "sessions")
         await audit.record(
             session, credential.principal.actor, "auth.logout", "session", credential.sid
         )
@@ -161,6 +163,7 @@ async def end_my_session(
     if row is None or row.user_id != credential.principal.user_id or row.ended_at is not None:
         raise NotFound(f"session {session_id} not found", field="session_id")
     await sessions.end_session(session, row.id, "ended_by_user")
+    sessions.account_changed(session, row.user_id, "sessions")
     await audit.record(
         session, credential.principal.actor, "auth.session_ended", "session", str(row.id)
     )
