@@ -439,10 +439,11 @@ def test_no_secret_in_the_logs_of_a_real_run(
         page.fill("input[name=password]", wrong)
         page.click("button[type=submit]")
         expect(page.get_by_role("alert")).to_be_visible()
-        login(page, user.username, user.password, "/console")
+        # The page keeps its access token in memory only: take it from the login's answer.
+        with page.expect_response(lambda r: r.url.endswith("/api/v1/auth/login")) as answer:
+            login(page, user.username, user.password, "/console")
         expect(page.get_by_test_id("live-state")).to_have_attribute("data-state", "open")
-        browser_token = page.evaluate("() => localStorage.getItem('fleet.token')")
-        USED_SECRETS.add(browser_token)
+        USED_SECRETS.add(answer.value.json()["access_token"])
     finally:
         ctx.close()
     # clients that do it wrong: a wrong password over HTTP, secrets in query strings
