@@ -47,6 +47,9 @@ class TokenOut(Out):
     access_token: str
     token_type: Literal["bearer"] = "bearer"
     expires_at: datetime
+    # The session ends after this long without use (the web app signs out after this long
+    # without input, so an unattended console does not keep its session alive).
+    session_idle_s: int
     user: MeOut
 
 

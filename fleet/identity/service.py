@@ -119,7 +119,12 @@ async def change_own_password(
     user = await session.get(User, principal.user_id)
     if user is None:
         raise NotFound("user not found")
+    # A stolen access token must not become a way to guess the password: wrong current
+    # passwords count toward the same lock as failed logins.
+    await lockout.check_account(session, user.username)
     if not await hashing.verify_password(user.password_hash, body.current_password):
+        await lockout.record_failure(session, auth, user.username, source=None)
+        await session.commit()  # the failure outlives the refusal's rollback
         raise Invalid(
             "the current password is wrong", code="wrong_password", field="current_password"
         )
@@ -142,6 +147,7 @@ def token_out(auth: AuthSettings, user: User, sid: str) -> schemas.TokenOut:
     return schemas.TokenOut(
         access_token=token.access_token,
         expires_at=datetime.fromtimestamp(token.expires_at, UTC),
+        session_idle_s=auth.session_idle_s,
         user=me_out(user, auth),
     )
 

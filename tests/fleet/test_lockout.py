@@ -109,3 +109,19 @@ async def test_only_a_security_administrator_unlocks(
     uid = await session.scalar(text("SELECT id FROM users WHERE username = 'auditor'"))
     r = await client.post(f"/api/v1/users/{uid}/unlock", headers=await login("dispatcher.qingxiu"))
     assert r.status_code == 403 and r.json()["error"]["code"] == "role_required"
+
+
+async def test_wrong_current_passwords_count_toward_the_lock(
+    client: httpx.AsyncClient, login: Login
+) -> None:
+    """A stolen access token is no way to guess the password: the change-password form's
+    wrong current passwords lock the account like failed logins."""
+    headers = await login("dispatcher.xingning")
+    body = {"current_password": "guess-Secret-1", "new_password": "Brand-New-Secret-9"}
+    for _ in range(5):
+        r = await client.post("/api/v1/auth/password", json=body, headers=headers)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "wrong_password"
+    r = await client.post("/api/v1/auth/password", json=body, headers=headers)
+    assert r.status_code == 429 and r.json()["error"]["code"] == "account_locked"
+    r = await _login(client, "dispatcher.xingning", DEMO_PASSWORD)
+    assert r.status_code == 429 and r.json()["error"]["code"] == "account_locked"

@@ -45,7 +45,20 @@ function cookie(name: string): string | null {
 export interface TokenOut {
   access_token: string;
   expires_at: string;
+  session_idle_s: number;
   user: Me;
+}
+
+// The server ends a session unused for `session_idle_s`; the page's own renewals would keep
+// it alive, so they stop once the user has not touched the page that long.
+let idleLimitMs = 30 * 60_000;
+let lastInput = Date.now();
+for (const ev of ["pointerdown", "keydown", "wheel", "touchstart"]) {
+  window.addEventListener(ev, () => (lastInput = Date.now()), { passive: true, capture: true });
+}
+export function noteSession(out: TokenOut): void {
+  idleLimitMs = out.session_idle_s * 1000;
+  setToken(out.access_token, out.expires_at);
 }
 
 let refreshing: Promise<TokenOut | null> | null = null;
@@ -54,6 +67,15 @@ export function refreshAccess(): Promise<TokenOut | null> {
   refreshing ??= (async () => {
     const csrf = cookie("fleet_csrf");
     if (!csrf) return null;
+    if (accessToken && Date.now() - lastInput > idleLimitMs) {
+      // Idle: end the session instead of renewing it; the login page shows.
+      void fetch("/api/v1/auth/logout", { method: "POST", headers: { Authorization: `Bearer ${accessToken}` } }).catch(
+        () => undefined,
+      );
+      setToken(null);
+      window.dispatchEvent(new Event("fleet:unauthenticated"));
+      return null;
+    }
     try {
       const res = await fetch("/api/v1/auth/refresh", {
         method: "POST",
@@ -61,7 +83,7 @@ export function refreshAccess(): Promise<TokenOut | null> {
       });
       if (!res.ok) return null;
       const out = (await res.json()) as TokenOut;
-      setToken(out.access_token, out.expires_at);
+      noteSession(out);
       return out;
     } catch {
       return null;

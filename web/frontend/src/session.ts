@@ -1,6 +1,6 @@
 // The signed-in user, shared by every page.
 import { useEffect, useState } from "preact/hooks";
-import { api, type Me, type Role, refreshAccess, setToken } from "./api";
+import { api, type Me, noteSession, type Role, refreshAccess, setToken } from "./api";
 
 let me: Me | null = null;
 const listeners = new Set<() => void>();
@@ -29,7 +29,7 @@ export async function restore(): Promise<Me | null> {
 
 export async function signIn(username: string, password: string): Promise<Me> {
   const out = await api.login(username, password);
-  setToken(out.access_token, out.expires_at);
+  noteSession(out);
   me = out.user;
   emit();
   return me;
