@@ -43,9 +43,9 @@ from fleet.errors import Unauthenticated
 from fleet.identity.models import AuthSession
 
 AccountChange = Literal["deactivated", "roles", "password", "sessions"]
-# Changes after which the credential no longer admits the user: their connections end and a
-# new ticket is refused (today a deactivated user's token is refused by load_principal; the
-# password reason is for issue 11, which revokes the sessions of a changed password).
+# Changes after which the credential no longer admits the user: their connections end (4401)
+# and a new ticket needs a live session (deactivation, a password reset and ending sessions
+# end them in auth_sessions; "roles" ends them too, but closes with 4403 so the page reloads).
 ENDS_SESSION: frozenset[str] = frozenset({"deactivated", "password", "sessions"})
 _MAX_TICKET_CHARS = 128
 
