@@ -107,6 +107,7 @@ async def build(data: Data) -> None:
                     seed=data.region_seed,
                     demo_password=PASSWORD,
                     terminal_key="bench",
+                    must_change_password=False,
                 ),
             )
             # One requester per unit of the city's counties (the trips' requester_id).

@@ -66,7 +66,12 @@ async def _seed(dsn: str, vehicles: int) -> None:
     conn = await asyncpg.connect(dsn)
     try:
         async with conn.transaction():
-            await seed(conn, SeedConfig(vehicles=vehicles, seed=42, demo_password=PASSWORD))
+            await seed(
+                conn,
+                SeedConfig(
+                    vehicles=vehicles, seed=42, demo_password=PASSWORD, must_change_password=False
+                ),
+            )
     finally:
         await conn.close()
 

@@ -49,7 +49,13 @@ async def build() -> None:
         async with conn.transaction():
             await seed(
                 conn,
-                SeedConfig(vehicles=VEHICLES, seed=7, demo_password=PASSWORD, terminal_key="b"),
+                SeedConfig(
+                    vehicles=VEHICLES,
+                    seed=7,
+                    demo_password=PASSWORD,
+                    terminal_key="b",
+                    must_change_password=False,
+                ),
             )
             await conn.execute("CREATE TABLE bench_meta (built_at timestamptz DEFAULT now())")
             await conn.execute("INSERT INTO bench_meta DEFAULT VALUES")

@@ -121,6 +121,9 @@ class SeedConfig:
     province: str = "45"
     demo_password: str | None = None
     terminal_key: str = ""
+    # Demo users must change the demo password at their first login (issue 11); the test
+    # suite and the benchmarks, which log in with it, seed them as already changed.
+    must_change_password: bool = True
 
 
 @dataclass
@@ -486,12 +489,13 @@ async def seed(
         for username, display, role, selector in DEMO_USERS:
             org = _resolve(selector, orgs)
             uid = await conn.fetchval(
-                "INSERT INTO users (username, password_hash, display_name, org_id)"
-                " VALUES ($1, $2, $3, $4) RETURNING id",
+                "INSERT INTO users (username, password_hash, display_name, org_id,"
+                " must_change_password) VALUES ($1, $2, $3, $4, $5) RETURNING id",
                 username,
                 pw_hash,
                 display,
                 org.id,
+                cfg.must_change_password,
             )
             await conn.execute(
                 "INSERT INTO role_bindings (user_id, role, org_id) VALUES ($1, $2, $3)",

@@ -48,7 +48,30 @@ class AuthSettings(BaseModel):
     # Generated into .env by scripts/setup.sh; the fallback only serves throw-away runs.
     secret: SecretStr = SecretStr("dev-only-insecure-secret-change-me-0123456789")
     algorithm: str = "HS256"
-    token_ttl_s: int = 12 * 3600
+    # Access tokens are short and name a server-side session (fleet/identity/sessions.py);
+    # the browser renews them with the HttpOnly refresh cookie.
+    token_ttl_s: int = Field(default=600, gt=0, le=24 * 3600)
+    session_idle_s: int = Field(default=1800, ge=60)  # a session unused this long ends
+    session_absolute_s: int = Field(default=12 * 3600, ge=300)  # … and this long after login
+    # A session's last use is written at most this often (s): a read-only request then costs
+    # one primary-key read, not a write.
+    session_touch_s: int = Field(default=60, ge=1)
+    # Tokens without a session id (`sid`) are refused; only the test suite's `bearer()` helper
+    # turns this on (a signed token for a user without a login round). Never in production.
+    accept_sessionless_tokens: bool = False
+    # Failed logins (fleet/identity/lockout.py): after `lockout_threshold` consecutive failures
+    # a username is locked for `lockout_s`; one source address may fail `source_failures`
+    # times per `source_window_s` before its logins are refused for the rest of the window.
+    lockout_threshold: int = Field(default=5, ge=1, le=5)
+    lockout_s: int = Field(default=900, ge=1)
+    source_failures: int = Field(default=20, ge=1)
+    source_window_s: int = Field(default=600, ge=1)
+    # Password policy (fleet/identity/passwords.py): not one of the last `password_history`;
+    # administrators' passwords expire after `admin_password_max_age_days`, others' after
+    # `password_max_age_days` (0: never).
+    password_history: int = Field(default=5, ge=0, le=24)
+    admin_password_max_age_days: int = Field(default=90, ge=0)
+    password_max_age_days: int = Field(default=0, ge=0)
     # argon2 off the event loop (fleet/identity/hashing.py): threads hashing at once, logins
     # that may wait for one (beyond: 503 auth_busy), and how long one may wait. 0 workers
     # hashes inline on the event loop: the old behaviour, kept as bench/login_burst.py's baseline.

@@ -71,3 +71,11 @@ class Busy(FleetError):
 
     status = 503
     code = "busy"
+
+
+class TooManyAttempts(FleetError):
+    """Logins refused for a while (a locked account, a source past its failure budget),
+    whatever the password; ``retry_after_s`` is sent as the Retry-After header too."""
+
+    status = 429
+    code = "too_many_attempts"

@@ -39,6 +39,7 @@ from fleet.errors import Busy, FleetError, Unauthenticated
 from fleet.identity import sessions
 from fleet.identity.principal import Principal
 from fleet.identity.security import read_claims
+from fleet.identity.sessions import check_session
 from fleet.schemas import ERROR_RESPONSES
 
 router = APIRouter(responses=ERROR_RESPONSES)
@@ -124,7 +125,19 @@ async def authenticate(ws: WebSocket) -> Grant | None:
             token_claims = read_claims(ws.app.state.settings.auth, token)
             user_id, expires_at = token_claims.user_id, token_claims.expires_at
         async with ws.app.state.sessionmaker() as session:
-            principal = await load_principal(session, user_id)
+            auth = ws.app.state.settings.auth
+            if token is not None and ticket is None:
+                # A token in the first frame: its server-side session must still be open (a
+                # ticket was checked when it was issued).
+                if token_claims.sid is not None:
+                    await check_session(session, auth, token_claims.sid, user_id)
+                elif not auth.accept_sessionless_tokens:
+                    raise Unauthenticated("token without a session", code="token_invalid")
+            principal = await load_principal(session, user_id, auth)
+            await session.commit()
+        if principal.password_change is not None:
+            await refuse(ws, "password_change_required", "change your password first")
+            return None
     except FleetError as exc:
         await refuse(ws, exc.code, exc.message)
         return None

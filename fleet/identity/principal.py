@@ -24,6 +24,9 @@ class Principal:
     org_id: int
     # role -> org paths (ltree text) the role is bound to
     bindings: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Set when the user must change their password first ("initial" or "expired"): the API
+    # then admits only /auth/me, /auth/password and /auth/logout (fleet/deps.py).
+    password_change: str | None = None
 
     @property
     def actor(self) -> Actor:

@@ -39,13 +39,33 @@ class MeOut(Out):
     org_id: int
     locale: str
     roles: list[BindingOut]
+    # Set while the user must change their password before anything else.
+    password_change_required: Literal["initial", "expired"] | None = None
 
 
 class TokenOut(Out):
     access_token: str
     token_type: Literal["bearer"] = "bearer"
     expires_at: datetime
+    # The session ends after this long without use (the web app signs out after this long
+    # without input, so an unattended console does not keep its session alive).
+    session_idle_s: int
     user: MeOut
+
+
+class PasswordChangeIn(Strict):
+    current_password: str = Field(min_length=1, max_length=256)
+    new_password: str = Field(min_length=1, max_length=256)
+
+
+class SessionOut(Out):
+    id: str
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+    source: str | None
+    user_agent: str | None
+    current: bool
 
 
 class OrgIn(Strict):

@@ -32,10 +32,16 @@ class Token:
     expires_at: int  # epoch seconds
 
 
-def issue_token(auth: AuthSettings, user_id: int, *, ttl_s: int | None = None) -> Token:
+def issue_token(
+    auth: AuthSettings, user_id: int, *, ttl_s: int | None = None, sid: str | None = None
+) -> Token:
+    """A signed access token for `user_id` in server-side session `sid` (a token without one
+    is refused unless FLEET_AUTH__ACCEPT_SESSIONLESS_TOKENS, which only the tests set)."""
     now = int(time.time())
     exp = now + (ttl_s if ttl_s is not None else auth.token_ttl_s)
-    payload = {"sub": str(user_id), "iat": now, "exp": exp, "iss": "fleet"}
+    payload: dict[str, object] = {"sub": str(user_id), "iat": now, "exp": exp, "iss": "fleet"}
+    if sid is not None:
+        payload["sid"] = sid
     token = jwt.encode(payload, auth.secret.get_secret_value(), algorithm=auth.algorithm)
     return Token(access_token=token, expires_at=exp)
 
@@ -44,6 +50,7 @@ def issue_token(auth: AuthSettings, user_id: int, *, ttl_s: int | None = None) -
 class Claims:
     user_id: int
     expires_at: int  # epoch seconds
+    sid: str | None = None  # the server-side session (fleet/identity/sessions.py)
 
 
 def read_claims(auth: AuthSettings, token: str) -> Claims:
@@ -61,6 +68,11 @@ def read_claims(auth: AuthSettings, token: str) -> Claims:
     except jwt.PyJWTError as exc:
         raise Unauthenticated("invalid token", code="token_invalid") from exc
     try:
-        return Claims(user_id=int(payload["sub"]), expires_at=int(payload["exp"]))
+        sid = payload.get("sid")
+        return Claims(
+            user_id=int(payload["sub"]),
+            expires_at=int(payload["exp"]),
+            sid=sid if isinstance(sid, str) else None,
+        )
     except (TypeError, ValueError) as exc:
         raise Unauthenticated("invalid token subject", code="token_invalid") from exc

@@ -4,17 +4,19 @@ Users and their role bindings are in `fleet.identity.users`."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet import audit
-from fleet.config import AuthSettings
+from fleet.config import AuthSettings, get_settings
 from fleet.errors import BadCredentials, Conflict, Forbidden, Invalid, NotFound
 from fleet.geo import point_from_db, point_to_db
-from fleet.identity import hashing, schemas
+from fleet.identity import hashing, lockout, passwords, schemas, sessions
 from fleet.identity.models import Org, User
+from fleet.identity.passwords import change_required
 from fleet.identity.principal import Principal, hidden, scope_clause
 from fleet.identity.security import hash_password, issue_token
 from fleet.paging import fetch_page
@@ -45,8 +47,10 @@ def org_out(org: Org) -> schemas.OrgOut:
     )
 
 
-def me_out(user: User) -> schemas.MeOut:
+def me_out(user: User, auth: AuthSettings | None = None) -> schemas.MeOut:
+    roles = {b.role for b in user.bindings}
     return schemas.MeOut(
+        password_change_required=change_required(auth or get_settings().auth, user, roles),
         id=user.id,
         username=user.username,
         display_name=user.display_name,
@@ -60,10 +64,19 @@ def me_out(user: User) -> schemas.MeOut:
 
 
 async def login(
-    session: AsyncSession, auth: AuthSettings, body: schemas.LoginIn, *, source: str | None = None
-) -> schemas.TokenOut:
-    """A token for the right password; audited as `auth.login` (a failure is audited by the
-    refusal handler from the BadCredentials error, in its own transaction)."""
+    session: AsyncSession,
+    auth: AuthSettings,
+    body: schemas.LoginIn,
+    *,
+    source: str | None = None,
+    user_agent: str | None = None,
+) -> tuple[schemas.TokenOut, sessions.Opened]:
+    """A token and a new server-side session for the right password; audited as
+    `auth.login` (a failure is audited by the refusal handler from the BadCredentials error,
+    in its own transaction). Locked usernames and throttled sources are refused first (429,
+    fleet/identity/lockout.py); a failure is counted and committed before the 401."""
+    await lockout.check_source(auth, source)
+    await lockout.check_account(session, body.username)
     user = (
         await session.execute(select(User).where(User.username == body.username))
     ).scalar_one_or_none()
@@ -77,16 +90,65 @@ async def login(
     ok = await hashing.verify_password(user.password_hash if user else _DUMMY_HASH, body.password)
     if user is None or not ok or not user.active:
         reason = "unknown_user" if user is None else "wrong_password" if not ok else "disabled"
+        # Known and unknown names take the same path: one upsert, one commit.
+        await lockout.record_failure(session, auth, body.username, source=source)
+        await session.commit()
+        await lockout.count_source(auth, source)
         raise BadCredentials(body.username, reason=reason)
+    await lockout.clear(session, body.username)
+    opened = await sessions.open_session(
+        session, auth, user.id, source=source, user_agent=user_agent
+    )
     await audit.record(
         session, audit.Actor(user.username, user.id), "auth.login", "user", user.id,
-        data={"source": source},
+        data={"source": source, "session": str(opened.id)},
     )  # fmt: skip
-    token = issue_token(auth, user.id)
+    return token_out(auth, user, str(opened.id)), opened
+
+
+async def change_own_password(
+    session: AsyncSession,
+    auth: AuthSettings,
+    principal: Principal,
+    body: schemas.PasswordChangeIn,
+    *,
+    keep: str | None,
+) -> User:
+    """The caller's new password, checked against the policy and their history; every other
+    session of theirs ends (audited `auth.password_changed`)."""
+    user = await session.get(User, principal.user_id)
+    if user is None:
+        raise NotFound("user not found")
+    # A stolen access token must not become a way to guess the password: wrong current
+    # passwords count toward the same lock as failed logins.
+    await lockout.check_account(session, user.username)
+    if not await hashing.verify_password(user.password_hash, body.current_password):
+        await lockout.record_failure(session, auth, user.username, source=None)
+        await session.commit()  # the failure outlives the refusal's rollback
+        raise Invalid(
+            "the current password is wrong", code="wrong_password", field="current_password"
+        )
+    passwords.check_strength(body.new_password, user.username, field="new_password")
+    await passwords.check_history(session, auth, user, body.new_password, field="new_password")
+    await passwords.set_password(session, auth, user, body.new_password, by_owner=True)
+    ended = await sessions.end_user_sessions(
+        session, user.id, "password", keep=uuid.UUID(keep) if keep else None
+    )
+    sessions.account_changed(session, user.id, "password")  # other tabs' websockets end
+    await session.flush()
+    await audit.record(
+        session, principal.actor, "auth.password_changed", "user", user.id, data={"ended": ended}
+    )
+    return user
+
+
+def token_out(auth: AuthSettings, user: User, sid: str) -> schemas.TokenOut:
+    token = issue_token(auth, user.id, sid=sid)
     return schemas.TokenOut(
         access_token=token.access_token,
         expires_at=datetime.fromtimestamp(token.expires_at, UTC),
-        user=me_out(user),
+        session_idle_s=auth.session_idle_s,
+        user=me_out(user, auth),
     )
 
 

@@ -14,15 +14,19 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet import audit
+from fleet.config import get_settings
 from fleet.errors import Conflict, Forbidden, NotFound
-from fleet.identity import hashing, schemas
-from fleet.identity.models import Org, RoleBinding, User
+from fleet.identity import lockout, passwords, schemas, sessions
+from fleet.identity.models import AuthSession, Org, RoleBinding, User
 from fleet.identity.principal import Principal, hidden, scope_clause
 from fleet.identity.service import get_org, load_org, me_out
 from fleet.identity.sessions import account_changed
 from fleet.paging import fetch_page
 
 USER_ADMIN = ("admin",)
+# Who unlocks accounts and ends other users' sessions: the security administrator. Until the
+# separation of duties (issue 11 item 4) this is whoever manages users; it is this one name.
+SECURITY_ADMIN = USER_ADMIN
 
 
 async def user_out(session: AsyncSession, user: User) -> schemas.UserOut:
@@ -117,14 +121,16 @@ async def create_user(session: AsyncSession, principal: Principal, body: schemas
     bindings = await _check_bindings(session, principal, body.roles)
     if await session.scalar(select(User.id).where(User.username == body.username)):
         raise Conflict(f"username {body.username!r} is taken", field="username")
+    passwords.check_strength(body.password, body.username)
     user = User(
         username=body.username,
-        password_hash=await hashing.hash_password(body.password),
         display_name=body.display_name,
         phone=body.phone,
         org_id=org.id,
         locale=body.locale,
     )
+    # Set by an administrator: to be changed at the first login.
+    await passwords.set_password(session, get_settings().auth, user, body.password, by_owner=False)
     user.bindings = [RoleBinding(role=r, org_id=o) for r, o in bindings]
     session.add(user)
     try:
@@ -195,16 +201,24 @@ async def update_user(
     for name in ("display_name", "phone", "locale", "active"):
         if name in changes and changes[name] is not None:
             setattr(user, name, changes[name])
-    # Each change below ends (or re-scopes) the user's open websockets on every API process
-    # once this commits (fleet/identity/sessions.py).
+    # Each change below ends the user's sessions at once, and ends (or re-scopes) their open
+    # websockets on every API process once this commits (fleet/identity/sessions.py).
+    auth = get_settings().auth
     if was_active and not user.active:
         account_changed(session, user.id, "deactivated")
+        await sessions.end_user_sessions(session, user.id, "deactivated")
     if body.password is not None:
-        user.password_hash = await hashing.hash_password(body.password)
+        passwords.check_strength(body.password, user.username)
+        await passwords.check_history(session, auth, user, body.password, field="password")
+        # A reset by someone else: the user must change it at their next login.
+        by_owner = user.id == principal.user_id
+        await passwords.set_password(session, auth, user, body.password, by_owner=by_owner)
         changes["password"] = "changed"
         account_changed(session, user.id, "password")
+        await sessions.end_user_sessions(session, user.id, "password")
     if bindings is not None and sorted((b.role, b.org_id) for b in user.bindings) != bindings:
         account_changed(session, user.id, "roles")
+        await sessions.end_user_sessions(session, user.id, "roles")
     if bindings is not None:
         # Keep the rows of bindings that stay (replacing them would insert a duplicate of
         # (user, role, org) before the old row is deleted).
@@ -223,3 +237,31 @@ async def read_user_self(session: AsyncSession, user_id: int) -> User:
     if user is None:
         raise NotFound("user not found")
     return user
+
+
+async def unlock_user(session: AsyncSession, principal: Principal, user_id: int) -> bool:
+    """Clear a user's failed logins and lock (audited `auth.unlock`); True if it was locked."""
+    user = await load_user(session, principal, user_id, roles=SECURITY_ADMIN)
+    was_locked = await lockout.clear(session, user.username)
+    await audit.record(
+        session, principal.actor, "auth.unlock", "user", user.id, data={"was_locked": was_locked}
+    )
+    return was_locked
+
+
+async def user_sessions(
+    session: AsyncSession, principal: Principal, user_id: int
+) -> list[AuthSession]:
+    user = await load_user(session, principal, user_id, roles=SECURITY_ADMIN)
+    return await sessions.open_sessions(session, get_settings().auth, user.id)
+
+
+async def end_sessions_of(session: AsyncSession, principal: Principal, user_id: int) -> int:
+    """A security administrator ends every session of a user (audited `auth.sessions_ended`)."""
+    user = await load_user(session, principal, user_id, roles=SECURITY_ADMIN)
+    n = await sessions.end_user_sessions(session, user.id, "ended_by_admin")
+    account_changed(session, user.id, "sessions")  # close their websockets too
+    await audit.record(
+        session, principal.actor, "auth.sessions_ended", "user", user.id, data={"ended": n}
+    )
+    return n

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fleet.config import get_settings
 from telematics import bus
-from tests.conftest import Login
+from tests.conftest import DEMO_PASSWORD, Login, bearer
 
 API = "/api/v1"
 
@@ -260,13 +260,20 @@ _DEMO = {
 
 
 @pytest.fixture
-def login(login: Login) -> Login:
-    """The root `login`, with demo users' tokens reused across tests (password hashing is slow)."""
+def login(login: Login, client: httpx.AsyncClient) -> Login:
+    """The root `login`, with demo users' tokens reused across tests (password hashing is slow).
+
+    A login's server-side session lives in the test's transaction and is rolled back with it,
+    so the token reused across tests is a sessionless one (`bearer`, admitted in tests only)."""
 
     async def _login(username: str, password: str | None = None) -> dict[str, str]:
         if username in _DEMO and password is None:
             if username not in _TOKENS:
-                _TOKENS[username] = await login(username)
+                r = await client.post(
+                    f"{API}/auth/login", json={"username": username, "password": DEMO_PASSWORD}
+                )
+                assert r.status_code == 200, r.text
+                _TOKENS[username] = bearer(get_settings(), int(r.json()["user"]["id"]))
             return _TOKENS[username]
         return await login(username) if password is None else await login(username, password)
 

@@ -42,7 +42,8 @@ async def test_login_and_failed_login_are_audited_without_the_password(
     assert r.status_code == 200
     ok = (await _entries(session, "auth.login"))[-1]
     assert ok["actor"] == "dispatcher.qingxiu" and ok["actor_id"] == r.json()["user"]["id"]
-    assert ok["entity"] == "user" and ok["data"] == {"source": "127.0.0.1"}
+    assert ok["entity"] == "user" and ok["data"]["source"] == "127.0.0.1"
+    assert ok["data"]["session"]  # the server-side session the login opened
 
     tries = [
         ("dispatcher.qingxiu", "Secret-Guess-1", "wrong_password"),
@@ -96,12 +97,13 @@ async def test_a_flood_of_refusals_is_capped_per_source(
     budget = RefusalBudget(per_source=3, total=100, clock=lambda: now[0])
     client._transport.app.state.refusal_budget = budget  # type: ignore[attr-defined]
     before = len(await _entries(session, "auth.login_failed"))
-    for _ in range(8):
-        r = await client.post(f"{API}/auth/login", json={"username": "flood", "password": "x"})
+    # A different username each time: five failures of one would lock it (429, not audited).
+    for i in range(8):
+        r = await client.post(f"{API}/auth/login", json={"username": f"flood{i}", "password": "x"})
         assert r.status_code == 401  # every refusal still answers
     assert len(await _entries(session, "auth.login_failed")) == before + 3
     now[0] += 61  # the next minute: the count of what was held back rides on the next entry
-    await client.post(f"{API}/auth/login", json={"username": "flood", "password": "x"})
+    await client.post(f"{API}/auth/login", json={"username": "flood9", "password": "x"})
     last = (await _entries(session, "auth.login_failed"))[-1]
     assert last["data"]["suppressed_before"] == 5
 

@@ -118,6 +118,14 @@ WRITES: dict[tuple[str, str], list[Case]] = {
         C("county_admin", "/users/@big_user", 403, "out_of_scope", body={"active": False}),
         C("disp", "/users/@user", 403, "role_required", body={"active": False}),
     ],
+    ("POST", "/users/{user_id}/unlock"): [
+        C("county_admin", "/users/@xuser/unlock", *NOT_FOUND, "id", compare="xuser"),
+        C("disp", "/users/@user/unlock", 403, "role_required"),
+    ],
+    ("DELETE", "/users/{user_id}/sessions"): [
+        C("county_admin", "/users/@xuser/sessions", *NOT_FOUND, "id", compare="xuser"),
+        C("disp", "/users/@user/sessions", 403, "role_required"),
+    ],
     ("POST", "/vehicles"): [
         C("county_admin", "/vehicles", *NOT_FOUND, "unit_id", compare="xunit",
           body={**_VEHICLE, "unit_id": "@xunit"}),
@@ -385,6 +393,11 @@ WRITES.update({
 NO_OBJECT = {
     ("POST", "/auth/login"): "anonymous: exchanges a password for a token",
     ("POST", "/live/ticket"): "the caller's own websocket ticket (tests/web/test_live_account.py)",
+    ("POST", "/auth/refresh"): "the session of the caller's own cookie (tests/web/test_security.py)",
+    ("POST", "/auth/logout"): "the caller's own session",
+    ("POST", "/auth/password"): "the caller's own password",
+    ("DELETE", "/auth/sessions/{session_id}"):
+        "the caller's own session; another user's answers 404 (tests/web/test_security.py)",
 }
 
 # Every GET route with a path parameter: the by-id reads. Out-of-scope and missing ids must
@@ -395,6 +408,10 @@ READS: dict[str, list[Case]] = {
     "/users/{user_id}": [
         C("county_admin", "/users/@xuser", *NOT_FOUND, "id", compare="xuser"),
         C("disp", "/users/@user", 403, "role_required", compare="user"),
+    ],
+    "/users/{user_id}/sessions": [
+        C("county_admin", "/users/@xuser/sessions", *NOT_FOUND, "id", compare="xuser"),
+        C("disp", "/users/@user/sessions", 403, "role_required", compare="user"),
     ],
     **{
         route: [C("disp", route.replace("{trip_id}", "@xtrip"), *NOT_FOUND, "trip_id",

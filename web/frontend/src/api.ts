@@ -2,7 +2,13 @@
 // Endpoints owned by the telematics and dispatch packages are called through this one module,
 // so a contract change is a one-line change here (see docs/web.md, "API contract").
 
-const TOKEN = "fleet.token";
+// The access token lives in memory only (issue 11): short-lived (10 min), renewed with the
+// refresh token, which is in an HttpOnly SameSite=Strict cookie the page cannot read, plus the
+// session's CSRF token from the readable `fleet_csrf` cookie. A reload renews it the same way.
+let accessToken: string | null = null;
+let renewTimer: number | undefined;
+// Left by builds that kept a 12-hour bearer token in localStorage: removed on load.
+localStorage.removeItem("fleet.token");
 
 export class ApiError extends Error {
   constructor(
@@ -16,12 +22,79 @@ export class ApiError extends Error {
 }
 
 export function token(): string | null {
-  return localStorage.getItem(TOKEN);
+  return accessToken;
 }
-export function setToken(v: string | null): void {
-  if (v) localStorage.setItem(TOKEN, v);
-  else localStorage.removeItem(TOKEN);
+/** Keep `v` in memory; with its expiry, renew it a minute before it runs out. */
+export function setToken(v: string | null, expiresAt?: string): void {
+  accessToken = v;
+  window.clearTimeout(renewTimer);
+  if (v && expiresAt) {
+    const ms = Date.parse(expiresAt) - Date.now() - 60_000;
+    renewTimer = window.setTimeout(() => void refreshAccess(), Math.max(5_000, ms));
+  }
 }
+
+function cookie(name: string): string | null {
+  for (const part of document.cookie.split("; ")) {
+    const i = part.indexOf("=");
+    if (part.slice(0, i) === name) return decodeURIComponent(part.slice(i + 1));
+  }
+  return null;
+}
+
+export interface TokenOut {
+  access_token: string;
+  expires_at: string;
+  session_idle_s: number;
+  user: Me;
+}
+
+// The server ends a session unused for `session_idle_s`; the page's own renewals would keep
+// it alive, so they stop once the user has not touched the page that long.
+let idleLimitMs = 30 * 60_000;
+let lastInput = Date.now();
+for (const ev of ["pointerdown", "keydown", "wheel", "touchstart"]) {
+  window.addEventListener(ev, () => (lastInput = Date.now()), { passive: true, capture: true });
+}
+export function noteSession(out: TokenOut): void {
+  idleLimitMs = out.session_idle_s * 1000;
+  setToken(out.access_token, out.expires_at);
+}
+
+let refreshing: Promise<TokenOut | null> | null = null;
+/** A new access token from the session cookie (null: no session, sign in again). */
+export function refreshAccess(): Promise<TokenOut | null> {
+  refreshing ??= (async () => {
+    const csrf = cookie("fleet_csrf");
+    if (!csrf) return null;
+    if (accessToken && Date.now() - lastInput > idleLimitMs) {
+      // Idle: end the session instead of renewing it; the login page shows.
+      void fetch("/api/v1/auth/logout", { method: "POST", headers: { Authorization: `Bearer ${accessToken}` } }).catch(
+        () => undefined,
+      );
+      setToken(null);
+      window.dispatchEvent(new Event("fleet:unauthenticated"));
+      return null;
+    }
+    try {
+      const res = await fetch("/api/v1/auth/refresh", {
+        method: "POST",
+        headers: { Accept: "application/json", "X-CSRF-Token": csrf },
+      });
+      if (!res.ok) return null;
+      const out = (await res.json()) as TokenOut;
+      noteSession(out);
+      return out;
+    } catch {
+      return null;
+    }
+  })().finally(() => {
+    refreshing = null;
+  });
+  return refreshing;
+}
+
+const NO_RENEW = new Set(["/auth/login", "/auth/refresh", "/auth/logout"]);
 
 type Query = Record<string, string | number | boolean | null | undefined>;
 
@@ -33,7 +106,7 @@ function qs(q?: Query): string {
   return s ? `?${s}` : "";
 }
 
-export async function request<T>(method: string, path: string, body?: unknown, q?: Query): Promise<T> {
+export async function request<T>(method: string, path: string, body?: unknown, q?: Query, retried = false): Promise<T> {
   const headers: Record<string, string> = { Accept: "application/json" };
   const tk = token();
   if (tk) headers.Authorization = `Bearer ${tk}`;
@@ -43,6 +116,9 @@ export async function request<T>(method: string, path: string, body?: unknown, q
     headers,
     body: body === undefined ? undefined : JSON.stringify(body),
   });
+  if (res.status === 401 && !NO_RENEW.has(path) && !retried && (await refreshAccess())) {
+    return request<T>(method, path, body, q, true);
+  }
   if (res.status === 204) return undefined as T;
   const data = await res.json().catch(() => null);
   if (!res.ok) {
@@ -50,6 +126,9 @@ export async function request<T>(method: string, path: string, body?: unknown, q
     if (res.status === 401 && path !== "/auth/login") {
       setToken(null);
       window.dispatchEvent(new Event("fleet:unauthenticated"));
+    }
+    if (res.status === 403 && e.code === "password_change_required") {
+      window.dispatchEvent(new Event("fleet:password-change"));
     }
     throw new ApiError(res.status, e.code ?? "http_error", e.message ?? res.statusText, e.field);
   }
@@ -80,6 +159,8 @@ export interface Me {
   org_id: number;
   locale: string;
   roles: Binding[];
+  // Set while the user must change their password before anything else (issue 11).
+  password_change_required?: "initial" | "expired" | null;
 }
 export interface Vehicle {
   id: number;
@@ -147,8 +228,10 @@ export interface TerminalLink {
 }
 
 export const api = {
-  login: (username: string, password: string) =>
-    post<{ access_token: string; user: Me }>("/auth/login", { username, password }),
+  login: (username: string, password: string) => post<TokenOut>("/auth/login", { username, password }),
+  logout: () => post<void>("/auth/logout"),
+  changePassword: (current_password: string, new_password: string) =>
+    post<Me>("/auth/password", { current_password, new_password }),
   me: () => get<Me>("/auth/me"),
   // A single-use websocket ticket (30 s): the bearer token never goes into a URL (web/live_auth.py).
   liveTicket: () => post<{ ticket: string; expires_at: string; ttl_s: number }>("/live/ticket"),
@@ -246,8 +329,12 @@ export interface ImportRowError {
 export async function upload<T>(path: string, file: File): Promise<T> {
   const form = new FormData();
   form.append("file", file);
-  const tk = token();
-  const res = await fetch(`/api/v1${path}`, { method: "POST", body: form, headers: tk ? { Authorization: `Bearer ${tk}` } : {} });
+  const send = () => {
+    const tk = token();
+    return fetch(`/api/v1${path}`, { method: "POST", body: form, headers: tk ? { Authorization: `Bearer ${tk}` } : {} });
+  };
+  let res = await send();
+  if (res.status === 401 && (await refreshAccess())) res = await send();
   const data = await res.json().catch(() => null);
   if (!res.ok) {
     const e = data?.error ?? {};

@@ -1,8 +1,10 @@
 // Authenticated file download (export links need the bearer token, so fetch + blob).
-import { token } from "./api";
+import { refreshAccess, token } from "./api";
 
 export async function download(url: string, fallbackName: string): Promise<void> {
-  const res = await fetch(url, { headers: { Authorization: `Bearer ${token() ?? ""}` } });
+  const send = () => fetch(url, { headers: { Authorization: `Bearer ${token() ?? ""}` } });
+  let res = await send();
+  if (res.status === 401 && (await refreshAccess())) res = await send();
   if (!res.ok) {
     const body = await res.json().catch(() => null);
     throw new Error(body?.error?.message ?? res.statusText);

@@ -9,6 +9,7 @@ import { ConsolePage } from "./pages/console";
 import { DriverPage } from "./pages/driver";
 import { HolidaysPage } from "./pages/holidays";
 import { LoginPage } from "./pages/login";
+import { ChangePasswordPage } from "./pages/password";
 import { RequestPage } from "./pages/request";
 import { RequestsPage } from "./pages/requests";
 import { TripReportPage } from "./pages/report";
@@ -119,6 +120,7 @@ function App() {
     }
     return <LoginPage />;
   }
+  if (user.password_change_required) return <ChangePasswordPage />;
   if (path === "/" || path === "/login") {
     const next = new URLSearchParams(location.search).get("next");
     navigate(next && next.startsWith("/") ? next : homeFor(user), true);

@@ -1,5 +1,5 @@
 // The signed-in user, shared by every page.
-import { api, type Me, type Role, setToken, token } from "./api";
+import { api, type Me, noteSession, type Role, refreshAccess, setToken } from "./api";
 import { useRerenderOn } from "./rerender";
 
 let me: Me | null = null;
@@ -19,26 +19,32 @@ export function hasRole(...rs: Role[]): boolean {
   return rs.some((r) => mine.has(r));
 }
 
+/** After a reload: the session cookie gives a new access token (none in storage). */
 export async function restore(): Promise<Me | null> {
-  if (!token()) return null;
-  try {
-    me = await api.me();
-  } catch {
-    me = null;
-  }
+  const out = await refreshAccess();
+  me = out ? out.user : null;
   emit();
   return me;
 }
 
 export async function signIn(username: string, password: string): Promise<Me> {
   const out = await api.login(username, password);
-  setToken(out.access_token);
+  noteSession(out);
   me = out.user;
   emit();
   return me;
 }
 
+/** Change one's own password; the session continues, without the change requirement. */
+export async function changePassword(current: string, next: string): Promise<Me> {
+  me = await api.changePassword(current, next);
+  emit();
+  return me;
+}
+
+/** End the session on the server (its cookies are cleared), then forget it here. */
 export function signOut(): void {
+  void api.logout().catch(() => undefined);
   setToken(null);
   me = null;
   emit();
@@ -62,4 +68,14 @@ export function homeFor(u: Me | null): string {
 window.addEventListener("fleet:unauthenticated", () => {
   me = null;
   emit();
+});
+
+window.addEventListener("fleet:password-change", () => {
+  void api
+    .me()
+    .then((m) => {
+      me = m;
+      emit();
+    })
+    .catch(() => undefined);
 });

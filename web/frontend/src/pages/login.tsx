@@ -17,8 +17,20 @@ export function LoginPage() {
       await signIn(username.trim(), password);
     } catch (err) {
       // 503 auth_busy: the server's password hashing is saturated (fleet/identity/hashing.py)
+      // 429: the account is locked or this address throttled (fleet/identity/lockout.py)
       const status = err instanceof ApiError ? err.status : 0;
-      setError(status === 401 ? t("login_failed") : status === 503 ? t("login_busy") : String((err as Error).message));
+      const code = err instanceof ApiError ? err.code : "";
+      setError(
+        status === 401
+          ? t("login_failed")
+          : status === 503
+            ? t("login_busy")
+            : code === "account_locked"
+              ? t("login_locked")
+              : code === "source_throttled"
+                ? t("login_throttled")
+                : String((err as Error).message),
+      );
     } finally {
       setBusy(false);
     }
